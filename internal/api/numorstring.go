@@ -173,3 +173,63 @@ func (a *ASNumber) UnmarshalJSON(b []byte) error {
 	*a = v
 	return nil
 }
+
+// Canonical protocol names, in Calico's case.
+const (
+	ProtocolTCP     = "TCP"
+	ProtocolUDP     = "UDP"
+	ProtocolICMP    = "ICMP"
+	ProtocolICMPv6  = "ICMPv6"
+	ProtocolSCTP    = "SCTP"
+	ProtocolUDPLite = "UDPLite"
+)
+
+// protocolNumbers maps the canonical names to IANA protocol numbers.
+var protocolNumbers = []struct {
+	name string
+	num  uint8
+}{
+	{ProtocolTCP, 6}, {ProtocolUDP, 17}, {ProtocolICMP, 1},
+	{ProtocolICMPv6, 58}, {ProtocolSCTP, 132}, {ProtocolUDPLite, 136},
+}
+
+// protocolNames lists the canonical names, for messages and normalising.
+func protocolNames() []string {
+	out := make([]string, len(protocolNumbers))
+	for i, p := range protocolNumbers {
+		out[i] = p.name
+	}
+	return out
+}
+
+// ToNumber returns the IANA protocol number: the number itself, or that of
+// a known name (matched ignoring case). ok is false for an unknown name.
+func (p Protocol) ToNumber() (num uint8, ok bool) {
+	if p.Name == "" {
+		return p.Number, true
+	}
+	for _, n := range protocolNumbers {
+		if strings.EqualFold(n.name, p.Name) {
+			return n.num, true
+		}
+	}
+	return 0, false
+}
+
+// SupportsPorts reports whether the protocol has ports: TCP, UDP or SCTP,
+// by name or number (6, 17, 132).
+func (p Protocol) SupportsPorts() bool {
+	n, ok := p.ToNumber()
+	return ok && (n == 6 || n == 17 || n == 132)
+}
+
+// canonicalName returns p with a known name rewritten to Calico's case
+// ("tcp" → "TCP", "icmpv6" → "ICMPv6").
+func (p Protocol) canonicalName() Protocol {
+	if p.Name != "" {
+		if c, ok := canonical(p.Name, protocolNames()); ok {
+			p.Name = c
+		}
+	}
+	return p
+}

@@ -30,7 +30,7 @@ type IPPoolSpec struct {
 	Disabled         bool     `json:"disabled,omitempty"`
 	DisableBGPExport bool     `json:"disableBGPExport,omitempty"`
 	BlockSize        int      `json:"blockSize,omitempty"`
-	NodeSelector     string   `json:"nodeSelector,omitempty"`
+	NodeSelector     string   `json:"nodeSelector,omitempty"` // empty means all()
 	AllowedUses      []string `json:"allowedUses,omitempty"`
 }
 
@@ -45,6 +45,6 @@ type IPAMConfiguration struct {
 // IPAMConfigurationSpec is the IPAM settings.
 type IPAMConfigurationSpec struct {
 	StrictAffinity     bool  `json:"strictAffinity"`
-	AutoAllocateBlocks *bool `json:"autoAllocateBlocks,omitempty"`
-	MaxBlocksPerHost   int   `json:"maxBlocksPerHost,omitempty"`
+	AutoAllocateBlocks *bool `json:"autoAllocateBlocks,omitempty"` // nil is true (SetDefaults sets it)
+	MaxBlocksPerHost   int   `json:"maxBlocksPerHost,omitempty"`   // 0 means no limit
 }

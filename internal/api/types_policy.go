@@ -39,9 +39,9 @@ type GlobalNetworkPolicy struct {
 
 // GlobalNetworkPolicySpec is a policy's rules and scope.
 type GlobalNetworkPolicySpec struct {
-	Order                  *float64 `json:"order,omitempty"`
-	Selector               string   `json:"selector,omitempty"`
-	Types                  []string `json:"types,omitempty"`
+	Order                  *float64 `json:"order,omitempty"`    // nil sorts after every number
+	Selector               string   `json:"selector,omitempty"` // empty means all()
+	Types                  []string `json:"types,omitempty"`    // inferred by SetDefaults when empty
 	Ingress                []Rule   `json:"ingress,omitempty"`
 	Egress                 []Rule   `json:"egress,omitempty"`
 	DoNotTrack             bool     `json:"doNotTrack,omitempty"`
@@ -59,8 +59,8 @@ type Rule struct {
 	NotProtocol *Protocol     `json:"notProtocol,omitempty"`
 	ICMP        *ICMPFields   `json:"icmp,omitempty"`
 	NotICMP     *ICMPFields   `json:"notICMP,omitempty"`
-	Source      EntityRule    `json:"source,omitempty"`
-	Destination EntityRule    `json:"destination,omitempty"`
+	Source      EntityRule    `json:"source,omitzero"`
+	Destination EntityRule    `json:"destination,omitzero"`
 	HTTP        *HTTPMatch    `json:"http,omitempty"`
 	Metadata    *RuleMetadata `json:"metadata,omitempty"`
 }
