@@ -1,0 +1,57 @@
+# Calyx build, test, lint, demo and benchmarks. Run `make help` for a list.
+
+GO       ?= go
+BIN      := bin
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+PKGS     := ./...
+# Test timeout per package; the datastore tests start real etcd servers.
+TESTFLAGS ?= -race -timeout 20m
+BENCH    ?=
+
+.PHONY: all help build test test-short lint verify-fmt fix-fmt vet demo bench clean
+
+all: build
+
+help:
+	@echo "make build              build the binaries into $(BIN)/"
+	@echo "make test               go vet, gofmt check and every test (as root: kernel tests too)"
+	@echo "make lint               go vet and a gofmt check"
+	@echo "make demo               run the demonstration (see README.md)"
+	@echo "make bench [BENCH=name] run the side-by-side benchmarks in bench/ (one with BENCH=name)"
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+
+test: lint
+	$(GO) test $(TESTFLAGS) $(PKGS)
+
+test-short:
+	$(GO) test -short $(PKGS)
+
+lint: vet verify-fmt
+
+vet:
+	$(GO) vet $(PKGS)
+
+verify-fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; echo "run: make fix-fmt"; exit 1; fi
+
+fix-fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+demo: build
+	./hack/demo.sh
+
+bench:
+	@if [ -n "$(BENCH)" ]; then \
+		test -d bench/$(BENCH) || { echo "no benchmark bench/$(BENCH); have: $$(ls bench)"; exit 1; }; \
+		$(GO) run ./bench/$(BENCH); \
+	else \
+		for b in $$(ls bench); do echo "== bench/$$b"; $(GO) run ./bench/$$b || exit 1; done; \
+	fi
+
+clean:
+	rm -rf $(BIN)

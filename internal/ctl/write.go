@@ -1,0 +1,223 @@
+package ctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/calyx-net/calyx/internal/api"
+	"github.com/calyx-net/calyx/internal/datastore"
+)
+
+// writeMode is one of the commands that write resources from files.
+type writeMode struct {
+	verb, past string
+	action     datastore.OpAction
+	short      string
+}
+
+var (
+	writeCreate  = writeMode{"create", "created", datastore.OpCreate, "Create resources from files; fails if any already exists"}
+	writeApply   = writeMode{"apply", "applied", datastore.OpApply, "Create or update resources from files"}
+	writeReplace = writeMode{"replace", "replaced", datastore.OpUpdate, "Replace existing resources from files; fails if any does not exist"}
+)
+
+func (c *cli) writeCommand(m writeMode) *cobra.Command {
+	var files []string
+	cmd := &cobra.Command{
+		Use:   m.verb + " -f FILE|DIR|-",
+		Short: m.short,
+		Long: m.short + `.
+
+Every document in every file is decoded and validated before anything is
+written; then all of them are written in one transaction, so either all
+succeed or nothing changes. calyx.dev/v1 and projectcalico.org/v3 documents
+are accepted.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			items, err := loadPaths(files, c.opts.In)
+			if err != nil {
+				return err
+			}
+			return c.withStore(cmd, func(ctx context.Context, s store) error {
+				return c.write(ctx, s, m, items)
+			})
+		},
+	}
+	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "file, directory or - for stdin (repeatable)")
+	return cmd
+}
+
+func (c *cli) write(ctx context.Context, s store, m writeMode, items []sourced) error {
+	if err := checkPools(ctx, s, items); err != nil {
+		return err
+	}
+	ops := make([]datastore.Op, 0, len(items))
+	for _, it := range items {
+		r := it.resource
+		switch m.action {
+		case datastore.OpApply, datastore.OpCreate:
+			// What "get -o yaml" printed applies back: its revision is
+			// information, not a guard.
+			r.GetObjectMeta().ResourceVersion = ""
+		case datastore.OpUpdate:
+			if r.GetObjectMeta().ResourceVersion == "" {
+				kind, _ := api.LookupKind(r.GetKind())
+				cur, err := s.Get(ctx, kind, r.GetObjectMeta().Name)
+				if datastore.IsNotFound(err) {
+					return fmt.Errorf("%s: does not exist; use create or apply", it)
+				}
+				if err != nil {
+					return fmt.Errorf("%s: %w", it, err)
+				}
+				r.GetObjectMeta().ResourceVersion = cur.GetObjectMeta().ResourceVersion
+			}
+		}
+		ops = append(ops, datastore.Op{Action: m.action, Resource: r})
+	}
+	if _, err := s.Batch(ctx, ops); err != nil {
+		return fmt.Errorf("nothing was %s: %w", m.past, err)
+	}
+	for _, it := range items {
+		fmt.Fprintf(c.opts.Out, "%s/%s %s\n", strings.ToLower(it.resource.GetKind()), it.resource.GetObjectMeta().Name, m.past)
+	}
+	return nil
+}
+
+// checkPools refuses pools that would overlap each other or a stored pool.
+func checkPools(ctx context.Context, s store, items []sourced) error {
+	incoming := map[string]*api.IPPool{}
+	for _, it := range items {
+		if p, ok := it.resource.(*api.IPPool); ok {
+			incoming[p.Metadata.Name] = p
+		}
+	}
+	if len(incoming) == 0 {
+		return nil
+	}
+	kind, _ := api.LookupKind(api.KindIPPool)
+	stored, _, err := s.List(ctx, kind, nil)
+	if err != nil {
+		return fmt.Errorf("listing IP pools: %w", err)
+	}
+	var all []*api.IPPool
+	for _, r := range stored {
+		if p := r.(*api.IPPool); incoming[p.Metadata.Name] == nil {
+			all = append(all, p)
+		}
+	}
+	from := map[string]sourced{}
+	for _, it := range items {
+		if p, ok := it.resource.(*api.IPPool); ok {
+			all = append(all, p)
+			from[p.Metadata.Name] = it
+		}
+	}
+	err = api.ValidatePools(all)
+	if err == nil {
+		return nil
+	}
+	// Name the file and document of each incoming pool at fault.
+	var msgs []string
+	for _, e := range unjoin(err) {
+		var v *api.ValidationError
+		if errors.As(e, &v) {
+			if it, ok := from[v.Name]; ok {
+				parts := make([]string, len(v.Fields))
+				for i, f := range v.Fields {
+					parts[i] = f.Error()
+				}
+				msgs = append(msgs, fmt.Sprintf("%s: %s", it, strings.Join(parts, "; ")))
+				continue
+			}
+		}
+		msgs = append(msgs, e.Error())
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// unjoin splits an errors.Join error into its parts.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+func (c *cli) deleteCommand() *cobra.Command {
+	var files []string
+	var ignoreNotFound bool
+	cmd := &cobra.Command{
+		Use:   "delete (-f FILE|DIR|- | KIND NAME...)",
+		Short: "Delete resources named in files or on the command line",
+		Long: `Delete resources named in files or on the command line, all in one
+transaction: if one is missing, nothing is deleted (unless --ignore-not-found).`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var targets []api.Resource
+			switch {
+			case len(files) > 0 && len(args) > 0:
+				return fmt.Errorf("give either -f FILE or KIND NAME..., not both")
+			case len(files) > 0:
+				items, err := loadPaths(files, c.opts.In)
+				if err != nil {
+					return err
+				}
+				for _, it := range items {
+					targets = append(targets, it.resource)
+				}
+			case len(args) >= 2:
+				kind, err := lookupKind(args[0])
+				if err != nil {
+					return err
+				}
+				for _, name := range args[1:] {
+					r := kind.New()
+					r.GetObjectMeta().Name = name
+					targets = append(targets, r)
+				}
+			default:
+				return fmt.Errorf("give -f FILE or KIND NAME...")
+			}
+			return c.withStore(cmd, func(ctx context.Context, s store) error {
+				return c.delete(ctx, s, targets, ignoreNotFound)
+			})
+		},
+	}
+	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "file, directory or - for stdin (repeatable)")
+	cmd.Flags().BoolVar(&ignoreNotFound, "ignore-not-found", false, "skip resources that do not exist instead of failing")
+	return cmd
+}
+
+func (c *cli) delete(ctx context.Context, s store, targets []api.Resource, ignoreNotFound bool) error {
+	var ops []datastore.Op
+	var missing []string
+	for _, r := range targets {
+		kind, _ := api.LookupKind(r.GetKind())
+		name := r.GetObjectMeta().Name
+		if _, err := s.Get(ctx, kind, name); err != nil {
+			if !datastore.IsNotFound(err) {
+				return err
+			}
+			missing = append(missing, fmt.Sprintf("%s %q", kind.Kind, name))
+			continue
+		}
+		stub := kind.New()
+		stub.GetObjectMeta().Name = name
+		ops = append(ops, datastore.Op{Action: datastore.OpDelete, Resource: stub})
+	}
+	if len(missing) > 0 && !ignoreNotFound {
+		return fmt.Errorf("nothing was deleted: %s not found", strings.Join(missing, ", "))
+	}
+	if len(ops) > 0 {
+		if _, err := s.Batch(ctx, ops); err != nil {
+			return fmt.Errorf("nothing was deleted: %w", err)
+		}
+	}
+	for _, op := range ops {
+		fmt.Fprintf(c.opts.Out, "%s/%s deleted\n", strings.ToLower(op.Resource.GetKind()), op.Resource.GetObjectMeta().Name)
+	}
+	return nil
+}

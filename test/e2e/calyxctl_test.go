@@ -1,0 +1,295 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// node is a running calyx-node with its embedded etcd.
+type node struct {
+	endpoint string
+	cmd      *exec.Cmd
+	log      *bytes.Buffer
+	dataDir  string
+}
+
+// startNode runs calyx-node on free ports and waits until calyxctl can
+// read its Node resource.
+func startNode(t *testing.T, name string) *node {
+	t.Helper()
+	n := &node{dataDir: t.TempDir(), log: &bytes.Buffer{}}
+	cport, pport := freePort(t), freePort(t)
+	n.endpoint = fmt.Sprintf("http://127.0.0.1:%d", cport)
+	n.cmd = exec.Command(bin("calyx-node"), "--name", name, "--ip", "192.0.2.10/24", "--data-dir", n.dataDir,
+		"--etcd-listen-client-url", n.endpoint, "--etcd-listen-peer-url", fmt.Sprintf("http://127.0.0.1:%d", pport))
+	n.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.stop(t) })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, _, err := n.ctl("get", "node", name); err == nil {
+			return n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("calyx-node did not come up; log:\n%s", n.log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (n *node) stop(t *testing.T) {
+	t.Helper()
+	if n.cmd.Process == nil || n.cmd.ProcessState != nil {
+		return
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- n.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("calyx-node exited with %v; log:\n%s", err, n.log)
+		}
+	case <-time.After(20 * time.Second):
+		_ = n.cmd.Process.Kill()
+		<-done
+		t.Errorf("calyx-node did not stop on SIGTERM; log:\n%s", n.log)
+	}
+}
+
+// ctl runs calyxctl against the node's etcd with a clean environment.
+func (n *node) ctl(args ...string) (stdout, stderr string, err error) {
+	return runCtl(n.endpoint, "", args...)
+}
+
+// ctlIn runs calyxctl with the given standard input.
+func (n *node) ctlIn(in string, args ...string) (stdout, stderr string, err error) {
+	return runCtl(n.endpoint, in, args...)
+}
+
+func runCtl(endpoint, in string, args ...string) (string, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin("calyxctl"), args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "CALYX_ETCD_ENDPOINTS=" + endpoint}
+	cmd.Stdin = strings.NewReader(in)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+func mustCtl(t *testing.T, n *node, args ...string) string {
+	t.Helper()
+	out, errOut, err := n.ctl(args...)
+	if err != nil {
+		t.Fatalf("calyxctl %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, out, errOut)
+	}
+	return out
+}
+
+func TestCalyxctlAgainstNode(t *testing.T) {
+	n := startNode(t, "e2e-host-1")
+
+	t.Run("node registered", func(t *testing.T) {
+		out := mustCtl(t, n, "get", "nodes", "-o", "yaml")
+		for _, want := range []string{"name: e2e-host-1", "ipv4Address: 192.0.2.10/24", "apiVersion: calyx.dev/v1"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("get nodes -o yaml lacks %q:\n%s", want, out)
+			}
+		}
+	})
+
+	t.Run("apply examples and read them back", func(t *testing.T) {
+		out := mustCtl(t, n, "apply", "-f", "../../examples/")
+		for _, want := range []string{"ippool/default-ipv4 applied", "globalnetworkpolicy/db-from-api applied", "bgppeer/rack1-tor applied"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("apply output lacks %q:\n%s", want, out)
+			}
+		}
+		table := mustCtl(t, n, "get", "pools")
+		if !strings.Contains(table, "10.65.0.0/16") || !strings.Contains(table, "fd65:cafe::/48") {
+			t.Errorf("get pools:\n%s", table)
+		}
+		for _, kind := range []string{"IPPool", "ippools", "POOL", "gnp", "GlobalNetworkPolicies", "gns", "profile", "bgppeers", "bgpconfig", "nodeconfig", "ipamconfiguration"} {
+			mustCtl(t, n, "get", kind, "-o", "wide")
+		}
+	})
+
+	t.Run("get -o yaml applies back unchanged", func(t *testing.T) {
+		for _, format := range []string{"yaml", "json"} {
+			before := mustCtl(t, n, "get", "gnp", "-o", format)
+			out, errOut, err := n.ctlIn(before, "apply", "-f", "-")
+			if err != nil {
+				t.Fatalf("apply of get -o %s output: %v\n%s%s", format, err, out, errOut)
+			}
+			after := mustCtl(t, n, "get", "gnp", "-o", format)
+			if stripVersions(before) != stripVersions(after) {
+				t.Errorf("-o %s changed after re-apply:\nbefore:\n%s\nafter:\n%s", format, before, after)
+			}
+		}
+	})
+
+	t.Run("calico v3 manifests", func(t *testing.T) {
+		mustCtl(t, n, "apply", "-f", "../../examples/calico-v3/calico-manifests.yaml")
+		out := mustCtl(t, n, "get", "ippool", "mesos-pool", "-o", "yaml")
+		if !strings.Contains(out, "apiVersion: calyx.dev/v1") || !strings.Contains(out, "vxlanMode: CrossSubnet") {
+			t.Errorf("converted pool:\n%s", out)
+		}
+		out = mustCtl(t, n, "get", "felixconfiguration", "default", "-o", "yaml")
+		if !strings.Contains(out, "kind: NodeConfiguration") || !strings.Contains(out, "defaultEndpointToHostAction: Accept") {
+			t.Errorf("FelixConfiguration read as NodeConfiguration:\n%s", out)
+		}
+	})
+
+	t.Run("selector and label", func(t *testing.T) {
+		mustCtl(t, n, "label", "gnp", "db-from-api", "tier=data", "team=storage")
+		out := mustCtl(t, n, "get", "gnp", "--selector", `tier == "data" && has(team)`)
+		if !strings.Contains(out, "db-from-api") || strings.Contains(out, "allow-web") {
+			t.Errorf("selector get:\n%s", out)
+		}
+		if _, errOut, err := n.ctl("label", "gnp", "db-from-api", "tier=other"); err == nil || !strings.Contains(errOut, "--overwrite") {
+			t.Errorf("changing a label without --overwrite: err=%v stderr=%s", err, errOut)
+		}
+		mustCtl(t, n, "label", "gnp", "db-from-api", "--remove", "team")
+		out = mustCtl(t, n, "get", "gnp", "db-from-api", "-o", "yaml")
+		if strings.Contains(out, "team:") || !strings.Contains(out, "tier: data") {
+			t.Errorf("after remove:\n%s", out)
+		}
+	})
+
+	t.Run("stale replace is a conflict", func(t *testing.T) {
+		old := mustCtl(t, n, "get", "ippool", "default-ipv4", "-o", "yaml")
+		mustCtl(t, n, "label", "ippool", "default-ipv4", "zone=a")
+		out, errOut, err := n.ctlIn(old, "replace", "-f", "-")
+		if err == nil {
+			t.Fatalf("replace with a stale resourceVersion succeeded: %s", out)
+		}
+		if !strings.Contains(errOut, "resourceVersion") {
+			t.Errorf("stale replace error does not mention the resourceVersion: %s", errOut)
+		}
+		if cur := mustCtl(t, n, "get", "ippool", "default-ipv4", "-o", "yaml"); !strings.Contains(cur, "zone: a") {
+			t.Errorf("stale replace overwrote the newer write:\n%s", cur)
+		}
+	})
+
+	t.Run("create of an existing resource writes nothing", func(t *testing.T) {
+		in := "apiVersion: calyx.dev/v1\nkind: GlobalNetworkSet\nmetadata: {name: fresh-set}\nspec: {nets: [192.0.2.64/26]}\n---\n" +
+			"apiVersion: calyx.dev/v1\nkind: IPPool\nmetadata: {name: default-ipv4}\nspec: {cidr: 10.65.0.0/16}\n"
+		_, errOut, err := n.ctlIn(in, "create", "-f", "-")
+		if err == nil || !strings.Contains(errOut, "default-ipv4") {
+			t.Fatalf("create of existing pool: err=%v stderr=%s", err, errOut)
+		}
+		if _, _, err := n.ctl("get", "gns", "fresh-set"); err == nil {
+			t.Errorf("fresh-set was written although the batch failed")
+		}
+	})
+
+	t.Run("delete", func(t *testing.T) {
+		mustCtl(t, n, "delete", "bgppeer", "rack1-tor")
+		if _, errOut, err := n.ctl("get", "bgppeer", "rack1-tor"); err == nil || !strings.Contains(errOut, "not found") {
+			t.Errorf("get after delete: err=%v stderr=%s", err, errOut)
+		}
+		if _, errOut, err := n.ctl("delete", "bgppeer", "rack1-tor"); err == nil || !strings.Contains(errOut, "not found") {
+			t.Errorf("second delete: err=%v stderr=%s", err, errOut)
+		}
+		mustCtl(t, n, "delete", "bgppeer", "rack1-tor", "--ignore-not-found")
+		mustCtl(t, n, "delete", "-f", "../../examples/40-policy.yaml")
+	})
+
+	t.Run("version", func(t *testing.T) {
+		out := mustCtl(t, n, "version")
+		if !strings.Contains(out, "Client Version") {
+			t.Errorf("version:\n%s", out)
+		}
+	})
+}
+
+// stripVersions drops the lines that legitimately change on a rewrite.
+func stripVersions(s string) string {
+	var keep []string
+	for _, l := range strings.Split(s, "\n") {
+		if !strings.Contains(l, "resourceVersion") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
+// TestCalyxctlBadInput checks that each kind of bad input gets a one-line
+// error naming the file, document, field and expectation, a non-zero exit,
+// and that nothing from the file is written.
+func TestCalyxctlBadInput(t *testing.T) {
+	n := startNode(t, "e2e-host-2")
+	dir := t.TempDir()
+	good := "apiVersion: calyx.dev/v1\nkind: GlobalNetworkSet\nmetadata: {name: canary}\nspec: {nets: [192.0.2.0/28]}\n---\n"
+	cases := []struct {
+		name string
+		doc  string
+		want []string // substrings of the error
+	}{
+		{"malformed yaml", "apiVersion: calyx.dev/v1\nkind: IPPool\nmetadata: {name: p\nspec: [", []string{"bad.yaml", "document"}},
+		{"malformed json", `{"apiVersion": "calyx.dev/v1", "kind": "IPPool", "metadata": {"name": "p"}, "spec": {"cidr": }`, []string{"bad.yaml"}},
+		{"unknown kind", "apiVersion: calyx.dev/v1\nkind: Frobnicator\nmetadata: {name: x}\nspec: {}\n", []string{"bad.yaml", "Frobnicator", "IPPool"}},
+		{"unknown field", "apiVersion: calyx.dev/v1\nkind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.9.0.0/16, blocksize: 26}\n", []string{"bad.yaml", "blocksize"}},
+		{"invalid selector", "apiVersion: calyx.dev/v1\nkind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec: {selector: 'role == ', ingress: [{action: Allow}]}\n", []string{"bad.yaml", "spec.selector"}},
+		{"invalid cidr", "apiVersion: calyx.dev/v1\nkind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.9.0.0/33}\n", []string{"bad.yaml", "spec.cidr"}},
+		{"invalid port", "apiVersion: calyx.dev/v1\nkind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec: {ingress: [{action: Allow, protocol: TCP, destination: {ports: [\"90:80\"]}}]}\n", []string{"bad.yaml", "spec.ingress[0].destination.ports[0]"}},
+		{"port without tcp", "apiVersion: calyx.dev/v1\nkind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec: {ingress: [{action: Allow, protocol: ICMP, destination: {ports: [80]}}]}\n", []string{"bad.yaml", "ports"}},
+		{"overlapping pools", "apiVersion: calyx.dev/v1\nkind: IPPool\nmetadata: {name: a}\nspec: {cidr: 10.9.0.0/16}\n---\napiVersion: calyx.dev/v1\nkind: IPPool\nmetadata: {name: b}\nspec: {cidr: 10.9.128.0/17}\n", []string{"bad.yaml", "document 3", "10.9.0.0/16", "10.9.128.0/17"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, "bad.yaml")
+			if err := os.WriteFile(path, []byte(good+tc.doc), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, errOut, err := n.ctl("apply", "-f", path)
+			if err == nil {
+				t.Fatalf("apply succeeded: %s", out)
+			}
+			if lines := strings.Count(strings.TrimSpace(errOut), "\n"); lines != 0 {
+				t.Errorf("error is %d lines, want one:\n%s", lines+1, errOut)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("error lacks %q:\n%s", w, errOut)
+				}
+			}
+			if _, _, err := n.ctl("get", "gns", "canary"); err == nil {
+				t.Errorf("the good document before the bad one was written")
+			}
+		})
+	}
+
+	t.Run("unreachable etcd", func(t *testing.T) {
+		dead := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+		_, errOut, err := runCtl(dead, "", "get", "pools")
+		if err == nil {
+			t.Fatal("get against a dead endpoint succeeded")
+		}
+		for _, w := range []string{dead, "CALYX_ETCD_ENDPOINTS"} {
+			if !strings.Contains(errOut, w) {
+				t.Errorf("unreachable error lacks %q:\n%s", w, errOut)
+			}
+		}
+	})
+
+	t.Run("unknown kind argument", func(t *testing.T) {
+		_, errOut, err := n.ctl("get", "frobs")
+		if err == nil || !strings.Contains(errOut, "frobs") || !strings.Contains(errOut, "GlobalNetworkPolicy") {
+			t.Errorf("err=%v stderr=%s", err, errOut)
+		}
+	})
+}
