@@ -1,0 +1,554 @@
+// Command datastore benchmarks Calyx's datastore layer side by side with the
+// raw etcd client it is built on, in one run against one embedded etcd.
+//
+// Why: every calyx-node writes its endpoints through Client.Apply and reads
+// the cluster through a Syncer, so the layer's cost over bare etcd is paid on
+// every CNI ADD and every event on every host. The goal is to stay within
+// 10% of the raw client (ratio >= 0.9), and for selector evaluation, which
+// runs for every selector against every endpoint change, to stay within a
+// small factor of hand-written Go with no allocation.
+//
+// How: one embedded etcd on 127.0.0.1:23791/23801 with a temporary data
+// directory (fsync on, as in production). The store is cleared and
+// compacted before each figure. Write figures interleave Calyx (A) and the
+// peer (B) in eight chunks, A B A B ..., alternating which side starts, so
+// both meet the same background noise; event figures run A then B (the
+// order alternating by round). Every figure is measured in each round:
+//
+//   - apply_per_s: Client.Apply of N new WorkloadEndpoints from 16
+//     goroutines vs clientv3 Put of the same JSON bytes from 16 goroutines;
+//     apply_seq_per_s the same from one goroutine; apply_update_per_s
+//     re-applies the objects Apply returned (changed) over existing keys.
+//   - Reported without a goal: apply_vs_txn_per_s compares Apply with a raw
+//     transaction guarded by Version==0 (the primitive Apply must use, so
+//     the ratio is the layer's own overhead); apply_replace_per_s applies
+//     fresh documents over existing keys, which costs Apply a second round
+//     trip to learn the stored uid.
+//   - syncer_events_per_s: a Syncer delivering N events vs a clientv3 Watch
+//     on the same prefix receiving N events, with the same 16-goroutine raw
+//     writer, timed from the first write to the N-th event.
+//   - selector_ns_per_op / selector_allocs_per_op: ten typical selectors via
+//     testing.Benchmark vs closures doing the same map lookups.
+//
+// Usage: go run ./bench/datastore [-rounds 3] [-n 2000]. A readable table
+// goes to stderr; stdout gets one JSON line of environment and then one per
+// figure, medians over the rounds.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/calyx-net/calyx/internal/api"
+	"github.com/calyx-net/calyx/internal/datastore"
+	"go.etcd.io/etcd/api/v3/version"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+const (
+	clientURL = "http://127.0.0.1:23791"
+	peerURL   = "http://127.0.0.1:23801"
+)
+
+func main() {
+	testing.Init() // registers -test.* flags, for testing.Benchmark
+	rounds := flag.Int("rounds", 3, "rounds of A/B measurements")
+	n := flag.Int("n", 2000, "resources or events per measurement")
+	conc := flag.Int("conc", 16, "concurrent writers")
+	benchtime := flag.Duration("benchtime", 200*time.Millisecond, "time per selector benchmark")
+	flag.Parse()
+	if err := flag.Set("test.benchtime", benchtime.String()); err != nil {
+		fail(err)
+	}
+	if err := run(*rounds, *n, *conc); err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "bench/datastore:", err)
+	os.Exit(1)
+}
+
+// bench holds the two clients under test.
+type bench struct {
+	calyx *datastore.Client
+	raw   *clientv3.Client
+	wep   api.KindInfo
+	n     int
+	conc  int
+	round int
+}
+
+func run(rounds, n, conc int) error {
+	ctx := context.Background()
+	emitEnv(rounds, n, conc)
+
+	dir, err := os.MkdirTemp("", "calyx-bench-etcd")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	e, err := datastore.StartEmbedded(ctx, datastore.EmbeddedConfig{DataDir: filepath.Join(dir, "etcd"), Name: "bench", ClientURL: clientURL, PeerURL: peerURL, Log: log})
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	calyx, err := datastore.New(ctx, datastore.Config{Endpoints: e.Endpoints()}, log)
+	if err != nil {
+		return err
+	}
+	defer calyx.Close()
+	raw, err := clientv3.New(clientv3.Config{Endpoints: e.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return err
+	}
+	defer raw.Close()
+	wep, _ := api.LookupKind(api.KindWorkloadEndpoint)
+	b := &bench{calyx: calyx, raw: raw, wep: wep, n: n, conc: conc}
+
+	res := newResults()
+	for r := range rounds {
+		b.round = r
+		fmt.Fprintf(os.Stderr, "round %d/%d\n", r+1, rounds)
+		for _, m := range []struct {
+			name string
+			f    func(context.Context) (float64, float64, error)
+		}{
+			{"apply_per_s", b.applyNew(conc, b.put)},
+			{"apply_vs_txn_per_s", b.applyNew(conc, b.txn)},
+			{"apply_seq_per_s", b.applyNew(1, b.put)},
+			{"apply_update_per_s", b.applyUpdate},
+			{"apply_replace_per_s", b.applyReplace},
+			{"syncer_events_per_s", b.events},
+		} {
+			if err := b.clear(ctx); err != nil {
+				return err
+			}
+			ours, peer, err := m.f(ctx)
+			if err != nil {
+				return fmt.Errorf("%s: %w", m.name, err)
+			}
+			res.add(m.name, "", ours, peer)
+			fmt.Fprintf(os.Stderr, "  %-22s calyx %10.0f  raw %10.0f  ratio %.3f\n", m.name, ours, peer, ours/peer)
+		}
+		runSelectors(res)
+	}
+	res.print()
+	return nil
+}
+
+// clear deletes every resource and compacts the history, so that each
+// measurement starts from the same small store.
+func (b *bench) clear(ctx context.Context) error {
+	if _, err := b.raw.Delete(ctx, datastore.Prefix, clientv3.WithPrefix()); err != nil {
+		return err
+	}
+	resp, err := b.raw.Get(ctx, "compact-probe")
+	if err != nil {
+		return err
+	}
+	_, err = b.raw.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical())
+	return err
+}
+
+// Sides of an interleaved measurement; each writes its own keys.
+const (
+	sideOurs = iota
+	sidePeer
+)
+
+// endpoint returns side's i-th WorkloadEndpoint of this round: the size and
+// shape of one a CNI ADD writes.
+func (b *bench) endpoint(side, i int) *api.WorkloadEndpoint {
+	cid := fmt.Sprintf("%08x%04x%04x%048x", i, b.round, side, i*7919) // unique in name and interface
+	return &api.WorkloadEndpoint{
+		TypeMeta: api.TypeMeta{Kind: api.KindWorkloadEndpoint, APIVersion: api.APIVersion},
+		Metadata: api.ObjectMeta{
+			Name: fmt.Sprintf("node-1-mesos-%s-eth0", cid[:24]),
+			Labels: map[string]string{
+				"app": "web", "env": "prod", "calyx.dev/network": "blue",
+				"projectcalico.org/orchestrator": "mesos", "projectcalico.org/namespace": "default",
+			},
+		},
+		Spec: api.WorkloadEndpointSpec{
+			Orchestrator: api.OrchestratorMesos, Workload: "task-" + cid[:12], Node: "node-1",
+			ContainerID: cid, Endpoint: "eth0", InterfaceName: "calyx" + cid[54:],
+			MAC:        fmt.Sprintf("ee:ee:ee:%02x:%02x:%02x", i>>16&0xff, i>>8&0xff, i&0xff),
+			IPNetworks: []string{fmt.Sprintf("10.65.%d.%d/32", i>>8&0xff, i&0xff)},
+			Profiles:   []string{"blue"},
+		},
+	}
+}
+
+// endpoints returns side's n endpoints.
+func (b *bench) endpoints(side int) []api.Resource {
+	out := make([]api.Resource, b.n)
+	for i := range out {
+		out[i] = b.endpoint(side, i)
+	}
+	return out
+}
+
+// storedKVs returns the keys and the exact bytes Calyx stores for side's
+// endpoints (uid and creationTimestamp included), for the raw peer.
+func (b *bench) storedKVs(side int) ([]string, []string, error) {
+	keys, vals := make([]string, b.n), make([]string, b.n)
+	for i := range b.n {
+		w := b.endpoint(side, i)
+		w.Metadata.UID = fmt.Sprintf("00000000-0000-4000-8000-%012x", i)
+		w.Metadata.CreationTimestamp = time.Now().UTC().Format(time.RFC3339)
+		v, err := api.MarshalStored(w)
+		if err != nil {
+			return nil, nil, err
+		}
+		keys[i], vals[i] = datastore.ResourceKey(b.wep, w.Metadata.Name), string(v)
+	}
+	return keys, vals, nil
+}
+
+// parallel runs f(i) for i in [lo, hi) on conc goroutines.
+func parallel(lo, hi, conc int, f func(i int) error) error {
+	next := atomic.Int64{}
+	next.Store(int64(lo))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for range conc {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= hi {
+					return
+				}
+				if err := f(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// interleaveChunks is how many slices of N each side's work is cut into.
+const interleaveChunks = 8
+
+// interleave runs ours(i) and peer(i) for i in [0, n), a chunk of one side
+// then the same chunk of the other (the side going first alternates), so
+// that both meet the same background work of the shared etcd (snapshots,
+// compaction, a neighbour's CPU); it returns each side's operations per
+// second over its own time.
+func (b *bench) interleave(conc int, ours, peer func(i int) error) (float64, float64, error) {
+	size := (b.n + interleaveChunks - 1) / interleaveChunks
+	var spent [2]time.Duration
+	fs := [2]func(int) error{ours, peer}
+	for c := range interleaveChunks {
+		lo, hi := c*size, min((c+1)*size, b.n)
+		for k := range 2 {
+			side := (k + c + b.round) % 2
+			start := time.Now()
+			if err := parallel(lo, hi, conc, fs[side]); err != nil {
+				return 0, 0, err
+			}
+			spent[side] += time.Since(start)
+		}
+	}
+	return float64(b.n) / spent[sideOurs].Seconds(), float64(b.n) / spent[sidePeer].Seconds(), nil
+}
+
+// peerWrite is a raw write of the peer side's i-th key.
+type peerWrite func(ctx context.Context, key, val string) error
+
+func (b *bench) put(ctx context.Context, key, val string) error {
+	_, err := b.raw.Put(ctx, key, val)
+	return err
+}
+
+// txn is the etcd primitive Apply must use for a new key: a transaction
+// guarded by Version(key)==0. Against it the ratio is the layer's own
+// overhead.
+func (b *bench) txn(ctx context.Context, key, val string) error {
+	_, err := b.raw.Txn(ctx).
+		If(clientv3.Compare(clientv3.Version(key), "=", 0)).
+		Then(clientv3.OpPut(key, val)).
+		Else(clientv3.OpGet(key)).Commit()
+	return err
+}
+
+// applyNew: Apply of new endpoints vs the peer writing the same bytes.
+func (b *bench) applyNew(conc int, write peerWrite) func(context.Context) (float64, float64, error) {
+	return func(ctx context.Context) (float64, float64, error) {
+		objs := b.endpoints(sideOurs)
+		keys, vals, err := b.storedKVs(sidePeer)
+		if err != nil {
+			return 0, 0, err
+		}
+		return b.interleave(conc,
+			func(i int) error { _, err := b.calyx.Apply(ctx, objs[i]); return err },
+			func(i int) error { return write(ctx, keys[i], vals[i]) })
+	}
+}
+
+// seed stores both sides' endpoints: ours through Apply (returning what it
+// returned), the peer's with Put (returning keys and values).
+func (b *bench) seed(ctx context.Context) ([]api.Resource, []string, []string, error) {
+	objs := b.endpoints(sideOurs)
+	out := make([]api.Resource, len(objs))
+	err := parallel(0, b.n, b.conc, func(i int) error {
+		var err error
+		out[i], err = b.calyx.Apply(ctx, objs[i])
+		return err
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	keys, vals, err := b.storedKVs(sidePeer)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	err = parallel(0, b.n, b.conc, func(i int) error { return b.put(ctx, keys[i], vals[i]) })
+	return out, keys, vals, err
+}
+
+// applyUpdate re-applies changed copies of the objects Apply returned (the
+// agent's pattern when it updates its own endpoints) vs Put over existing
+// keys.
+func (b *bench) applyUpdate(ctx context.Context) (float64, float64, error) {
+	objs, keys, vals, err := b.seed(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, o := range objs {
+		o.(*api.WorkloadEndpoint).Spec.Profiles = []string{"blue", "green"}
+	}
+	return b.interleave(b.conc,
+		func(i int) error { _, err := b.calyx.Apply(ctx, objs[i]); return err },
+		func(i int) error { return b.put(ctx, keys[i], vals[i]) })
+}
+
+// applyReplace applies fresh documents over existing keys (calyxctl apply
+// of a file whose resources exist) vs Put over existing keys.
+func (b *bench) applyReplace(ctx context.Context) (float64, float64, error) {
+	_, keys, vals, err := b.seed(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	objs := b.endpoints(sideOurs)
+	return b.interleave(b.conc,
+		func(i int) error { _, err := b.calyx.Apply(ctx, objs[i]); return err },
+		func(i int) error { return b.put(ctx, keys[i], vals[i]) })
+}
+
+// events measures a Syncer and a raw watch receiving the same N writes,
+// one after the other (the side going first alternates by round); they
+// cannot be interleaved, both being a full pass of the writer.
+func (b *bench) events(ctx context.Context) (float64, float64, error) {
+	var rates [2]float64
+	fs := [2]func(context.Context, []string, []string) (float64, error){b.syncerEvents, b.watchEvents}
+	for k := range 2 {
+		side := (k + b.round) % 2
+		if k == 1 {
+			if err := b.clear(ctx); err != nil {
+				return 0, 0, err
+			}
+		}
+		keys, vals, err := b.storedKVs(side)
+		if err != nil {
+			return 0, 0, err
+		}
+		if rates[side], err = fs[side](ctx, keys, vals); err != nil {
+			return 0, 0, err
+		}
+	}
+	return rates[sideOurs], rates[sidePeer], nil
+}
+
+// write is the event benchmarks' writer: raw puts from conc goroutines.
+func (b *bench) write(ctx context.Context, keys, vals []string) error {
+	return parallel(0, b.n, b.conc, func(i int) error { return b.put(ctx, keys[i], vals[i]) })
+}
+
+// counter is a Handler that counts events and signals the n-th.
+type counter struct {
+	n        int64
+	seen     atomic.Int64
+	snapshot chan struct{}
+	done     chan struct{}
+}
+
+func (c *counter) OnSnapshot(datastore.Snapshot) { close(c.snapshot) }
+
+func (c *counter) OnEvent(datastore.Event) {
+	if c.seen.Add(1) == c.n {
+		close(c.done)
+	}
+}
+
+func (b *bench) syncerEvents(ctx context.Context, keys, vals []string) (float64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	h := &counter{n: int64(b.n), snapshot: make(chan struct{}), done: make(chan struct{})}
+	s := datastore.NewSyncer(b.calyx, nil, nil)
+	runErr := make(chan error, 1)
+	go func() { runErr <- s.Run(ctx, h) }()
+	defer func() { cancel(); <-runErr }()
+	<-h.snapshot
+	start := time.Now()
+	if err := b.write(ctx, keys, vals); err != nil {
+		return 0, err
+	}
+	select {
+	case <-h.done:
+	case <-time.After(time.Minute):
+		return 0, fmt.Errorf("syncer delivered %d of %d events", h.seen.Load(), b.n)
+	}
+	return float64(b.n) / time.Since(start).Seconds(), nil
+}
+
+func (b *bench) watchEvents(ctx context.Context, keys, vals []string) (float64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	resp, err := b.raw.Get(ctx, datastore.Prefix, clientv3.WithPrefix())
+	if err != nil {
+		return 0, err
+	}
+	wch := b.raw.Watch(clientv3.WithRequireLeader(ctx), datastore.Prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		seen := 0
+		for wr := range wch {
+			if seen += len(wr.Events); seen >= b.n {
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	if err := b.write(ctx, keys, vals); err != nil {
+		return 0, err
+	}
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		return 0, fmt.Errorf("watch did not deliver %d events", b.n)
+	}
+	return float64(b.n) / time.Since(start).Seconds(), nil
+}
+
+// results collects per-round figures.
+type results struct {
+	order []string
+	figs  map[string]*figure
+}
+
+type figure struct {
+	metric, selector string
+	ours, peer       []float64
+}
+
+func newResults() *results { return &results{figs: map[string]*figure{}} }
+
+func (r *results) add(metric, sel string, ours, peer float64) {
+	key := metric + "\x00" + sel
+	f := r.figs[key]
+	if f == nil {
+		f = &figure{metric: metric, selector: sel}
+		r.figs[key] = f
+		r.order = append(r.order, key)
+	}
+	f.ours, f.peer = append(f.ours, ours), append(f.peer, peer)
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// goal says what a figure is judged against.
+func goal(metric string) string {
+	switch metric {
+	case "apply_replace_per_s", "apply_vs_txn_per_s":
+		return "info"
+	case "selector_ns_per_op":
+		return "<=3"
+	case "selector_allocs_per_op":
+		return "==0"
+	}
+	return ">=0.9"
+}
+
+// print writes the summary table to stderr and the JSON lines to stdout.
+func (r *results) print() {
+	tw := tabwriter.NewWriter(os.Stderr, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "metric\tselector\tcalyx\tpeer\tratio\tmin\tmax\tgoal\t")
+	for _, key := range r.order {
+		f := r.figs[key]
+		line := map[string]any{"bench": "datastore", "metric": f.metric, "ours": round3(median(f.ours)), "peer": round3(median(f.peer)), "goal": goal(f.metric)}
+		if f.selector != "" {
+			line["selector"] = f.selector
+		}
+		ratioStr, minStr, maxStr := "-", "-", "-"
+		if f.metric == "selector_allocs_per_op" {
+			line["ratio"] = nil // the goal is on ours alone
+		} else {
+			ratios := make([]float64, len(f.ours))
+			for i := range ratios {
+				ratios[i] = f.ours[i] / f.peer[i]
+			}
+			med := median(ratios)
+			line["ratio"], line["ratio_min"], line["ratio_max"] = round3(med), round3(slices.Min(ratios)), round3(slices.Max(ratios))
+			ratioStr, minStr, maxStr = fmt.Sprintf("%.3f", med), fmt.Sprintf("%.3f", slices.Min(ratios)), fmt.Sprintf("%.3f", slices.Max(ratios))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f\t%s\t%s\t%s\t%s\t\n", f.metric, f.selector, median(f.ours), median(f.peer), ratioStr, minStr, maxStr, goal(f.metric))
+		printJSON(line)
+	}
+	tw.Flush()
+}
+
+// printJSON writes one JSON line to stdout, with "<" and "&" left as they
+// are (goals such as "<=3", selectors such as "a && b").
+func printJSON(v any) {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+func round3(x float64) float64 {
+	return float64(int64(x*1000+0.5)) / 1000
+}
+
+// emitEnv prints the environment line.
+func emitEnv(rounds, n, conc int) {
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	printJSON(map[string]any{
+		"bench": "datastore", "env": true,
+		"kernel": strings.TrimSpace(string(kernel)), "nproc": runtime.NumCPU(),
+		"go": runtime.Version(), "etcd": version.Version,
+		"rounds": rounds, "n": n, "conc": conc,
+		"etcd_mode": "embedded single member, fsync on, " + clientURL,
+	})
+}

@@ -1,0 +1,186 @@
+package datastore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap/zapcore"
+)
+
+// Embedded-etcd defaults.
+const (
+	DefaultEmbeddedName      = "calyx"
+	DefaultEmbeddedClientURL = "http://127.0.0.1:2379"
+	DefaultEmbeddedPeerURL   = "http://127.0.0.1:2380"
+	// embeddedStartTimeout bounds the wait for the server to be ready.
+	embeddedStartTimeout = 60 * time.Second
+)
+
+// EmbeddedConfig describes a single-member etcd run in-process. Only
+// DataDir is required.
+type EmbeddedConfig struct {
+	DataDir   string
+	Name      string // member name (default "calyx")
+	ClientURL string // where clients connect (default http://127.0.0.1:2379)
+	PeerURL   string // where peers would connect (default http://127.0.0.1:2380)
+	// Log receives the server's warnings and errors; nil discards them.
+	Log *slog.Logger
+	// TLS for clients: with CertFile and KeyFile set, ClientURL must be
+	// https://; with ClientCAFile set too, clients must present a
+	// certificate signed by it.
+	CertFile, KeyFile, ClientCAFile string
+	// MaxTxnOps is the most operations one transaction may hold (default
+	// 2048, etcd's own default is 128), so that Batch can write a large
+	// calyxctl apply atomically.
+	MaxTxnOps uint
+	// UnsafeNoFsync skips fsync: much faster, and loses data on a crash.
+	// For tests only.
+	UnsafeNoFsync bool
+}
+
+func (c EmbeddedConfig) withDefaults() EmbeddedConfig {
+	if c.Name == "" {
+		c.Name = DefaultEmbeddedName
+	}
+	if c.ClientURL == "" {
+		c.ClientURL = DefaultEmbeddedClientURL
+	}
+	if c.PeerURL == "" {
+		c.PeerURL = DefaultEmbeddedPeerURL
+	}
+	if c.MaxTxnOps == 0 {
+		c.MaxTxnOps = DefaultMaxTxnOps
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Embedded is a running in-process etcd.
+type Embedded struct {
+	cfg       EmbeddedConfig
+	etcd      *embed.Etcd
+	closing   *atomic.Bool // demotes the server's shutdown noise to debug
+	closeOnce sync.Once
+}
+
+// StartEmbedded starts a single-member etcd keeping its data in
+// cfg.DataDir (created if missing; an existing member's data is reused) and
+// waits, at most a minute or until ctx ends, until it serves clients. A
+// port already in use fails at once with an error naming the URL.
+func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
+	cfg = cfg.withDefaults()
+	if cfg.DataDir == "" {
+		return nil, fmt.Errorf("starting embedded etcd: no data directory")
+	}
+	closing := new(atomic.Bool)
+	ecfg, err := cfg.etcdConfig(closing)
+	if err != nil {
+		return nil, err
+	}
+	e, err := embed.StartEtcd(ecfg)
+	if err != nil {
+		return nil, cfg.startError(err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, embeddedStartTimeout)
+	defer cancel()
+	select {
+	case <-e.Server.ReadyNotify():
+		return &Embedded{cfg: cfg, etcd: e, closing: closing}, nil
+	case err := <-e.Err():
+		closing.Store(true)
+		e.Close()
+		return nil, cfg.startError(err)
+	case <-ctx.Done():
+		closing.Store(true)
+		e.Server.Stop()
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd at %s (data %s) did not become ready: %w", cfg.ClientURL, cfg.DataDir, ctx.Err())
+	}
+}
+
+// etcdConfig translates cfg into etcd's own configuration.
+func (c EmbeddedConfig) etcdConfig(closing *atomic.Bool) (*embed.Config, error) {
+	curl, err := url.Parse(c.ClientURL)
+	if err != nil {
+		return nil, fmt.Errorf("embedded etcd client URL %q: %w", c.ClientURL, err)
+	}
+	purl, err := url.Parse(c.PeerURL)
+	if err != nil {
+		return nil, fmt.Errorf("embedded etcd peer URL %q: %w", c.PeerURL, err)
+	}
+	ecfg := embed.NewConfig()
+	ecfg.Name = c.Name
+	ecfg.Dir = c.DataDir
+	ecfg.ListenClientUrls = []url.URL{*curl}
+	ecfg.AdvertiseClientUrls = []url.URL{*curl}
+	ecfg.ListenPeerUrls = []url.URL{*purl}
+	ecfg.AdvertisePeerUrls = []url.URL{*purl}
+	ecfg.InitialCluster = ecfg.InitialClusterFromName(c.Name)
+	ecfg.MaxTxnOps = c.MaxTxnOps
+	ecfg.MaxRequestBytes = DefaultMaxRequestBytes
+	ecfg.UnsafeNoFsync = c.UnsafeNoFsync
+	// History is kept for an hour: enough for any watcher to catch up,
+	// bounded so that endpoint churn cannot fill the backend quota.
+	ecfg.AutoCompactionMode = embed.CompactorModePeriodic
+	ecfg.AutoCompactionRetention = "1h"
+	// Calyx talks gRPC only; the JSON gateway would be one more listener
+	// and client connection for nothing.
+	ecfg.EnableGRPCGateway = false
+	ecfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(newZapLogger(c.Log, zapcore.WarnLevel, "etcd", closing))
+	if c.CertFile != "" || c.KeyFile != "" {
+		ecfg.ClientTLSInfo = transport.TLSInfo{
+			CertFile:       c.CertFile,
+			KeyFile:        c.KeyFile,
+			TrustedCAFile:  c.ClientCAFile,
+			ClientCertAuth: c.ClientCAFile != "",
+		}
+	}
+	return ecfg, nil
+}
+
+// startError explains a failed start, naming the URL whose port is taken.
+func (c EmbeddedConfig) startError(err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use") {
+		for _, u := range []string{c.ClientURL, c.PeerURL} {
+			if pu, perr := url.Parse(u); perr == nil && strings.Contains(err.Error(), pu.Host) {
+				return fmt.Errorf("starting embedded etcd: %s is already in use (another etcd or calyx-node?): %w", u, err)
+			}
+		}
+		return fmt.Errorf("starting embedded etcd: %s or %s is already in use: %w", c.ClientURL, c.PeerURL, err)
+	}
+	return fmt.Errorf("starting embedded etcd (client %s, peer %s, data %s): %w", c.ClientURL, c.PeerURL, c.DataDir, err)
+}
+
+// Endpoints returns the client URLs to give to New.
+func (e *Embedded) Endpoints() []string { return []string{e.cfg.ClientURL} }
+
+// Config returns the configuration the server was started with (with
+// defaults filled in), e.g. to restart it on the same data and ports.
+func (e *Embedded) Config() EmbeddedConfig { return e.cfg }
+
+// Err delivers errors the server hits while running; it is closed when
+// the server has stopped.
+func (e *Embedded) Err() <-chan error { return e.etcd.Err() }
+
+// Close stops the server and waits until it has released its ports and
+// data directory. Open client watches delay it by up to a few seconds
+// (etcd drains them), so stop syncers first. It is safe to call twice.
+func (e *Embedded) Close() error {
+	e.closeOnce.Do(func() {
+		e.closing.Store(true)
+		e.etcd.Close()
+	})
+	return nil
+}

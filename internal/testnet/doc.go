@@ -1,0 +1,10 @@
+// Package testnet provides multi-host test topologies and embedded etcd for
+// tests.
+//
+// Why: Calyx's tests use real peers rather than mocks wherever a user would
+// meet one, and etcd is the first of them. Every test that needs a
+// datastore gets its own in-process etcd on free loopback ports with its
+// data in t.TempDir(), so tests run in parallel, need no root and leave
+// nothing behind. TestMain functions wrap m.Run with VerifyNoLeaks, so a
+// goroutine left running by a syncer, watcher or server fails the package.
+package testnet
