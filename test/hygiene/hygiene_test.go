@@ -62,7 +62,7 @@ func TestImportBoundaries(t *testing.T) {
 	}{
 		{dep: "go.etcd.io/etcd/", direct: true, why: "only internal/datastore talks to etcd (benchmarks may use the raw client as their peer)",
 			allowed: func(p string) bool {
-				for _, ok := range []string{"internal/datastore", "internal/testnet", "internal/dep", "bench/"} {
+				for _, ok := range []string{"internal/datastore", "internal/testnet", "bench/"} {
 					if strings.HasPrefix(p, mod+ok) {
 						return true
 					}
