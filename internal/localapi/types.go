@@ -1,0 +1,154 @@
+package localapi
+
+// DefaultSocket is where calyx-node serves the local API.
+const DefaultSocket = "/run/calyx/calyx.sock"
+
+// Paths of the local API. Every call is a POST of a JSON body, answered
+// with 200 and a JSON body, or with an Error.
+const (
+	PathHealthz  = "/healthz"
+	PathReadyz   = "/readyz"
+	PathStatus   = "/v1/status"
+	PathCNIAdd   = "/v1/cni/add"
+	PathCNIReady = "/v1/cni/ready"
+	PathCNIDel   = "/v1/cni/del"
+	PathCNICheck = "/v1/cni/check"
+	PathCNIGC    = "/v1/cni/gc"
+	PathIPAMAdd  = "/v1/ipam/add"
+	PathIPAMDel  = "/v1/ipam/del"
+)
+
+// Attachment names one container interface on one network. It is the key
+// of everything calyx-node keeps for a CNI attachment: the IPAM handle is
+// "<Network>.<ContainerID>.<IfName>".
+type Attachment struct {
+	Network     string `json:"network"`
+	ContainerID string `json:"containerID"`
+	IfName      string `json:"ifName"`
+}
+
+// Handle is the IPAM handle of the attachment.
+func (a Attachment) Handle() string { return a.Network + "." + a.ContainerID + "." + a.IfName }
+
+// IPAMRequest says which addresses an attachment wants.
+type IPAMRequest struct {
+	AssignIPv4 bool     `json:"assignIPv4"`
+	AssignIPv6 bool     `json:"assignIPv6"`
+	IPv4Pools  []string `json:"ipv4Pools,omitempty"`
+	IPv6Pools  []string `json:"ipv6Pools,omitempty"`
+	// RequestedIPs are specific addresses (CNI_ARGS IP=...).
+	RequestedIPs []string `json:"requestedIPs,omitempty"`
+}
+
+// AddRequest starts a CNI ADD: allocate addresses, record the workload
+// endpoint and create the network's profile on first use.
+type AddRequest struct {
+	Attachment
+	IPAM IPAMRequest `json:"ipam"`
+	// Netns is CNI_NETNS, recorded for diagnostics.
+	Netns string `json:"netns,omitempty"`
+	// Orchestrator is "mesos" when the call came from the Mesos CNI
+	// isolator (args."org.apache.mesos" present), else "cni".
+	Orchestrator string `json:"orchestrator"`
+	// Labels become the endpoint's labels (already sanitised).
+	Labels map[string]string `json:"labels,omitempty"`
+	// MTU of the container interface; 0 means calyx-node's default.
+	MTU int `json:"mtu,omitempty"`
+}
+
+// AddResponse tells the plugin how to build the container side.
+type AddResponse struct {
+	// Endpoint is the WorkloadEndpoint's name.
+	Endpoint string `json:"endpoint"`
+	// HostIfName is the host end of the veth ("calyx" + 10 hex).
+	HostIfName string `json:"hostIfName"`
+	// IPs are the container's addresses as /32 and /128 prefixes.
+	IPs []string `json:"ips"`
+	// Gateway4 and Gateway6 are the next hops the container routes via.
+	Gateway4 string `json:"gateway4,omitempty"`
+	Gateway6 string `json:"gateway6,omitempty"`
+	MTU      int    `json:"mtu"`
+}
+
+// ReadyRequest finishes an ADD once the veth exists: calyx-node programs
+// the host side (route, neighbour, proxy ARP, policy) and answers only when
+// the endpoint can carry traffic.
+type ReadyRequest struct {
+	Attachment
+	HostIfName   string `json:"hostIfName"`
+	ContainerMAC string `json:"containerMAC"`
+}
+
+// DelRequest undoes an attachment. It succeeds when nothing is left,
+// including when nothing was there.
+type DelRequest struct {
+	Attachment
+}
+
+// CheckRequest asks calyx-node to check the host side of an attachment.
+type CheckRequest struct {
+	Attachment
+}
+
+// CheckResponse reports the endpoint as calyx-node knows it, and what is
+// wrong with its host side (empty when all is well).
+type CheckResponse struct {
+	Endpoint   string   `json:"endpoint"`
+	HostIfName string   `json:"hostIfName"`
+	IPs        []string `json:"ips"`
+	Problems   []string `json:"problems,omitempty"`
+}
+
+// GCRequest releases every attachment of Network on this node that is not
+// in Valid.
+type GCRequest struct {
+	Network string       `json:"network"`
+	Valid   []Attachment `json:"valid"`
+}
+
+// GCResponse lists what was released.
+type GCResponse struct {
+	Released []Attachment `json:"released,omitempty"`
+}
+
+// IPAMAddRequest allocates addresses for calyx-ipam used as the IPAM plugin
+// of another CNI plugin (e.g. bridge).
+type IPAMAddRequest struct {
+	Attachment
+	IPAM IPAMRequest `json:"ipam"`
+}
+
+// IPAMAddResponse lists the allocated addresses, with the pools' prefix
+// lengths so that a bridge-style plugin can configure its subnet.
+type IPAMAddResponse struct {
+	IPs []IPAMAddress `json:"ips"`
+}
+
+// IPAMAddress is one allocated address.
+type IPAMAddress struct {
+	// Address is the address with its pool's prefix length, e.g.
+	// 10.65.0.7/16.
+	Address string `json:"address"`
+	// Gateway is the pool's first address, for plugins that need one.
+	Gateway string `json:"gateway,omitempty"`
+}
+
+// IPAMDelRequest releases an attachment's addresses.
+type IPAMDelRequest struct {
+	Attachment
+}
+
+// StatusResponse says whether calyx-node can serve ADDs.
+type StatusResponse struct {
+	Ready   bool   `json:"ready"`
+	Node    string `json:"node"`
+	Message string `json:"message,omitempty"`
+}
+
+// Error is the body of a non-200 answer.
+type Error struct {
+	// Code is a CNI error code where one fits (e.g. 11 "try again
+	// later"); 0 otherwise.
+	Code    uint   `json:"code,omitempty"`
+	Message string `json:"error"`
+}
