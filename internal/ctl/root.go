@@ -11,6 +11,7 @@ import (
 
 	"github.com/calyx-net/calyx/internal/api"
 	"github.com/calyx-net/calyx/internal/datastore"
+	"github.com/calyx-net/calyx/internal/ipam"
 	"github.com/calyx-net/calyx/internal/selector"
 )
 
@@ -31,6 +32,7 @@ type store interface {
 	List(ctx context.Context, kind api.KindInfo, sel *selector.Selector) ([]api.Resource, int64, error)
 	Update(ctx context.Context, r api.Resource) (api.Resource, error)
 	Batch(ctx context.Context, ops []datastore.Op) ([]api.Resource, error)
+	ipam.Store // raw reads and compare-and-swap for calyxctl ipam
 }
 
 var _ store = (*datastore.Client)(nil)
@@ -80,6 +82,7 @@ with none of them, calyxctl uses the embedded etcd of a local calyx-node
 		c.deleteCommand(),
 		c.getCommand(),
 		c.labelCommand(),
+		c.ipamCommand(),
 		c.versionCommand(),
 	)
 	return root

@@ -149,12 +149,17 @@ func unjoin(err error) []error {
 
 func (c *cli) deleteCommand() *cobra.Command {
 	var files []string
-	var ignoreNotFound bool
+	var ignoreNotFound, releaseIPs bool
 	cmd := &cobra.Command{
 		Use:   "delete (-f FILE|DIR|- | KIND NAME...)",
 		Short: "Delete resources named in files or on the command line",
 		Long: `Delete resources named in files or on the command line, all in one
-transaction: if one is missing, nothing is deleted (unless --ignore-not-found).`,
+transaction: if one is missing, nothing is deleted (unless --ignore-not-found).
+
+Deleting a Node also releases the IPAM blocks affine to it (blocks still in
+use keep their addresses and belong to no node; with --release-ips their
+addresses are released too). Deleting an IPPool that still has allocated
+addresses is refused.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var targets []api.Resource
 			switch {
@@ -182,34 +187,41 @@ transaction: if one is missing, nothing is deleted (unless --ignore-not-found).`
 				return fmt.Errorf("give -f FILE or KIND NAME...")
 			}
 			return c.withStore(cmd, func(ctx context.Context, s store) error {
-				return c.delete(ctx, s, targets, ignoreNotFound)
+				return c.delete(ctx, s, targets, ignoreNotFound, releaseIPs)
 			})
 		},
 	}
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "file, directory or - for stdin (repeatable)")
 	cmd.Flags().BoolVar(&ignoreNotFound, "ignore-not-found", false, "skip resources that do not exist instead of failing")
+	cmd.Flags().BoolVar(&releaseIPs, "release-ips", false, "when deleting a Node, also release the addresses in its blocks")
 	return cmd
 }
 
-func (c *cli) delete(ctx context.Context, s store, targets []api.Resource, ignoreNotFound bool) error {
+func (c *cli) delete(ctx context.Context, s store, targets []api.Resource, ignoreNotFound, releaseIPs bool) error {
 	var ops []datastore.Op
 	var missing []string
+	var stored []api.Resource
 	for _, r := range targets {
 		kind, _ := api.LookupKind(r.GetKind())
 		name := r.GetObjectMeta().Name
-		if _, err := s.Get(ctx, kind, name); err != nil {
+		cur, err := s.Get(ctx, kind, name)
+		if err != nil {
 			if !datastore.IsNotFound(err) {
 				return err
 			}
 			missing = append(missing, fmt.Sprintf("%s %q", kind.Kind, name))
 			continue
 		}
+		stored = append(stored, cur)
 		stub := kind.New()
 		stub.GetObjectMeta().Name = name
 		ops = append(ops, datastore.Op{Action: datastore.OpDelete, Resource: stub})
 	}
 	if len(missing) > 0 && !ignoreNotFound {
 		return fmt.Errorf("nothing was deleted: %s not found", strings.Join(missing, ", "))
+	}
+	if err := checkIPAMDeletes(ctx, s, stored); err != nil {
+		return err
 	}
 	if len(ops) > 0 {
 		if _, err := s.Batch(ctx, ops); err != nil {
@@ -219,5 +231,5 @@ func (c *cli) delete(ctx context.Context, s store, targets []api.Resource, ignor
 	for _, op := range ops {
 		fmt.Fprintf(c.opts.Out, "%s/%s deleted\n", strings.ToLower(op.Resource.GetKind()), op.Resource.GetObjectMeta().Name)
 	}
-	return nil
+	return c.afterIPAMDeletes(ctx, s, stored, releaseIPs)
 }

@@ -1,0 +1,46 @@
+package testnet_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/calyx-net/calyx/internal/datastore"
+	"github.com/calyx-net/calyx/internal/testnet"
+)
+
+func TestProxyCutAndRestore(t *testing.T) {
+	e := testnet.StartEtcd(t)
+	p := testnet.StartProxy(t, e.Endpoints()[0][len("http://"):])
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	c, err := datastore.New(ctx, datastore.Config{Endpoints: []string{p.URL()}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Revision(ctx); err != nil {
+		t.Fatalf("through the proxy: %v", err)
+	}
+	p.Cut()
+	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = c.Revision(short)
+	cancelShort()
+	if err == nil {
+		t.Error("a request through a cut proxy succeeded")
+	}
+	p.Restore()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := c.Revision(ctx); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("client did not reconnect after Restore: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if p.Cuts() != 1 {
+		t.Errorf("Cuts() = %d", p.Cuts())
+	}
+}
