@@ -1,83 +1,144 @@
 #!/usr/bin/env bash
-# make demo: starts calyx-node on its embedded etcd, applies examples/ and
-# the Calico v3 manifests in examples/calico-v3/, lists what was stored,
-# shows calyxctl refusing bad input, and cleans up (also on Ctrl-C).
+# make demo: a three-host Calyx cluster in network namespaces on one machine.
+#
+#   cxd-lan            a namespace holding the hosts' LAN: bridge br0
+#   cxd-h1..cxd-h3     three "hosts", each with eth0 on br0 and a calyx-node;
+#                      h1's calyx-node runs the embedded etcd, h2 and h3 use it
+#   cxd-c*             containers, attached by the real `calyx` CNI plugin
+#                      called exactly the way the Mesos CNI isolator calls it
+#
+# It applies examples/, attaches labelled containers on two networks, shows
+# their endpoints and prints a connectivity matrix. Everything lives in
+# namespaces it creates; the root namespace is not touched. It cleans up
+# after itself, also when interrupted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BIN=${BIN:-bin}
-PORT=${CALYX_DEMO_PORT:-22379}
+BIN=$(pwd)/${BIN:-bin}
 work=$(mktemp -d /tmp/calyx-demo.XXXXXX)
-node_pid=""
+HOSTS=(h1 h2 h3)
+declare -A HOST_IP=([h1]=192.0.2.11 [h2]=192.0.2.12 [h3]=192.0.2.13)
+ETCD="http://192.0.2.11:2379"
+pids=()
+containers=() # "name host network cid"
+
+say() { printf '\n== %s\n' "$*"; }
+inns() { local n=$1; shift; ip netns exec "cxd-$n" "$@"; }
+ctl() { echo "\$ calyxctl $*"; inns h1 env -i PATH="$PATH" CALYX_ETCD_ENDPOINTS="$ETCD" "$BIN/calyxctl" "$@"; }
+
+# cni HOST COMMAND NAME NETWORK CID: run the calyx plugin as the Mesos
+# isolator does: a bare environment, stdin the saved network config.
+cni() {
+	local host=$1 cmd=$2 name=$3 net=$4 cid=$5
+	local env=(CNI_COMMAND="$cmd" CNI_CONTAINERID="$cid" CNI_IFNAME=eth0 CNI_PATH="$BIN" PATH="$PATH")
+	[ "$cmd" = ADD ] && env+=(CNI_NETNS="/run/netns/cxd-$name")
+	inns "$host" env -i "${env[@]}" "$BIN/calyx" <"$work/$name.conf"
+}
 
 cleanup() {
-	if [ -n "$node_pid" ] && kill -0 "$node_pid" 2>/dev/null; then
-		kill -TERM "$node_pid"
-		wait "$node_pid" 2>/dev/null || true
-	fi
+	set +e
+	for c in "${containers[@]}"; do
+		read -r name host net cid <<<"$c"
+		cni "$host" DEL "$name" "$net" "$cid" >/dev/null 2>&1
+	done
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+	for n in $(ip netns list | awk '/^cxd-/{print $1}'); do ip netns del "$n"; done
 	rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-export CALYX_ETCD_ENDPOINTS="http://127.0.0.1:${PORT}"
-ctl() { echo "\$ calyxctl $*"; "$BIN/calyxctl" "$@"; echo; }
+[ "$(id -u)" = 0 ] || { echo "make demo needs root (it creates network namespaces)"; exit 1; }
+for t in ip ping; do command -v $t >/dev/null || { echo "missing $t: apt-get install iproute2 iputils-ping"; exit 1; }; done
+for n in $(ip netns list | awk '/^cxd-/{print $1}'); do ip netns del "$n"; done
 
-echo "== starting calyx-node (embedded etcd on 127.0.0.1:${PORT}, data in $work)"
-env -u CALYX_ETCD_ENDPOINTS "$BIN/calyx-node" --name demo-host-1 --ip 192.0.2.10/24 --data-dir "$work" \
-	--etcd-listen-client-url "http://127.0.0.1:${PORT}" \
-	--etcd-listen-peer-url "http://127.0.0.1:$((PORT + 1))" >"$work/node.log" 2>&1 &
-node_pid=$!
-for _ in $(seq 1 100); do
-	if "$BIN/calyxctl" get node demo-host-1 >/dev/null 2>&1; then break; fi
-	kill -0 "$node_pid" 2>/dev/null || { cat "$work/node.log"; echo "calyx-node exited"; exit 1; }
-	sleep 0.1
+say "building three hosts on one LAN (namespaces cxd-lan, cxd-h1..h3)"
+ip netns add cxd-lan
+ip -n cxd-lan link add br0 type bridge
+ip -n cxd-lan link set br0 up
+for h in "${HOSTS[@]}"; do
+	ip netns add "cxd-$h"
+	ip -n "cxd-$h" link set lo up
+	ip -n "cxd-lan" link add "$h" type veth peer name eth0 netns "cxd-$h"
+	ip -n cxd-lan link set "$h" master br0 up
+	ip -n "cxd-$h" addr add "${HOST_IP[$h]}/24" dev eth0
+	ip -n "cxd-$h" link set eth0 up
+	echo "host $h: eth0 ${HOST_IP[$h]}/24"
+done
+
+say "starting calyx-node on each host (h1 runs the embedded etcd at $ETCD)"
+for h in "${HOSTS[@]}"; do
+	mkdir -p "$work/$h"
+	args=(--name "$h" --ip "${HOST_IP[$h]}/24" --data-dir "$work/$h" --socket "$work/$h/calyx.sock" --gc-grace 10m)
+	if [ "$h" = h1 ]; then
+		args+=(--etcd-listen-client-url "$ETCD" --etcd-listen-peer-url "http://192.0.2.11:2380")
+	else
+		args+=(--etcd-endpoints "$ETCD")
+	fi
+	inns "$h" env -i PATH="$PATH" "$BIN/calyx-node" "${args[@]}" >"$work/$h/node.log" 2>&1 &
+	pids+=($!)
+	for _ in $(seq 1 200); do
+		[ -S "$work/$h/calyx.sock" ] && inns "$h" env -i PATH="$PATH" CALYX_ETCD_ENDPOINTS="$ETCD" "$BIN/calyxctl" get node "$h" >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	[ -S "$work/$h/calyx.sock" ] || { cat "$work/$h/node.log"; echo "calyx-node on $h did not start"; exit 1; }
 done
 ctl get nodes -o wide
 
-echo "== applying examples/"
+say "applying examples/ (pools, policy, BGP and node settings)"
 ctl apply -f examples/
-echo "== applying Calico v3 manifests (examples/calico-v3/)"
-ctl apply -f examples/calico-v3/calico-manifests.yaml
+ctl get ippools
 
-for kind in ippools ipamconfiguration profiles gnp gns bgpconfigurations bgppeers nodeconfigurations hostendpoints; do
-	ctl get "$kind" -o wide
+say "attaching containers as the Mesos CNI isolator would (network_info labels)"
+attach() { # name host network labels-json
+	local name=$1 host=$2 net=$3 labels=$4 cid
+	cid=$(cat /proc/sys/kernel/random/uuid)
+	ip netns add "cxd-$name"
+	ip -n "cxd-$name" link set lo up
+	cat >"$work/$name.conf" <<JSON
+{"cniVersion":"0.2.0","name":"$net","type":"calyx","agent_socket":"$work/$host/calyx.sock","mtu":1500,
+ "ipam":{"type":"calyx-ipam"},
+ "args":{"org.apache.mesos":{"network_info":{"name":"$net","labels":{"labels":$labels}}}}}
+JSON
+	local out
+	out=$(cni "$host" ADD "$name" "$net" "$cid")
+	containers+=("$name $host $net $cid")
+	local ip
+	ip=$(sed -n 's/.*"ip4":{"ip":"\([^"/]*\).*/\1/p' <<<"$out")
+	printf '%-10s on %s  network %-9s -> %s   (Mesos reads: %s)\n' "$name" "$host" "$net" "$ip" "$out"
+	eval "IP_${name//-/_}=$ip"
+}
+attach web-1 h1 frontend '[{"key":"app","value":"web"},{"key":"tier","value":"front"}]'
+attach web-2 h1 frontend '[{"key":"app","value":"web"},{"key":"tier","value":"front"}]'
+attach db-1  h1 backend  '[{"key":"role","value":"db"},{"key":"calyx.dev/owner","value":"team a"}]'
+attach web-3 h2 frontend '[{"key":"app","value":"web"}]'
+attach api-1 h3 backend  '[{"key":"role","value":"api"},{"key":"env","value":"prod"}]'
+
+ctl get workloadendpoints -o wide
+ctl get profiles
+
+say "connectivity (ping from row to column)"
+names=(web-1 web-2 db-1 web-3 api-1)
+printf '%-8s' ""; for d in "${names[@]}"; do printf '%-8s' "$d"; done; echo
+for s in "${names[@]}"; do
+	printf '%-8s' "$s"
+	for d in "${names[@]}"; do
+		if [ "$s" = "$d" ]; then printf '%-8s' "."; continue; fi
+		var="IP_${d//-/_}"
+		if ip netns exec "cxd-$s" ping -c1 -W1 -q "${!var}" >/dev/null 2>&1; then printf '%-8s' "ok"; else printf '%-8s' "--"; fi
+	done
+	echo
 done
-ctl get ippool mesos-pool -o yaml
-ctl get gns --selector 'role == "monitoring"'
-ctl label gnp db-from-api tier=data
+echo "same host: containers talk through their host's routes and proxy ARP."
+echo "across hosts: no routes between hosts yet (BGP/VXLAN routing comes next), so '--'."
 
-echo "== bad input is refused and nothing is written"
-cat >"$work/bad.yaml" <<'YAML'
-apiVersion: calyx.dev/v1
-kind: IPPool
-metadata:
-  name: good-pool
-spec:
-  cidr: 10.70.0.0/16
----
-apiVersion: calyx.dev/v1
-kind: GlobalNetworkPolicy
-metadata:
-  name: bad-policy
-spec:
-  selector: role == "db"
-  ingress:
-  - action: Allow
-    protocol: ICMP
-    destination:
-      ports: [80]
-YAML
-echo "\$ calyxctl apply -f bad.yaml"
-"$BIN/calyxctl" apply -f "$work/bad.yaml" || true
-echo "\$ calyxctl get ippool good-pool"
-"$BIN/calyxctl" get ippool good-pool || true
-echo
-echo "== overlapping pool"
-printf 'apiVersion: calyx.dev/v1\nkind: IPPool\nmetadata: {name: overlap}\nspec: {cidr: 10.65.128.0/17}\n' >"$work/overlap.yaml"
-"$BIN/calyxctl" apply -f "$work/overlap.yaml" || true
-echo
-echo "== stopping calyx-node"
-kill -TERM "$node_pid"; wait "$node_pid" || true; node_pid=""
-tail -n 3 "$work/node.log"
+say "detaching (Mesos DEL: saved stdin, no CNI_NETNS) and stopping"
+for c in "${containers[@]}"; do
+	read -r name host net cid <<<"$c"
+	cni "$host" DEL "$name" "$net" "$cid"
+	echo "$name detached"
+done
+containers=()
+ctl get workloadendpoints
 echo "demo done"

@@ -5,25 +5,41 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"regexp"
+	"time"
 
 	"github.com/calyx-net/calyx/internal/api"
+	"github.com/calyx-net/calyx/internal/dataplane/route"
 	"github.com/calyx-net/calyx/internal/datastore"
+	"github.com/calyx-net/calyx/internal/ipam"
+	"github.com/calyx-net/calyx/internal/localapi"
+	"github.com/calyx-net/calyx/internal/netns"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 )
 
 // DefaultDataDir is where calyx-node keeps its state, the embedded etcd's
 // data among it (under etcd/).
 const DefaultDataDir = "/var/lib/calyx"
 
+// Defaults of Config's optional fields.
+const (
+	DefaultMTU            = 1500
+	DefaultResyncInterval = 90 * time.Second
+	DefaultGCGrace        = 60 * time.Second
+)
+
 // Config is calyx-node's settings. The zero value of every optional field
 // is a sensible default.
 type Config struct {
 	// NodeName names this host's Node resource. Required.
 	NodeName string
-	// NodeIPv4 is the host's address with prefix, e.g. 10.0.0.5/24;
-	// recorded as the Node's spec.bgp.ipv4Address when set.
+	// NodeIPv4 is the host's address with prefix, e.g. 10.0.0.5/24,
+	// recorded as the Node's spec.bgp.ipv4Address. Empty: detected from
+	// the interface of the default route in the network namespace.
 	NodeIPv4 string
 	// ASNumber is this node's BGP AS number; empty means the cluster's.
 	ASNumber string
@@ -35,7 +51,30 @@ type Config struct {
 	// EmbeddedClientURL and EmbeddedPeerURL are where the embedded etcd
 	// listens; defaults http://127.0.0.1:2379 and http://127.0.0.1:2380.
 	EmbeddedClientURL, EmbeddedPeerURL string
-	// Ready, if set, is called once the node is registered.
+	// Socket is the local API's unix socket; default
+	// localapi.DefaultSocket.
+	Socket string
+	// MetricsAddr is where /metrics, /healthz and /readyz are served over
+	// TCP; empty: not served.
+	MetricsAddr string
+	// Registry receives calyx-node's metrics and is what /metrics serves;
+	// nil: metrics are neither registered nor served.
+	Registry *prometheus.Registry
+	// MTU is the container interface MTU when a CNI config sets none;
+	// default DefaultMTU.
+	MTU int
+	// ResyncInterval is how often the kernel is re-read and reconciled in
+	// full; default DefaultResyncInterval.
+	ResyncInterval time.Duration
+	// GCGrace is how long an endpoint's veth may be missing, or an IPAM
+	// handle held by no endpoint, before it is collected; default
+	// DefaultGCGrace.
+	GCGrace time.Duration
+	// Netns is the network namespace calyx-node programs (a path such as
+	// /run/netns/host-a); empty: its own.
+	Netns string
+	// Ready, if set, is called once the node is registered, the local API
+	// is listening and the datastore snapshot has been read.
 	Ready func()
 }
 
@@ -60,17 +99,88 @@ func (c *Config) validate() error {
 			return fmt.Errorf("--as: %w", err)
 		}
 	}
+	switch {
+	case c.MTU < 0 || c.MTU > 0 && (c.MTU < 68 || c.MTU > 65535):
+		return fmt.Errorf("--mtu %d: expected 68 to 65535", c.MTU)
+	case c.ResyncInterval < 0:
+		return fmt.Errorf("--resync-interval %s: must be positive", c.ResyncInterval)
+	case c.GCGrace < 0:
+		return fmt.Errorf("--gc-grace %s: must not be negative", c.GCGrace)
+	}
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
+	}
+	if c.Socket == "" {
+		c.Socket = localapi.DefaultSocket
+	}
+	if c.MTU == 0 {
+		c.MTU = DefaultMTU
+	}
+	if c.ResyncInterval == 0 {
+		c.ResyncInterval = DefaultResyncInterval
+	}
+	if c.GCGrace == 0 {
+		c.GCGrace = DefaultGCGrace
 	}
 	return nil
 }
 
-// Run runs calyx-node until ctx ends. It returns nil after a normal stop.
+// Run runs calyx-node until ctx ends. It returns nil after a normal stop,
+// which leaves the kernel state in place for the next start.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	return run(ctx, cfg, log, hooks{})
+}
+
+// hooks let tests run calyx-node over a fake kernel or watch its kernel
+// writes.
+type hooks struct {
+	kernel route.Kernel                    // nil: netlink in cfg.Netns
+	wrap   func(route.Kernel) route.Kernel // applied to the kernel in use
+}
+
+func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
+	ns, err := netns.Open(cfg.Netns)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	kernel := h.kernel
+	if kernel == nil {
+		nk, err := route.NewNetlink(ns)
+		if err != nil {
+			return err
+		}
+		defer nk.Close()
+		kernel = nk
+		if cfg.NodeIPv4 == "" {
+			ip, err := detectNodeIPv4(nk.Handle())
+			if err != nil {
+				log.Warn("the node address is unknown: pass --ip ADDR/PREFIX", "err", err)
+			} else {
+				cfg.NodeIPv4 = ip
+				log.Info("node address detected from the default route", "ip", ip)
+			}
+		}
+	}
+	if h.wrap != nil {
+		kernel = h.wrap(kernel)
+	}
+	apiL, err := listenUnix(cfg.Socket)
+	if err != nil {
+		return err
+	}
+	defer apiL.Close()
+	var metricsL net.Listener
+	if cfg.MetricsAddr != "" {
+		if metricsL, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		defer metricsL.Close()
+	}
+
 	etcdCfg := cfg.Etcd
 	if len(etcdCfg.Endpoints) == 0 {
 		emb, err := datastore.StartEmbedded(ctx, datastore.EmbeddedConfig{
@@ -102,82 +212,67 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("node registered", "node", node.Metadata.Name, "resourceVersion", node.Metadata.ResourceVersion)
-	if cfg.Ready != nil {
-		cfg.Ready()
+	return serveNode(ctx, cfg, log, store, kernel, apiL, metricsL)
+}
+
+// serveNode runs calyx-node's goroutines until ctx ends or one fails: the
+// syncer feeding the view, the local API and metrics servers, the
+// reconcile loop, and the garbage collectors. It returns after all have
+// stopped, so the caller closes the datastore client and the embedded etcd
+// only once nothing uses them.
+func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datastore.Client, kernel route.Kernel, apiL, metricsL net.Listener) error {
+	view := newView(cfg.NodeName, time.Now)
+	syncer := datastore.NewSyncer(store, syncerKinds(), log.With("component", "syncer"))
+	var reg prometheus.Registerer
+	var gatherer prometheus.Gatherer
+	if cfg.Registry != nil {
+		reg, gatherer = cfg.Registry, cfg.Registry
 	}
-	<-ctx.Done()
-	log.Info("calyx-node stopping")
-	return nil
-}
-
-// nodeStore is the part of the datastore node registration uses.
-type nodeStore interface {
-	Get(ctx context.Context, kind api.KindInfo, name string) (api.Resource, error)
-	Create(ctx context.Context, r api.Resource) (api.Resource, error)
-	Update(ctx context.Context, r api.Resource) (api.Resource, error)
-}
-
-// registerNode creates this host's Node, or updates the fields calyx-node
-// owns on an existing one, keeping whatever else an operator set there.
-func registerNode(ctx context.Context, s nodeStore, cfg Config) (*api.Node, error) {
-	kind, _ := api.LookupKind(api.KindNode)
-	const attempts = 10
-	for i := 0; ; i++ {
-		cur, err := s.Get(ctx, kind, cfg.NodeName)
-		var node *api.Node
+	m, err := newMetrics(reg, view, syncer.Status, time.Now)
+	if err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
+	alloc := ipam.New(store, ipam.WithLogger(log.With("component", "ipam")))
+	host := route.New(kernel, log.With("component", "dataplane"))
+	svc := &service{
+		node: cfg.NodeName, log: log.With("component", "api"), store: store, alloc: alloc, host: host,
+		policy: allowAllPolicy{}, view: view, locks: newHandleLocks(), m: m, mtu: cfg.MTU, now: time.Now,
+	}
+	hl := health{node: cfg.NodeName, ready: func() (bool, string) {
 		switch {
-		case datastore.IsNotFound(err):
-			node = kind.New().(*api.Node)
-			node.Metadata.Name = cfg.NodeName
-		case err != nil:
-			return nil, fmt.Errorf("reading node %q: %w", cfg.NodeName, err)
-		default:
-			node = cur.(*api.Node)
+		case !view.ready():
+			return false, "waiting for the first datastore snapshot"
+		case !syncer.Status().InSync:
+			return false, "reconnecting to the datastore"
 		}
-		desired := node.DeepCopyResource().(*api.Node)
-		applyNodeFields(desired, cfg)
-		if cur != nil && equalJSON(cur, desired) {
-			return node, nil
-		}
-		desired.SetDefaults()
-		if err := desired.Validate(); err != nil {
-			return nil, fmt.Errorf("registering node %q: %w", cfg.NodeName, err)
-		}
-		var out api.Resource
-		if cur == nil {
-			out, err = s.Create(ctx, desired)
-		} else {
-			out, err = s.Update(ctx, desired)
-		}
-		if (datastore.IsConflict(err) || datastore.IsAlreadyExists(err)) && i < attempts {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("registering node %q: %w", cfg.NodeName, err)
-		}
-		return out.(*api.Node), nil
-	}
-}
+		return true, ""
+	}}
+	loop := &reconcileLoop{host: host, view: view, m: m, log: log.With("component", "dataplane"), now: time.Now, resync: cfg.ResyncInterval}
+	gc := newCollector(svc, log.With("component", "gc"), cfg.GCGrace, gcInterval(cfg.GCGrace))
 
-// applyNodeFields sets the fields of a Node that calyx-node's flags own.
-func applyNodeFields(n *api.Node, cfg Config) {
-	if cfg.NodeIPv4 == "" && cfg.ASNumber == "" {
-		return
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return syncer.Run(gctx, view) })
+	g.Go(func() error { return serve(gctx, apiL, apiHandler(svc, hl), log) })
+	if metricsL != nil {
+		g.Go(func() error { return serve(gctx, metricsL, metricsHandler(gatherer, hl), log) })
 	}
-	if n.Spec.BGP == nil {
-		n.Spec.BGP = &api.NodeBGPSpec{}
-	}
-	if cfg.NodeIPv4 != "" {
-		n.Spec.BGP.IPv4Address = cfg.NodeIPv4
-	}
-	if cfg.ASNumber != "" {
-		asn, _ := api.ParseASNumber(cfg.ASNumber) // checked in validate
-		n.Spec.BGP.ASNumber = &asn
-	}
-}
-
-func equalJSON(a, b api.Resource) bool {
-	ab, err1 := api.MarshalStored(a)
-	bb, err2 := api.MarshalStored(b)
-	return err1 == nil && err2 == nil && string(ab) == string(bb)
+	g.Go(func() error { return loop.run(gctx) })
+	g.Go(func() error { return gc.run(gctx, gcInterval(cfg.GCGrace)) })
+	g.Go(func() error {
+		runBlockGC(gctx, alloc, cfg.NodeName, blockGCInterval, blockGCGrace, time.Now, log.With("component", "ipam"))
+		return nil
+	})
+	g.Go(func() error {
+		if view.waitReady(gctx) != nil {
+			return nil
+		}
+		log.Info("calyx-node ready", "socket", cfg.Socket, "endpoints", len(view.endpoints()))
+		if cfg.Ready != nil {
+			cfg.Ready()
+		}
+		return nil
+	})
+	err = g.Wait()
+	log.Info("calyx-node stopping")
+	return err
 }

@@ -73,6 +73,8 @@ func TestImportBoundaries(t *testing.T) {
 			allowed: func(p string) bool { return !strings.HasPrefix(p, mod+"cmd/calyx-ipam") && p != mod+"cmd/calyx" }},
 		{dep: mod + "internal/dataplane", why: "the CNI plugins stay thin",
 			allowed: func(p string) bool { return !strings.HasPrefix(p, mod+"cmd/calyx-ipam") && p != mod+"cmd/calyx" }},
+		{dep: mod + "internal/agent", why: "the CNI plugins stay thin: they reach calyx-node through internal/localapi",
+			allowed: func(p string) bool { return !strings.HasPrefix(p, mod+"cmd/calyx-ipam") && p != mod+"cmd/calyx" }},
 	}
 	for _, p := range listPackages(t) {
 		for _, r := range rules {

@@ -1,0 +1,207 @@
+// Command cni is benchmark B1 (reference/performance.md): CNI ADD and DEL
+// latency and burst throughput of Calyx's plugin against Debian's
+// bridge+host-local (what Flannel's CNI delegates to), through the same
+// harness in the same run.
+//
+// Everything runs in network namespaces named bench-* that the benchmark
+// creates and removes: a "host" namespace running a real calyx-node (its
+// embedded etcd on the namespace's loopback, fsync on) and 100 container
+// namespaces. Every ADD and DEL is one `cnitool` process started in the
+// host namespace, the way a runtime calls a plugin; its wall time is the
+// figure. Per round, in alternating order:
+//
+//   - sequential: 100 containers ADDed one after another, then DELed;
+//   - burst: 64 containers ADDed 16 at a time (ADD/s, p50, p99), then DELed
+//     the same way;
+//   - the harness floor: the same sequential run with the `loopback`
+//     plugin, which does almost nothing, so the figures can be read with
+//     cnitool's own exec and libcni cost subtracted.
+//
+// The time calyx-node spends in netlink per ADD comes from its
+// calyx_dataplane_endpoint_program_seconds metric (host side of READY);
+// its request times from calyx_cni_request_seconds. Three rounds; the
+// report gives medians of the round figures and the ratio Calyx/peer. Run
+// as root with `make bench BENCH=cni`; stdout gets an environment line, a
+// table and one JSON line per figure.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/calyx-net/calyx/test/hostnode"
+)
+
+const (
+	rounds      = 3
+	seqN        = 100 // sequential containers per round
+	burstN      = 64  // containers per burst
+	burstPar    = 16  // ADDs in flight during a burst
+	metricsAddr = "127.0.0.1:9091"
+	refPlugins  = "/usr/lib/cni"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/cni:", err)
+		os.Exit(1)
+	}
+}
+
+// impl is one CNI network under test.
+type impl struct {
+	name string // network name
+	who  string // what it is, for the report
+}
+
+func run(ctx context.Context) error {
+	if os.Geteuid() != 0 {
+		return errors.New("needs root: it creates network namespaces")
+	}
+	tool, err := findCnitool()
+	if err != nil {
+		return err
+	}
+	for _, p := range []string{"bridge", "host-local", "loopback"} {
+		if _, err := os.Stat(filepath.Join(refPlugins, p)); err != nil {
+			return fmt.Errorf("the peer needs Debian's containernetworking-plugins (%s/%s): %w", refPlugins, p, err)
+		}
+	}
+	work, err := os.MkdirTemp("", "bench-cni-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	binDir := filepath.Join(work, "bin")
+	logf("building the binaries")
+	if err := hostnode.Build(ctx, binDir); err != nil {
+		return err
+	}
+	w, err := newWorld(ctx, work, binDir, tool)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+
+	ours := impl{name: "bench-calyx", who: "calyx (calyx-node on embedded etcd)"}
+	peer := impl{name: "bench-bridge", who: "bridge+host-local (Flannel's delegate)"}
+	floor := impl{name: "bench-lo", who: "loopback (harness floor)"}
+	if err := w.writeConfs(ours, peer, floor); err != nil {
+		return err
+	}
+	printEnv(tool)
+	// Warm up both: the first Calyx ADD claims an IPAM block, the first
+	// bridge ADD creates the bridge.
+	for _, im := range []impl{ours, peer, floor} {
+		if _, err := w.sequential(ctx, im, 2); err != nil {
+			return fmt.Errorf("warming up %s: %w", im.name, err)
+		}
+	}
+
+	figs := newFigures()
+	for r := range rounds {
+		order := []impl{ours, peer}
+		if r%2 == 1 {
+			order = []impl{peer, ours}
+		}
+		for _, im := range order {
+			before, err := w.scrape(ctx)
+			if err != nil {
+				return err
+			}
+			seq, err := w.sequential(ctx, im, seqN)
+			if err != nil {
+				return fmt.Errorf("round %d, %s sequential: %w", r+1, im.name, err)
+			}
+			after, err := w.scrape(ctx)
+			if err != nil {
+				return err
+			}
+			burst, err := w.burst(ctx, im, burstN, burstPar)
+			if err != nil {
+				return fmt.Errorf("round %d, %s burst: %w", r+1, im.name, err)
+			}
+			add := figs.addPeer
+			if im == ours {
+				add = figs.add
+				d := after.sub(before)
+				if d.programCount > 0 {
+					figs.add("netlink_per_add_ms", 1000*d.programSum/d.programCount)
+				}
+				if d.addCount > 0 && d.readyCount > 0 {
+					figs.add("agent_add_ms", 1000*d.addSum/d.addCount)
+					figs.add("agent_ready_ms", 1000*d.readySum/d.readyCount)
+				}
+			}
+			record(add, seq, burst)
+			logf("round %d %-12s seq ADD p50 %.1f ms, DEL p50 %.1f ms; burst %.0f ADD/s", r+1, im.name,
+				ms(pct(seq.add, 0.5)), ms(pct(seq.del, 0.5)), burst.addRate)
+		}
+		fl, err := w.sequential(ctx, floor, seqN)
+		if err != nil {
+			return fmt.Errorf("round %d, floor: %w", r+1, err)
+		}
+		figs.floor = append(figs.floor, ms(pct(fl.add, 0.5)))
+		figs.floorDel = append(figs.floorDel, ms(pct(fl.del, 0.5)))
+	}
+	report(figs, ours, peer)
+	return nil
+}
+
+// record adds one implementation's round to the figures.
+func record(add func(string, float64), seq seqResult, b burstResult) {
+	add("add_p50_ms", ms(pct(seq.add, 0.5)))
+	add("add_p99_ms", ms(pct(seq.add, 0.99)))
+	add("del_p50_ms", ms(pct(seq.del, 0.5)))
+	add("del_p99_ms", ms(pct(seq.del, 0.99)))
+	add("burst_add_per_s", b.addRate)
+	add("burst_add_p50_ms", ms(pct(b.add, 0.5)))
+	add("burst_add_p99_ms", ms(pct(b.add, 0.99)))
+	add("burst_del_per_s", b.delRate)
+}
+
+func findCnitool() (string, error) {
+	if p, err := exec.LookPath("cnitool"); err == nil {
+		return p, nil
+	}
+	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		p := filepath.Join(strings.TrimSpace(string(out)), "bin", "cnitool")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("cnitool not found in PATH or $(go env GOPATH)/bin: go install github.com/containernetworking/cni/cnitool@v1.3.0")
+}
+
+// printEnv writes the first line: the environment as JSON.
+func printEnv(tool string) {
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	plugins := "missing"
+	if out, err := exec.Command("dpkg-query", "-W", "-f=${Version}", "containernetworking-plugins").Output(); err == nil {
+		plugins = "containernetworking-plugins " + string(out)
+	}
+	env := map[string]any{
+		"bench": "cni", "env": true, "kernel": strings.TrimSpace(string(kernel)), "nproc": runtime.NumCPU(),
+		"go": runtime.Version(), "cnitool": tool, "peer": plugins, "rounds": rounds,
+		"sequential": seqN, "burst": fmt.Sprintf("%d containers, %d at a time", burstN, burstPar),
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(env)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}

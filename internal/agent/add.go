@@ -1,0 +1,290 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/netip"
+	"slices"
+
+	"github.com/calyx-net/calyx/internal/api"
+	"github.com/calyx-net/calyx/internal/datastore"
+	"github.com/calyx-net/calyx/internal/ipam"
+	"github.com/calyx-net/calyx/internal/localapi"
+)
+
+// add serves a CNI ADD: it allocates the attachment's addresses, makes
+// sure its network's profile exists and writes its WorkloadEndpoint. The
+// plugin then creates the veth and calls READY. Whatever add allocated or
+// wrote is undone when a later step fails.
+//
+// A second ADD for an attachment whose endpoint and veth exist is refused
+// (the CNI spec: the interface already exists). When the endpoint exists
+// but its veth does not (an ADD retried after a crash), the endpoint and
+// its addresses are reused.
+func (s *service) add(ctx context.Context, req localapi.AddRequest) (localapi.AddResponse, error) {
+	if err := checkAttachment(req.Attachment); err != nil {
+		return localapi.AddResponse{}, err
+	}
+	orch := req.Orchestrator
+	if orch == "" {
+		orch = api.OrchestratorCNI
+	}
+	if orch != api.OrchestratorCNI && orch != api.OrchestratorMesos {
+		return localapi.AddResponse{}, badRequestf("orchestrator %q: expected %q or %q", orch, api.OrchestratorMesos, api.OrchestratorCNI)
+	}
+	handle := req.Handle()
+	unlock, err := s.locks.lock(ctx, handle)
+	if err != nil {
+		return localapi.AddResponse{}, err
+	}
+	defer unlock()
+
+	cur, other, err := s.findEndpoint(ctx, req.Attachment, false)
+	if err != nil {
+		return localapi.AddResponse{}, err
+	}
+	if other != nil {
+		return localapi.AddResponse{}, conflictf("container %s already has interface %s on another network (endpoint %s, handle %s): DEL that attachment first",
+			req.ContainerID, req.IfName, other.Metadata.Name, other.Metadata.Annotations[AnnotationHandle])
+	}
+	if cur != nil {
+		return s.readd(ctx, req, cur)
+	}
+
+	addrs, err := s.allocate(ctx, req.Attachment, orch, req.IPAM, nil)
+	if err != nil {
+		return localapi.AddResponse{}, err
+	}
+	undo := func(why error) error {
+		uctx, cancel := undoContext(ctx)
+		defer cancel()
+		if err := s.alloc.ReleaseByHandle(uctx, handle); err != nil {
+			s.log.Warn("releasing the addresses of a failed ADD", "handle", handle, "err", err)
+		}
+		return why
+	}
+	if err := s.ensureProfile(ctx, req.Network); err != nil {
+		return localapi.AddResponse{}, undo(err)
+	}
+	w := s.buildEndpoint(req, orch, addrs)
+	if err := w.Validate(); err != nil {
+		return localapi.AddResponse{}, undo(badRequestf("building the endpoint of %s: %w", handle, err))
+	}
+	created, err := s.store.Create(ctx, w)
+	if datastore.IsAlreadyExists(err) {
+		// The view had not seen it yet: look again in the datastore.
+		cur, other, ferr := s.findEndpoint(ctx, req.Attachment, true)
+		switch {
+		case ferr != nil:
+			return localapi.AddResponse{}, ferr
+		case cur != nil:
+			return s.readd(ctx, req, cur)
+		case other != nil:
+			return localapi.AddResponse{}, undo(conflictf("container %s already has interface %s on another network (endpoint %s): DEL that attachment first",
+				req.ContainerID, req.IfName, other.Metadata.Name))
+		}
+	}
+	if err != nil {
+		return localapi.AddResponse{}, undo(fmt.Errorf("writing endpoint %s: %w", w.Metadata.Name, err))
+	}
+	wep := created.(*api.WorkloadEndpoint)
+	s.view.wroteEndpoint(wep)
+	s.log.Debug("endpoint created", "endpoint", wep.Metadata.Name, "handle", handle, "ips", wep.Spec.IPNetworks)
+	return s.addResponse(wep, req.MTU), nil
+}
+
+// readd answers an ADD for an attachment that already has an endpoint.
+func (s *service) readd(ctx context.Context, req localapi.AddRequest, cur *api.WorkloadEndpoint) (localapi.AddResponse, error) {
+	veth := cur.Spec.InterfaceName
+	exists, err := s.host.HasLink(ctx, veth)
+	if err != nil {
+		return localapi.AddResponse{}, err
+	}
+	if exists {
+		return localapi.AddResponse{}, conflictf("container %s already has interface %s on network %s (endpoint %s, host interface %s): the CNI spec allows one ADD per container and interface; DEL it first",
+			req.ContainerID, req.IfName, req.Network, cur.Metadata.Name, veth)
+	}
+	// A retried ADD: the endpoint outlived its veth. Keep its addresses,
+	// making sure its handle still holds them.
+	addrs := endpointAddrs(cur)
+	held, err := s.alloc.IPsByHandle(ctx, req.Handle())
+	if err != nil && !ipam.IsNotFound(err) {
+		return localapi.AddResponse{}, err
+	}
+	for _, a := range addrs {
+		if slices.Contains(held, a) {
+			continue
+		}
+		if err := s.alloc.AssignIP(ctx, ipam.AssignIPArgs{IP: a, Handle: req.Handle(), Attrs: s.attrs(req.Attachment, cur.Spec.Orchestrator, false), Node: s.node}); err != nil {
+			return localapi.AddResponse{}, fmt.Errorf("re-assigning %s to the endpoint %s of a retried ADD: %w", a, cur.Metadata.Name, err)
+		}
+	}
+	s.log.Info("ADD retried for an endpoint whose veth is gone: reusing it", "endpoint", cur.Metadata.Name, "ips", cur.Spec.IPNetworks)
+	return s.addResponse(cur, req.MTU), nil
+}
+
+// attrs are the IPAM attributes of an attachment's allocation.
+func (s *service) attrs(a localapi.Attachment, orch string, ipamOnly bool) map[string]string {
+	m := map[string]string{
+		"node": s.node, "orchestrator": orch, "network": a.Network,
+		"containerID": a.ContainerID, "ifname": a.IfName,
+	}
+	if ipamOnly {
+		// calyx-ipam under another plugin: no endpoint will ever hold
+		// these addresses, so the endpoint-less handle collector must
+		// leave them alone.
+		m[attrIPAMOnly] = "true"
+	}
+	return m
+}
+
+// attrIPAMOnly marks allocations made for calyx-ipam used by another
+// plugin.
+const attrIPAMOnly = "ipamOnly"
+
+// allocate assigns an attachment's addresses: the requested ones, or one
+// IPv4 and/or one IPv6 address from the pools. extra attributes are added
+// to the allocation. All or nothing: a failure releases what it took.
+func (s *service) allocate(ctx context.Context, a localapi.Attachment, orch string, req localapi.IPAMRequest, extra map[string]string) ([]netip.Addr, error) {
+	handle := a.Handle()
+	attrs := s.attrs(a, orch, false)
+	maps.Copy(attrs, extra)
+	if len(req.RequestedIPs) > 0 {
+		var out []netip.Addr
+		for _, r := range req.RequestedIPs {
+			ip, err := netip.ParseAddr(r)
+			if err != nil {
+				if p, perr := netip.ParsePrefix(r); perr == nil {
+					ip, err = p.Addr(), nil
+				}
+			}
+			if err != nil {
+				return nil, badRequestf("requested IP %q is not an address", r)
+			}
+			if err := s.alloc.AssignIP(ctx, ipam.AssignIPArgs{IP: ip, Handle: handle, Attrs: attrs, Node: s.node}); err != nil {
+				uctx, cancel := undoContext(ctx)
+				if rerr := s.alloc.ReleaseByHandle(uctx, handle); rerr != nil {
+					s.log.Warn("releasing the addresses of a failed ADD", "handle", handle, "err", rerr)
+				}
+				cancel()
+				return nil, s.ipamError(err)
+			}
+			out = append(out, ip.Unmap())
+		}
+		s.countAllocations(out)
+		return out, nil
+	}
+	n4, n6 := 0, 0
+	if req.AssignIPv4 || !req.AssignIPv6 {
+		n4 = 1
+	}
+	if req.AssignIPv6 {
+		n6 = 1
+	}
+	res, err := s.alloc.AutoAssign(ctx, ipam.AutoAssignArgs{
+		Num4: n4, Num6: n6, Handle: handle, Attrs: attrs, Node: s.node,
+		IPv4Pools: req.IPv4Pools, IPv6Pools: req.IPv6Pools,
+	})
+	if err != nil {
+		return nil, s.ipamError(err)
+	}
+	out := append(slices.Clone(res.IPv4), res.IPv6...)
+	s.countAllocations(out)
+	return out, nil
+}
+
+func (s *service) countAllocations(addrs []netip.Addr) {
+	for _, a := range addrs {
+		fam := "ipv4"
+		if a.Is6() {
+			fam = "ipv6"
+		}
+		s.m.allocations.WithLabelValues(fam).Inc()
+	}
+}
+
+// ipamError adds what the operator can do to an allocation failure.
+func (s *service) ipamError(err error) error {
+	switch {
+	case ipam.IsExhausted(err) && s.view.poolCount() == 0:
+		return fmt.Errorf("no IP pool matches node %s: create one with `calyxctl apply -f pool.yaml` (see examples/10-ippools.yaml): %w", s.node, err)
+	case ipam.IsExhausted(err):
+		return fmt.Errorf("%w (`calyxctl get ippools` lists the pools, `calyxctl ipam show` their usage)", err)
+	case ipam.IsPoolNotFound(err), ipam.IsPoolDisabled(err), ipam.IsInvalid(err):
+		return &apiError{status: http.StatusBadRequest, err: err}
+	case ipam.IsInUse(err):
+		return &apiError{status: http.StatusConflict, err: err}
+	}
+	return err
+}
+
+// ensureProfile creates the network's profile on first use: members of
+// the network may talk to each other, and egress is allowed. An existing
+// profile, maybe written by an operator, is never changed.
+func (s *service) ensureProfile(ctx context.Context, network string) error {
+	name := profileName(network)
+	if s.view.hasProfile(name) {
+		return nil
+	}
+	p := profileKind().New().(*api.Profile)
+	p.Metadata.Name = name
+	p.Spec.Ingress = []api.Rule{{Action: api.ActionAllow, Source: api.EntityRule{Selector: networkSelector(network)}}}
+	p.Spec.Egress = []api.Rule{{Action: api.ActionAllow}}
+	p.SetDefaults()
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("building the profile of network %q: %w", network, err)
+	}
+	_, err := s.store.Create(ctx, p)
+	if err != nil && !datastore.IsAlreadyExists(err) {
+		return fmt.Errorf("creating the profile of network %q: %w", network, err)
+	}
+	if err == nil {
+		s.log.Info("created the profile of a new network", "network", network, "profile", name)
+	}
+	s.view.notedProfile(name)
+	return nil
+}
+
+// buildEndpoint returns the WorkloadEndpoint of a new attachment.
+func (s *service) buildEndpoint(req localapi.AddRequest, orch string, addrs []netip.Addr) *api.WorkloadEndpoint {
+	w := wepKind().New().(*api.WorkloadEndpoint)
+	w.Metadata.Name = endpointName(s.node, orch, req.ContainerID, req.IfName)
+	w.Metadata.Labels = maps.Clone(req.Labels)
+	if w.Metadata.Labels == nil {
+		w.Metadata.Labels = map[string]string{}
+	}
+	w.Metadata.Labels[LabelNetwork] = networkLabelValue(req.Network)
+	w.Metadata.Labels[LabelOrchestrator] = orch
+	w.Metadata.Annotations = map[string]string{AnnotationHandle: req.Handle()}
+	if req.Netns != "" {
+		w.Metadata.Annotations[AnnotationNetns] = req.Netns
+	}
+	w.Spec = api.WorkloadEndpointSpec{
+		Orchestrator: orch, Workload: req.ContainerID, Node: s.node, ContainerID: req.ContainerID,
+		Endpoint: req.IfName, InterfaceName: vethName(req.Handle()), IPNetworks: hostPrefixes(addrs),
+		Profiles: []string{profileName(req.Network)},
+	}
+	w.SetDefaults()
+	return w
+}
+
+// addResponse tells the plugin how to build the container side.
+func (s *service) addResponse(w *api.WorkloadEndpoint, mtu int) localapi.AddResponse {
+	if mtu <= 0 {
+		mtu = s.mtu
+	}
+	resp := localapi.AddResponse{
+		Endpoint: w.Metadata.Name, HostIfName: w.Spec.InterfaceName,
+		IPs: slices.Clone(w.Spec.IPNetworks), MTU: mtu,
+	}
+	for _, a := range endpointAddrs(w) {
+		if a.Is4() {
+			resp.Gateway4 = gateway4
+		} else {
+			resp.Gateway6 = gateway6
+		}
+	}
+	return resp
+}

@@ -1,0 +1,45 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"time"
+)
+
+// Empty-block release. A host that ran many containers once keeps the
+// blocks it claimed for them; Calico on etcd never gave them back, so a
+// pool could run out of blocks while most of them sat empty. calyx-node
+// releases its blocks that have stayed empty for blockGCGrace, checking
+// every blockGCInterval. The grace period keeps a host that restarts its
+// containers from giving up and re-claiming the same block each time.
+const (
+	blockGCInterval = time.Minute
+	blockGCGrace    = 10 * time.Minute
+)
+
+// emptyBlockReleaser is the part of the IPAM allocator the block GC uses.
+type emptyBlockReleaser interface {
+	ReleaseEmptyBlocks(ctx context.Context, node string, now time.Time, grace time.Duration) ([]netip.Prefix, error)
+}
+
+// runBlockGC releases the node's long-empty blocks every interval until ctx
+// ends. Failures are logged and retried at the next tick.
+func runBlockGC(ctx context.Context, r emptyBlockReleaser, node string, interval, grace time.Duration, now func() time.Time, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		released, err := r.ReleaseEmptyBlocks(ctx, node, now(), grace)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("releasing empty IPAM blocks", "err", err)
+		}
+		for _, b := range released {
+			log.Info("released empty IPAM block", "block", b.String(), "emptyFor", ">= "+grace.String())
+		}
+	}
+}

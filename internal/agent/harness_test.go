@@ -1,0 +1,135 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/calyx-net/calyx/internal/api"
+	"github.com/calyx-net/calyx/internal/datastore"
+	"github.com/calyx-net/calyx/internal/localapi"
+	"github.com/calyx-net/calyx/internal/testnet"
+)
+
+// testNode is a calyx-node running in-process (run, as Run does) against a
+// test etcd, serving its local API on a socket in a temporary directory.
+type testNode struct {
+	cfg    Config
+	client *localapi.Client
+	stop   func() error
+}
+
+// tlog writes slog output to the test log.
+type tlog struct{ t testing.TB }
+
+func (w tlog) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// startNode starts calyx-node "node-a" with long resync and GC periods
+// unless mod changes them, and stops it when the test ends.
+func startNode(t *testing.T, etcd *datastore.Embedded, h hooks, mod func(*Config)) *testNode {
+	t.Helper()
+	cfg := Config{
+		NodeName: "node-a", NodeIPv4: "192.0.2.10/24",
+		Etcd:    datastore.Config{Endpoints: etcd.Endpoints()},
+		Socket:  filepath.Join(t.TempDir(), "calyx.sock"),
+		GCGrace: time.Hour, ResyncInterval: time.Hour,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	ready := make(chan struct{})
+	cfg.Ready = func() { close(ready) }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg, testLogger(t), h) }()
+	n := &testNode{cfg: cfg, client: localapi.NewClient(cfg.Socket)}
+	n.stop = sync.OnceValue(func() error {
+		cancel()
+		return <-done
+	})
+	t.Cleanup(func() {
+		if err := n.stop(); err != nil {
+			t.Errorf("calyx-node stopped with %v", err)
+		}
+	})
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("calyx-node exited before it was ready: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("calyx-node did not become ready")
+	}
+	return n
+}
+
+// createPool stores an IP pool.
+func createPool(t *testing.T, c *datastore.Client, name, cidr string) {
+	t.Helper()
+	k, _ := api.LookupKind(api.KindIPPool)
+	p := k.New().(*api.IPPool)
+	p.Metadata.Name = name
+	p.Spec.CIDR = cidr
+	p.SetDefaults()
+	if _, err := c.Create(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// eventually polls cond until it holds or 30 s pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// apiStatus returns the HTTP status of an API error (0: none).
+func apiStatus(err error) int {
+	var e *localapi.APIError
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return 0
+}
+
+func getEndpoint(t *testing.T, c *datastore.Client, name string) *api.WorkloadEndpoint {
+	t.Helper()
+	r, err := c.Get(t.Context(), wepKind(), name)
+	if datastore.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.(*api.WorkloadEndpoint)
+}
+
+func attachment(cid, ifname string) localapi.Attachment {
+	return localapi.Attachment{Network: "net1", ContainerID: cid, IfName: ifname}
+}
+
+// startTestEtcd starts etcd with one pool and returns a client.
+func startTestEtcd(t *testing.T) (*datastore.Embedded, *datastore.Client) {
+	t.Helper()
+	e := testnet.StartEtcd(t)
+	c := testnet.NewClient(t, e)
+	createPool(t, c, "pool4", "10.65.0.0/16")
+	return e, c
+}

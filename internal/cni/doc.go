@@ -1,0 +1,28 @@
+// Package cni is the logic of Calyx's two CNI plugins, calyx and
+// calyx-ipam; their main packages only wire it to skel.
+//
+// Why the plugins are thin: a container runtime starts a fresh plugin
+// process for every call, and the Mesos isolator gives it a bare
+// environment. So the plugin parses the call, does the one job that needs
+// the container's network namespace (the veth pair and the container side
+// of it), and leaves IPAM, WorkloadEndpoints, profiles and the host side of
+// the kernel to calyx-node, which it asks over the local API
+// (internal/localapi). This package must never import the datastore, the
+// dataplane or the agent: the plugin binaries stay small and start fast,
+// and a test in cmd/calyx checks it.
+//
+// The division of one ADD:
+//
+//	plugin                                  calyx-node
+//	parse stdin + env
+//	check CNI_IFNAME is free in the netns
+//	POST /v1/cni/add ---------------------> allocate, write endpoint, profile
+//	veth pair created in place (one call)
+//	container addresses and routes
+//	POST /v1/cni/ready -------------------> host route, neighbour, proxy ARP,
+//	                                        policy; answers when programmed
+//	print the result in the asked version
+//
+// Anything after the first request that fails is undone: the veth is
+// deleted and /v1/cni/del releases the addresses and the endpoint.
+package cni

@@ -1,0 +1,258 @@
+package cni
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+)
+
+// ifaFNoDAD is IFA_F_NODAD (linux/if_addr.h).
+const ifaFNoDAD = 0x02
+
+// netlinkKernel is the real kernel: netlink from the runtime's (host)
+// namespace, and pkg/ns for the container side.
+type netlinkKernel struct{}
+
+var _ kernel = netlinkKernel{}
+
+func isLinkNotFound(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf)
+}
+
+// withNetns runs f inside the namespace at path.
+func withNetns(path string, f func() error) error {
+	netns, err := ns.GetNS(path)
+	if err != nil {
+		return err
+	}
+	defer netns.Close()
+	return netns.Do(func(ns.NetNS) error { return f() })
+}
+
+func (netlinkKernel) LinkExists(_ context.Context, netns, ifName string) (bool, error) {
+	exists := false
+	err := withNetns(netns, func() error {
+		_, err := netlink.LinkByName(ifName)
+		switch {
+		case err == nil:
+			exists = true
+		case !isLinkNotFound(err):
+			return fmt.Errorf("looking up %s: %w", ifName, err)
+		}
+		return nil
+	})
+	return exists, err
+}
+
+// Attach creates the veth pair with one RTM_NEWLINK sent from this (the
+// host's) namespace: the container end is created directly in the
+// container's namespace, the host end here. Moving a device between
+// namespaces afterwards would unregister and re-register it under the
+// kernel's rtnl lock, which costs milliseconds and serialises every
+// concurrent ADD on the host (Calico #7705, amazon-vpc-cni-k8s #3764).
+func (netlinkKernel) Attach(_ context.Context, s vethSpec) (string, error) {
+	netns, err := ns.GetNS(s.Netns)
+	if err != nil {
+		return "", fmt.Errorf("opening %s: %w", s.Netns, err)
+	}
+	defer netns.Close()
+	// A host end left by an earlier ADD of this same attachment (the name
+	// is derived from it) that crashed half-way.
+	if err := deleteLink(s.HostIfName); err != nil {
+		return "", fmt.Errorf("deleting stale %s: %w", s.HostIfName, err)
+	}
+	hostMAC, _ := net.ParseMAC(HostVethMAC)
+	la := netlink.NewLinkAttrs()
+	la.Name = s.IfName
+	la.MTU = s.MTU
+	la.Flags = net.FlagUp
+	la.Namespace = netlink.NsFd(int(netns.Fd()))
+	veth := &netlink.Veth{LinkAttrs: la, PeerName: s.HostIfName, PeerHardwareAddr: hostMAC, PeerMTU: uint32(max(s.MTU, 0)), PeerTxQLen: -1}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return "", fmt.Errorf("creating veth %s (host) / %s (container): %w", s.HostIfName, s.IfName, err)
+	}
+	mac, err := configure(netns, s)
+	if err != nil {
+		if derr := deleteLink(s.HostIfName); derr != nil {
+			err = errors.Join(err, fmt.Errorf("deleting %s: %w", s.HostIfName, derr))
+		}
+		return "", err
+	}
+	return mac, nil
+}
+
+// configure brings the host end up and sets up the container side.
+func configure(netns ns.NetNS, s vethSpec) (string, error) {
+	host, err := netlink.LinkByName(s.HostIfName)
+	if err != nil {
+		return "", fmt.Errorf("finding %s: %w", s.HostIfName, err)
+	}
+	if err := netlink.LinkSetUp(host); err != nil {
+		return "", fmt.Errorf("setting %s up: %w", s.HostIfName, err)
+	}
+	var mac string
+	err = netns.Do(func(ns.NetNS) error {
+		link, err := netlink.LinkByName(s.IfName)
+		if err != nil {
+			return fmt.Errorf("finding %s in the container: %w", s.IfName, err)
+		}
+		mac = link.Attrs().HardwareAddr.String()
+		return configureContainer(link, s)
+	})
+	return mac, err
+}
+
+// configureContainer runs inside the container's namespace.
+func configureContainer(link netlink.Link, s vethSpec) error {
+	idx := link.Attrs().Index
+	has4, has6 := false, false
+	for _, p := range s.IPs {
+		has4 = has4 || p.Addr().Is4()
+		has6 = has6 || p.Addr().Is6()
+	}
+	if has6 {
+		// Runtimes may create namespaces with IPv6 off by default.
+		f := filepath.Join("/proc/sys/net/ipv6/conf", s.IfName, "disable_ipv6")
+		if err := os.WriteFile(f, []byte("0"), 0o644); err != nil {
+			return fmt.Errorf("enabling IPv6 on %s: %w", s.IfName, err)
+		}
+	}
+	for _, p := range s.IPs {
+		a := &netlink.Addr{IPNet: ipNet(p)}
+		if p.Addr().Is6() {
+			// No duplicate address detection: the address is ours alone,
+			// and DAD would hold it "tentative" for a second or more.
+			a.Flags = ifaFNoDAD
+		}
+		if err := netlink.AddrAdd(link, a); err != nil {
+			return fmt.Errorf("adding %s to %s: %w", p, s.IfName, err)
+		}
+	}
+	var routes []*netlink.Route
+	if has4 {
+		routes = append(routes, gatewayRoutes(idx, s.Gateway4)...)
+	}
+	if has6 && s.Gateway6.IsValid() {
+		routes = append(routes, gatewayRoutes(idx, s.Gateway6)...)
+	}
+	for _, r := range routes {
+		r.Priority = routeMetric(s.IfName, r, 0)
+		err := netlink.RouteAdd(r)
+		if errors.Is(err, syscall.EEXIST) {
+			// Another interface of this container holds the same route at
+			// this metric; this one becomes a backup.
+			r.Priority = routeMetric(s.IfName, r, 100+idx)
+			err = netlink.RouteAdd(r)
+		}
+		if err != nil {
+			desc := r.Dst.String()
+			if r.Gw != nil {
+				desc += " via " + r.Gw.String()
+			}
+			return fmt.Errorf("adding route %s dev %s: %w", desc, s.IfName, err)
+		}
+	}
+	return nil
+}
+
+// routeMetric is the metric of a container route on ifName. A container
+// on several Calyx networks (Mesos: eth0, eth1, ... in the order the task
+// lists its networks) has the same gateway and default route on each
+// interface; the kernel refuses duplicates, so they differ in metric: the
+// N of ethN, plus extra, so that the first network's interface carries the
+// default route whichever ADD ran first. IPv6 metrics start at the
+// kernel's default of 1024.
+func routeMetric(ifName string, r *netlink.Route, extra int) int {
+	n := len(ifName)
+	for n > 0 && ifName[n-1] >= '0' && ifName[n-1] <= '9' {
+		n--
+	}
+	m, err := strconv.Atoi(ifName[n:])
+	if err != nil || m > 1000 {
+		m = 0
+	}
+	m += extra
+	if r.Dst != nil && r.Dst.IP.To4() == nil {
+		m += 1024
+	}
+	return m
+}
+
+// gatewayRoutes are the link route to the gateway (unless it is
+// link-local IPv6, which needs none) and the default route via it.
+func gatewayRoutes(idx int, gw netip.Addr) []*netlink.Route {
+	var out []*netlink.Route
+	if !gw.Is6() || !gw.IsLinkLocalUnicast() {
+		out = append(out, &netlink.Route{LinkIndex: idx, Scope: netlink.SCOPE_LINK, Dst: ipNet(netip.PrefixFrom(gw, gw.BitLen()))})
+	}
+	zero := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+	if gw.Is6() {
+		zero = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+	}
+	return append(out, &netlink.Route{LinkIndex: idx, Dst: ipNet(zero), Gw: net.IP(gw.AsSlice())})
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	n := prefixNet(p)
+	return &n
+}
+
+// deleteLink deletes the named link in the current namespace; missing is
+// not an error.
+func deleteLink(name string) error {
+	l, err := netlink.LinkByName(name)
+	if isLinkNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := netlink.LinkDel(l); err != nil && !errors.Is(err, syscall.ENODEV) {
+		return err
+	}
+	return nil
+}
+
+func (netlinkKernel) Detach(_ context.Context, netns, ifName, hostIfName string) error {
+	var errs []error
+	if hostIfName != "" {
+		if err := deleteLink(hostIfName); err != nil {
+			errs = append(errs, fmt.Errorf("deleting %s: %w", hostIfName, err))
+		}
+	}
+	if netns != "" && ifName != "" {
+		err := withNetns(netns, func() error {
+			l, err := netlink.LinkByName(ifName)
+			if isLinkNotFound(err) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if l.Type() != "veth" {
+				// Not one calyx made: leave it to whoever did.
+				return nil
+			}
+			if err := netlink.LinkDel(l); err != nil && !errors.Is(err, syscall.ENODEV) {
+				return err
+			}
+			return nil
+		})
+		var notExist ns.NSPathNotExistErr
+		var notNS ns.NSPathNotNSErr
+		if err != nil && !errors.As(err, &notExist) && !errors.As(err, &notNS) {
+			errs = append(errs, fmt.Errorf("deleting %s in %s: %w", ifName, netns, err))
+		}
+	}
+	return errors.Join(errs...)
+}

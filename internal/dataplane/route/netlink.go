@@ -1,0 +1,227 @@
+package route
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/netip"
+	"syscall"
+
+	"github.com/calyx-net/calyx/internal/netns"
+	"github.com/calyx-net/calyx/internal/nlsafe"
+	"github.com/vishvananda/netlink"
+)
+
+// Netlink is the Kernel of a network namespace: netlink for links, routes
+// and neighbours (one handle whose sockets live in the namespace, usable
+// from any goroutine) and /proc/sys for sysctls (read and written on a
+// thread in the namespace, one switch per batch).
+type Netlink struct {
+	ns *netns.NS
+	h  *netlink.Handle
+}
+
+var _ Kernel = (*Netlink)(nil)
+
+// NewNetlink returns the Kernel of n. Close it when done.
+func NewNetlink(n *netns.NS) (*Netlink, error) {
+	h, err := n.NewNetlinkHandle()
+	if err != nil {
+		return nil, err
+	}
+	return &Netlink{ns: n, h: h}, nil
+}
+
+// Handle returns the netlink handle, for callers that read other state of
+// the namespace (e.g. the default route).
+func (k *Netlink) Handle() *netlink.Handle { return k.h }
+
+// Close closes the netlink handle.
+func (k *Netlink) Close() { k.h.Close() }
+
+func toLink(l netlink.Link) Link {
+	a := l.Attrs()
+	return Link{Index: a.Index, Name: a.Name, Up: a.Flags&net.FlagUp != 0}
+}
+
+// LinkByName implements Kernel.
+func (k *Netlink) LinkByName(name string) (Link, error) {
+	l, err := k.h.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) || errors.Is(err, syscall.ENODEV) {
+			return Link{}, LinkNotFound(name)
+		}
+		return Link{}, fmt.Errorf("looking up %s: %w", name, err)
+	}
+	return toLink(l), nil
+}
+
+func device(l Link) *netlink.Device {
+	return &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: l.Index, Name: l.Name}}
+}
+
+// SetLinkUp implements Kernel.
+func (k *Netlink) SetLinkUp(l Link) error {
+	if err := k.h.LinkSetUp(device(l)); err != nil {
+		if errors.Is(err, syscall.ENODEV) {
+			return LinkNotFound(l.Name)
+		}
+		return err
+	}
+	return nil
+}
+
+// DeleteLink implements Kernel.
+func (k *Netlink) DeleteLink(l Link) error {
+	if err := k.h.LinkDel(device(l)); err != nil {
+		if errors.Is(err, syscall.ENODEV) {
+			return LinkNotFound(l.Name)
+		}
+		return err
+	}
+	return nil
+}
+
+// Dump implements Kernel.
+func (k *Netlink) Dump() (State, error) {
+	var st State
+	links, err := nlsafe.LinkList(k.h)
+	if err != nil {
+		return st, err
+	}
+	for _, l := range links {
+		st.Links = append(st.Links, toLink(l))
+	}
+	routes, err := nlsafe.RouteListFiltered(k.h, netlink.FAMILY_ALL, &netlink.Route{}, 0)
+	if err != nil {
+		return st, err
+	}
+	for _, r := range routes {
+		if r.Dst == nil {
+			continue // a default route is never Calyx's
+		}
+		p, ok := prefixOf(r.Dst)
+		if !ok {
+			continue
+		}
+		st.Routes = append(st.Routes, Route{Dst: p, LinkIndex: r.LinkIndex, Protocol: int(r.Protocol), Scope: uint8(r.Scope)})
+	}
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		neighs, err := nlsafe.NeighList(k.h, 0, fam)
+		if err != nil {
+			return st, err
+		}
+		for _, n := range neighs {
+			ip, ok := netip.AddrFromSlice(n.IP)
+			if !ok || n.Flags&netlink.NTF_PROXY != 0 {
+				continue
+			}
+			st.Neighs = append(st.Neighs, Neigh{
+				IP: ip.Unmap(), LinkIndex: n.LinkIndex, MAC: n.HardwareAddr.String(),
+				Permanent: n.State&netlink.NUD_PERMANENT != 0,
+			})
+		}
+	}
+	return st, nil
+}
+
+func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
+	a, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	a = a.Unmap()
+	ones, _ := n.Mask.Size()
+	return netip.PrefixFrom(a, ones), true
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+func nlRoute(r Route) *netlink.Route {
+	return &netlink.Route{
+		LinkIndex: r.LinkIndex, Dst: ipNet(r.Dst),
+		Protocol: netlink.RouteProtocol(r.Protocol), Scope: netlink.Scope(r.Scope),
+	}
+}
+
+// ReplaceRoute implements Kernel.
+func (k *Netlink) ReplaceRoute(r Route) error { return k.h.RouteReplace(nlRoute(r)) }
+
+// DeleteRoute implements Kernel. A missing route is not an error.
+func (k *Netlink) DeleteRoute(r Route) error {
+	if err := k.h.RouteDel(nlRoute(r)); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	return nil
+}
+
+func nlNeigh(n Neigh) (*netlink.Neigh, error) {
+	fam := netlink.FAMILY_V4
+	if n.IP.Is6() {
+		fam = netlink.FAMILY_V6
+	}
+	out := &netlink.Neigh{LinkIndex: n.LinkIndex, Family: fam, IP: n.IP.AsSlice(), State: netlink.NUD_PERMANENT}
+	if n.MAC != "" {
+		mac, err := net.ParseMAC(n.MAC)
+		if err != nil {
+			return nil, err
+		}
+		out.HardwareAddr = mac
+	}
+	return out, nil
+}
+
+// SetNeigh implements Kernel.
+func (k *Netlink) SetNeigh(n Neigh) error {
+	nn, err := nlNeigh(n)
+	if err != nil {
+		return err
+	}
+	return k.h.NeighSet(nn)
+}
+
+// DeleteNeigh implements Kernel. A missing entry is not an error.
+func (k *Netlink) DeleteNeigh(n Neigh) error {
+	nn, err := nlNeigh(n)
+	if err != nil {
+		return err
+	}
+	if err := k.h.NeighDel(nn); err != nil && !errors.Is(err, syscall.ENOENT) {
+		return err
+	}
+	return nil
+}
+
+// ReadSysctls implements Kernel.
+func (k *Netlink) ReadSysctls(keys []string) (map[string]string, error) {
+	out := make(map[string]string, len(keys))
+	err := k.ns.Do(func() error {
+		for _, key := range keys {
+			v, err := netns.ReadSysctl(key)
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				continue
+			case err != nil:
+				return err
+			}
+			out[key] = v
+		}
+		return nil
+	})
+	return out, err
+}
+
+// WriteSysctls implements Kernel.
+func (k *Netlink) WriteSysctls(s []Sysctl) error {
+	return k.ns.Do(func() error {
+		var errs []error
+		for _, x := range s {
+			errs = append(errs, netns.WriteSysctl(x.Key, x.Value))
+		}
+		return errors.Join(errs...)
+	})
+}

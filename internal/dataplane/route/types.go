@@ -1,0 +1,117 @@
+package route
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+)
+
+const (
+	// Protocol marks the routes Calyx owns (rtm_protocol). 80 is outside
+	// the numbers iproute2 and the routing daemons in Debian reserve
+	// (/etc/iproute2/rt_protos: 0-4 kernel/boot/static, 8-19, 42,
+	// 99, 186-192), and Calico used it for its own routes too; Calyx only
+	// manages it on InterfacePrefix interfaces, so the two never meet.
+	Protocol = 80
+	// InterfacePrefix starts the name of every host veth Calyx creates.
+	InterfacePrefix = "calyx"
+)
+
+// Scopes of routes (rtm_scope).
+const (
+	ScopeUniverse uint8 = 0
+	ScopeLink     uint8 = 253
+)
+
+// Endpoint is the host side of one workload endpoint, as the reconciler
+// wants it.
+type Endpoint struct {
+	// Name identifies the endpoint in logs (the WorkloadEndpoint's name).
+	Name string
+	// IfName is the host veth.
+	IfName string
+	// MAC is the container interface's address; nil means unknown (no
+	// neighbour entry is programmed).
+	MAC net.HardwareAddr
+	// Addrs are the container's addresses.
+	Addrs []netip.Addr
+}
+
+// hasFamily reports whether the endpoint has an address of the family.
+func (e Endpoint) hasFamily(v6 bool) bool {
+	return slices.ContainsFunc(e.Addrs, func(a netip.Addr) bool { return a.Is6() == v6 })
+}
+
+// Link is a network interface as the reconciler sees it.
+type Link struct {
+	Index int
+	Name  string
+	Up    bool
+}
+
+// Route is a route in the main table.
+type Route struct {
+	Dst       netip.Prefix
+	LinkIndex int
+	Protocol  int
+	Scope     uint8
+}
+
+// Neigh is a neighbour (ARP or NDP) entry.
+type Neigh struct {
+	IP        netip.Addr
+	LinkIndex int
+	MAC       string // lower-case, colon-separated
+	Permanent bool
+}
+
+// Sysctl is one /proc/sys key (slash-separated, e.g.
+// "net/ipv4/conf/calyx0123456789/proxy_arp") and its value.
+type Sysctl struct {
+	Key   string
+	Value string
+}
+
+// State is a dump of the kernel: every link, the main table's routes and
+// the IPv4 and IPv6 neighbour entries.
+type State struct {
+	Links  []Link
+	Routes []Route
+	Neighs []Neigh
+}
+
+// Kernel is what the reconciler needs from the kernel. Implementations:
+// Netlink and Fake.
+type Kernel interface {
+	// LinkByName returns the named link, or an error satisfying
+	// IsLinkNotFound.
+	LinkByName(name string) (Link, error)
+	SetLinkUp(l Link) error
+	// DeleteLink deletes the link (a veth takes its peer with it).
+	DeleteLink(l Link) error
+	// Dump reads links, routes and neighbours.
+	Dump() (State, error)
+	// ReplaceRoute adds r or replaces the main-table route to r.Dst.
+	ReplaceRoute(r Route) error
+	DeleteRoute(r Route) error
+	// SetNeigh adds n or replaces the entry for n.IP on n.LinkIndex.
+	SetNeigh(n Neigh) error
+	DeleteNeigh(n Neigh) error
+	// ReadSysctls returns the values of the keys that exist.
+	ReadSysctls(keys []string) (map[string]string, error)
+	WriteSysctls(s []Sysctl) error
+}
+
+// errLinkNotFound says that an interface does not exist.
+var errLinkNotFound = errors.New("link not found")
+
+// LinkNotFound returns the error a Kernel returns for a missing link.
+func LinkNotFound(name string) error {
+	return fmt.Errorf("interface %q: %w", name, errLinkNotFound)
+}
+
+// IsLinkNotFound reports whether err says that an interface does not
+// exist.
+func IsLinkNotFound(err error) bool { return errors.Is(err, errLinkNotFound) }

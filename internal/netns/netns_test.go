@@ -1,0 +1,71 @@
+package netns
+
+import (
+	"errors"
+	"io/fs"
+	"testing"
+
+	"github.com/calyx-net/calyx/internal/nlsafe"
+	"github.com/calyx-net/calyx/internal/testnet"
+)
+
+func TestOpenOwn(t *testing.T) {
+	n, err := Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if !n.Own() {
+		t.Error("the empty path is not the process's own namespace")
+	}
+	ran := false
+	if err := n.Do(func() error { ran = true; return nil }); err != nil || !ran {
+		t.Errorf("Do in the own namespace: ran %v, err %v", ran, err)
+	}
+	if _, err := ReadSysctl("net/no/such/key"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing key: %v, want fs.ErrNotExist", err)
+	}
+}
+
+func TestOtherNamespace(t *testing.T) {
+	target := testnet.NewNS(t)
+	n, err := Open(target.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if n.Own() {
+		t.Fatal("a new namespace is reported as the process's own")
+	}
+	// The sysctl is written and read in the target, not here.
+	if err := n.Do(func() error { return WriteSysctl("net/ipv4/conf/lo/forwarding", "1") }); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if err := n.Do(func() error {
+		var err error
+		got, err = ReadSysctl("net/ipv4/conf/lo/forwarding")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got != "1" {
+		t.Errorf("forwarding on lo in the target is %q, want 1", got)
+	}
+	h, err := n.NewNetlinkHandle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	links, err := nlsafe.LinkList(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(links) != 1 || links[0].Attrs().Name != "lo" {
+		var names []string
+		for _, l := range links {
+			names = append(names, l.Attrs().Name)
+		}
+		t.Errorf("links in the new namespace: %v, want only lo", names)
+	}
+}
