@@ -57,6 +57,9 @@ say "building three hosts on one LAN (namespaces cxd-lan, cxd-h1..h3)"
 ip netns add cxd-lan
 ip -n cxd-lan link add br0 type bridge
 ip -n cxd-lan link set br0 up
+# The LAN's router (192.0.2.1, in cxd-lan) is each host's default gateway,
+# as on a real network; it knows no container routes.
+ip -n cxd-lan addr add 192.0.2.1/24 dev br0
 for h in "${HOSTS[@]}"; do
 	ip netns add "cxd-$h"
 	ip -n "cxd-$h" link set lo up
@@ -64,6 +67,7 @@ for h in "${HOSTS[@]}"; do
 	ip -n cxd-lan link set "$h" master br0 up
 	ip -n "cxd-$h" addr add "${HOST_IP[$h]}/24" dev eth0
 	ip -n "cxd-$h" link set eth0 up
+	ip -n "cxd-$h" route add default via 192.0.2.1
 	echo "host $h: eth0 ${HOST_IP[$h]}/24"
 done
 

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/calyx-net/calyx/internal/testnet"
 )
 
 // node is a running calyx-node with its embedded etcd.
@@ -28,7 +30,12 @@ func startNode(t *testing.T, name string) *node {
 	n := &node{dataDir: t.TempDir(), log: &bytes.Buffer{}}
 	cport, pport := freePort(t), freePort(t)
 	n.endpoint = fmt.Sprintf("http://127.0.0.1:%d", cport)
+	// calyx-node runs here so that the test reaches its embedded etcd on
+	// this loopback, but it programs a namespace of the test's own
+	// (--netns): the root namespace's kernel state is never touched.
+	hostNS := testnet.NewNS(t)
 	n.cmd = exec.Command(bin("calyx-node"), "--name", name, "--ip", "192.0.2.10/24", "--data-dir", n.dataDir,
+		"--netns", hostNS.Path(), "--socket", filepath.Join(n.dataDir, "calyx.sock"), "--metrics-addr", "",
 		"--etcd-listen-client-url", n.endpoint, "--etcd-listen-peer-url", fmt.Sprintf("http://127.0.0.1:%d", pport))
 	n.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
