@@ -108,9 +108,10 @@ JSON
 	local out
 	out=$(cni "$host" ADD "$name" "$net" "$cid")
 	containers+=("$name $host $net $cid")
-	local ip
-	ip=$(sed -n 's/.*"ip4":{"ip":"\([^"/]*\).*/\1/p' <<<"$out")
-	printf '%-10s on %s  network %-9s -> %s   (Mesos reads: %s)\n' "$name" "$host" "$net" "$ip" "$out"
+	local flat ip
+	flat=$(tr -d ' \n' <<<"$out")
+	ip=$(sed -n 's/.*"ip4":{"ip":"\([^"/]*\).*/\1/p' <<<"$flat")
+	printf '%-6s on %s  network %-9s  result %s\n' "$name" "$host" "$net" "$flat"
 	eval "IP_${name//-/_}=$ip"
 }
 attach web-1 h1 frontend '[{"key":"app","value":"web"},{"key":"tier","value":"front"}]'
@@ -134,7 +135,8 @@ for s in "${names[@]}"; do
 	done
 	echo
 done
-echo "same host: containers talk through their host's routes and proxy ARP."
+echo "same host: containers talk through their host's routes and proxy ARP; profiles and"
+echo "  policies are stored but not yet enforced in the kernel, so frontend and backend meet too."
 echo "across hosts: no routes between hosts yet (BGP/VXLAN routing comes next), so '--'."
 
 say "detaching (Mesos DEL: saved stdin, no CNI_NETNS) and stopping"
