@@ -50,7 +50,7 @@ bench:
 		test -d bench/$(BENCH) || { echo "no benchmark bench/$(BENCH); have: $$(ls bench)"; exit 1; }; \
 		$(GO) run ./bench/$(BENCH); \
 	else \
-		for b in $$(ls bench); do echo "== bench/$$b"; $(GO) run ./bench/$$b || exit 1; done; \
+		for b in $$(ls bench); do [ -f bench/$$b/main.go ] || continue; echo "== bench/$$b"; $(GO) run ./bench/$$b || exit 1; done; \
 	fi
 
 clean:

@@ -27,18 +27,17 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/calyx-net/calyx/bench/report"
 	"github.com/calyx-net/calyx/test/hostnode"
 )
 
@@ -101,7 +100,9 @@ func run(ctx context.Context) error {
 	if err := w.writeConfs(ours, peer, floor); err != nil {
 		return err
 	}
-	printEnv(tool)
+	if err := printEnv(tool); err != nil {
+		return err
+	}
 	// Warm up both: the first Calyx ADD claims an IPAM block, the first
 	// bridge ADD creates the bridge.
 	for _, im := range []impl{ours, peer, floor} {
@@ -110,7 +111,7 @@ func run(ctx context.Context) error {
 		}
 	}
 
-	figs := newFigures()
+	rep := newReport(peer.who)
 	for r := range rounds {
 		order := []impl{ours, peer}
 		if r%2 == 1 {
@@ -133,44 +134,46 @@ func run(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("round %d, %s burst: %w", r+1, im.name, err)
 			}
-			add := figs.addPeer
+			add := rep.AddPeer
 			if im == ours {
-				add = figs.add
+				add = rep.Add
 				d := after.sub(before)
 				if d.programCount > 0 {
-					figs.add("netlink_per_add_ms", 1000*d.programSum/d.programCount)
+					rep.Add("netlink_per_add_ms", 1000*d.programSum/d.programCount)
 				}
 				if d.addCount > 0 && d.readyCount > 0 {
-					figs.add("agent_add_ms", 1000*d.addSum/d.addCount)
-					figs.add("agent_ready_ms", 1000*d.readySum/d.readyCount)
+					rep.Add("agent_add_ms", 1000*d.addSum/d.addCount)
+					rep.Add("agent_ready_ms", 1000*d.readySum/d.readyCount)
 				}
 			}
 			record(add, seq, burst)
 			logf("round %d %-12s seq ADD p50 %.1f ms, DEL p50 %.1f ms; burst %.0f ADD/s", r+1, im.name,
-				ms(pct(seq.add, 0.5)), ms(pct(seq.del, 0.5)), burst.addRate)
+				p50(seq.add), p50(seq.del), burst.addRate)
 		}
 		fl, err := w.sequential(ctx, floor, seqN)
 		if err != nil {
 			return fmt.Errorf("round %d, floor: %w", r+1, err)
 		}
-		figs.floor = append(figs.floor, ms(pct(fl.add, 0.5)))
-		figs.floorDel = append(figs.floorDel, ms(pct(fl.del, 0.5)))
+		rep.Add(floorAdd, p50(fl.add))
+		rep.Add(floorDel, p50(fl.del))
 	}
-	report(figs, ours, peer)
-	return nil
+	return writeReport(rep, ours, peer)
 }
 
 // record adds one implementation's round to the figures.
 func record(add func(string, float64), seq seqResult, b burstResult) {
-	add("add_p50_ms", ms(pct(seq.add, 0.5)))
-	add("add_p99_ms", ms(pct(seq.add, 0.99)))
-	add("del_p50_ms", ms(pct(seq.del, 0.5)))
-	add("del_p99_ms", ms(pct(seq.del, 0.99)))
+	add("add_p50_ms", p50(seq.add))
+	add("add_p99_ms", p99(seq.add))
+	add("del_p50_ms", p50(seq.del))
+	add("del_p99_ms", p99(seq.del))
 	add("burst_add_per_s", b.addRate)
-	add("burst_add_p50_ms", ms(pct(b.add, 0.5)))
-	add("burst_add_p99_ms", ms(pct(b.add, 0.99)))
+	add("burst_add_p50_ms", p50(b.add))
+	add("burst_add_p99_ms", p99(b.add))
 	add("burst_del_per_s", b.delRate)
 }
+
+func p50(ds []time.Duration) float64 { return report.Ms(report.Percentile(ds, 0.50)) }
+func p99(ds []time.Duration) float64 { return report.Ms(report.Percentile(ds, 0.99)) }
 
 func findCnitool() (string, error) {
 	if p, err := exec.LookPath("cnitool"); err == nil {
@@ -186,20 +189,15 @@ func findCnitool() (string, error) {
 }
 
 // printEnv writes the first line: the environment as JSON.
-func printEnv(tool string) {
-	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+func printEnv(tool string) error {
 	plugins := "missing"
 	if out, err := exec.Command("dpkg-query", "-W", "-f=${Version}", "containernetworking-plugins").Output(); err == nil {
 		plugins = "containernetworking-plugins " + string(out)
 	}
-	env := map[string]any{
-		"bench": "cni", "env": true, "kernel": strings.TrimSpace(string(kernel)), "nproc": runtime.NumCPU(),
-		"go": runtime.Version(), "cnitool": tool, "peer": plugins, "rounds": rounds,
+	return report.WriteEnv(os.Stdout, "cni", map[string]any{
+		"cnitool": tool, "peer": plugins, "rounds": rounds,
 		"sequential": seqN, "burst": fmt.Sprintf("%d containers, %d at a time", burstN, burstPar),
-	}
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(env)
+	})
 }
 
 func logf(format string, args ...any) {

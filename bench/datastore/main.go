@@ -32,26 +32,22 @@
 //
 // Usage: go run ./bench/datastore [-rounds 3] [-n 2000]. A readable table
 // goes to stderr; stdout gets one JSON line of environment and then one per
-// figure, medians over the rounds.
+// figure (bench/report), medians over the rounds.
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"text/tabwriter"
 	"time"
 
+	"github.com/calyx-net/calyx/bench/report"
 	"github.com/calyx-net/calyx/internal/api"
 	"github.com/calyx-net/calyx/internal/datastore"
 	"go.etcd.io/etcd/api/v3/version"
@@ -96,7 +92,9 @@ type bench struct {
 
 func run(rounds, n, conc int) error {
 	ctx := context.Background()
-	emitEnv(rounds, n, conc)
+	if err := emitEnv(rounds, n, conc); err != nil {
+		return err
+	}
 
 	dir, err := os.MkdirTemp("", "calyx-bench-etcd")
 	if err != nil {
@@ -122,7 +120,7 @@ func run(rounds, n, conc int) error {
 	wep, _ := api.LookupKind(api.KindWorkloadEndpoint)
 	b := &bench{calyx: calyx, raw: raw, wep: wep, n: n, conc: conc}
 
-	res := newResults()
+	rep := newReport()
 	for r := range rounds {
 		b.round = r
 		fmt.Fprintf(os.Stderr, "round %d/%d\n", r+1, rounds)
@@ -144,13 +142,17 @@ func run(rounds, n, conc int) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", m.name, err)
 			}
-			res.add(m.name, "", ours, peer)
+			rep.Add(m.name, ours)
+			rep.AddPeer(m.name, peer)
 			fmt.Fprintf(os.Stderr, "  %-22s calyx %10.0f  raw %10.0f  ratio %.3f\n", m.name, ours, peer, ours/peer)
 		}
-		runSelectors(res)
+		runSelectors(rep)
 	}
-	res.print()
-	return nil
+	lines := rep.Lines()
+	if err := report.WriteTable(os.Stderr, lines); err != nil {
+		return err
+	}
+	return report.WriteJSON(os.Stdout, lines...)
 }
 
 // clear deletes every resource and compacts the history, so that each
@@ -455,100 +457,25 @@ func (b *bench) watchEvents(ctx context.Context, keys, vals []string) (float64, 
 	return float64(b.n) / time.Since(start).Seconds(), nil
 }
 
-// results collects per-round figures.
-type results struct {
-	order []string
-	figs  map[string]*figure
-}
-
-type figure struct {
-	metric, selector string
-	ours, peer       []float64
-}
-
-func newResults() *results { return &results{figs: map[string]*figure{}} }
-
-func (r *results) add(metric, sel string, ours, peer float64) {
-	key := metric + "\x00" + sel
-	f := r.figs[key]
-	if f == nil {
-		f = &figure{metric: metric, selector: sel}
-		r.figs[key] = f
-		r.order = append(r.order, key)
-	}
-	f.ours, f.peer = append(f.ours, ours), append(f.peer, peer)
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-// goal says what a figure is judged against.
-func goal(metric string) string {
-	switch metric {
-	case "apply_replace_per_s", "apply_vs_txn_per_s":
-		return "info"
-	case "selector_ns_per_op":
-		return "<=3"
-	case "selector_allocs_per_op":
-		return "==0"
-	}
-	return ">=0.9"
-}
-
-// print writes the summary table to stderr and the JSON lines to stdout.
-func (r *results) print() {
-	tw := tabwriter.NewWriter(os.Stderr, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "metric\tselector\tcalyx\tpeer\tratio\tmin\tmax\tgoal\t")
-	for _, key := range r.order {
-		f := r.figs[key]
-		line := map[string]any{"bench": "datastore", "metric": f.metric, "ours": round3(median(f.ours)), "peer": round3(median(f.peer)), "goal": goal(f.metric)}
-		if f.selector != "" {
-			line["selector"] = f.selector
-		}
-		ratioStr, minStr, maxStr := "-", "-", "-"
-		if f.metric == "selector_allocs_per_op" {
-			line["ratio"] = nil // the goal is on ours alone
-		} else {
-			ratios := make([]float64, len(f.ours))
-			for i := range ratios {
-				ratios[i] = f.ours[i] / f.peer[i]
-			}
-			med := median(ratios)
-			line["ratio"], line["ratio_min"], line["ratio_max"] = round3(med), round3(slices.Min(ratios)), round3(slices.Max(ratios))
-			ratioStr, minStr, maxStr = fmt.Sprintf("%.3f", med), fmt.Sprintf("%.3f", slices.Min(ratios)), fmt.Sprintf("%.3f", slices.Max(ratios))
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f\t%s\t%s\t%s\t%s\t\n", f.metric, f.selector, median(f.ours), median(f.peer), ratioStr, minStr, maxStr, goal(f.metric))
-		printJSON(line)
-	}
-	tw.Flush()
-}
-
-// printJSON writes one JSON line to stdout, with "<" and "&" left as they
-// are (goals such as "<=3", selectors such as "a && b").
-func printJSON(v any) {
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
-}
-
-func round3(x float64) float64 {
-	return float64(int64(x*1000+0.5)) / 1000
+// newReport returns the report, its metrics in report order. The goals
+// are on the ratio calyx/peer except for allocations, judged on ours alone.
+func newReport() *report.Report {
+	return report.New("datastore", []report.Spec{
+		{Metric: "apply_per_s", Goal: ">=0.9"},
+		{Metric: "apply_vs_txn_per_s", Goal: "info"},
+		{Metric: "apply_seq_per_s", Goal: ">=0.9"},
+		{Metric: "apply_update_per_s", Goal: ">=0.9"},
+		{Metric: "apply_replace_per_s", Goal: "info"},
+		{Metric: "syncer_events_per_s", Goal: ">=0.9"},
+		{Metric: "selector_ns_per_op", Goal: "<=3"},
+		{Metric: "selector_allocs_per_op", Goal: "==0"},
+	})
 }
 
 // emitEnv prints the environment line.
-func emitEnv(rounds, n, conc int) {
-	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
-	printJSON(map[string]any{
-		"bench": "datastore", "env": true,
-		"kernel": strings.TrimSpace(string(kernel)), "nproc": runtime.NumCPU(),
-		"go": runtime.Version(), "etcd": version.Version,
-		"rounds": rounds, "n": n, "conc": conc,
+func emitEnv(rounds, n, conc int) error {
+	return report.WriteEnv(os.Stdout, "datastore", map[string]any{
+		"etcd": version.Version, "rounds": rounds, "n": n, "conc": conc,
 		"etcd_mode": "embedded single member, fsync on, " + clientURL,
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/calyx-net/calyx/bench/report"
 	"github.com/calyx-net/calyx/internal/selector"
 )
 
@@ -64,8 +65,8 @@ var selectorCases = []selectorCase{
 // sink keeps results alive so the compiler cannot drop the evaluation.
 var sink bool
 
-// runSelectors measures every case once (one round) into res.
-func runSelectors(res *results) {
+// runSelectors measures every case once (one round) into rep.
+func runSelectors(rep *report.Report) {
 	for _, sc := range selectorCases {
 		sel, err := selector.Parse(sc.expr)
 		if err != nil {
@@ -88,8 +89,8 @@ func runSelectors(res *results) {
 			}
 		})
 		ons, pns := nsPerOp(ours), nsPerOp(peer)
-		res.add("selector_ns_per_op", sc.expr, ons, pns)
-		res.add("selector_allocs_per_op", sc.expr, float64(ours.AllocsPerOp()), float64(peer.AllocsPerOp()))
+		rep.AddSelector("selector_ns_per_op", sc.expr, ons, pns)
+		rep.AddSelector("selector_allocs_per_op", sc.expr, float64(ours.AllocsPerOp()), float64(peer.AllocsPerOp()))
 		fmt.Fprintf(os.Stderr, "  selector %-42s calyx %7.2f ns %d allocs  closure %7.2f ns  ratio %.2f\n",
 			sc.expr, ons, ours.AllocsPerOp(), pns, ons/pns)
 	}
