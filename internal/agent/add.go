@@ -78,7 +78,7 @@ func (s *service) add(ctx context.Context, req localapi.AddRequest) (localapi.Ad
 		cur, other, ferr := s.findEndpoint(ctx, req.Attachment, true)
 		switch {
 		case ferr != nil:
-			return localapi.AddResponse{}, ferr
+			return localapi.AddResponse{}, undo(ferr)
 		case cur != nil:
 			return s.readd(ctx, req, cur)
 		case other != nil:
@@ -135,14 +135,10 @@ func (s *service) attrs(a localapi.Attachment, orch string, ipamOnly bool) map[s
 		// calyx-ipam under another plugin: no endpoint will ever hold
 		// these addresses, so the endpoint-less handle collector must
 		// leave them alone.
-		m[attrIPAMOnly] = "true"
+		m[ipam.AttrIPAMOnly] = "true"
 	}
 	return m
 }
-
-// attrIPAMOnly marks allocations made for calyx-ipam used by another
-// plugin.
-const attrIPAMOnly = "ipamOnly"
 
 // allocate assigns an attachment's addresses: the requested ones, or one
 // IPv4 and/or one IPv6 address from the pools. extra attributes are added

@@ -476,7 +476,7 @@ func TestGCLeakedHandle(t *testing.T) {
 		}
 	}
 	assign("crashed", nil)
-	assign("bridged", map[string]string{attrIPAMOnly: "true"})
+	assign("bridged", map[string]string{ipam.AttrIPAMOnly: "true"})
 	if _, err := alloc.AutoAssign(ctx, ipam.AutoAssignArgs{Num4: 1, Handle: "someone-elses", Node: "node-a"}); err != nil {
 		t.Fatal(err)
 	}

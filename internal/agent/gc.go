@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/calyx-net/calyx/internal/api"
+	"github.com/calyx-net/calyx/internal/ipam"
 	"github.com/calyx-net/calyx/internal/localapi"
 )
 
@@ -180,7 +181,7 @@ func (c *collector) collectHandles(ctx context.Context, now time.Time) error {
 				c.log.Warn("reading the owner of a leaked address", "ip", ip, "err", err)
 				continue
 			}
-			if as.Handle != handle || as.Attrs[attrIPAMOnly] == "true" || as.Attrs["containerID"] == "" {
+			if as.Handle != handle || as.Attrs[ipam.AttrIPAMOnly] == "true" || as.Attrs["containerID"] == "" {
 				c.ignored[handle] = true
 				continue
 			}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/calyx-net/calyx/internal/api"
+	"github.com/calyx-net/calyx/internal/ipam"
 	"github.com/calyx-net/calyx/internal/localapi"
 )
 
@@ -24,7 +25,7 @@ func (s *service) ipamAdd(ctx context.Context, req localapi.IPAMAddRequest) (loc
 		return localapi.IPAMAddResponse{}, err
 	}
 	defer unlock()
-	addrs, err := s.allocate(ctx, req.Attachment, api.OrchestratorCNI, req.IPAM, map[string]string{attrIPAMOnly: "true"})
+	addrs, err := s.allocate(ctx, req.Attachment, api.OrchestratorCNI, req.IPAM, map[string]string{ipam.AttrIPAMOnly: "true"})
 	if err != nil {
 		return localapi.IPAMAddResponse{}, err
 	}

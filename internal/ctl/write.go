@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -105,9 +106,14 @@ func checkPools(ctx context.Context, s store, items []sourced) error {
 	}
 	var all []*api.IPPool
 	for _, r := range stored {
-		if p := r.(*api.IPPool); incoming[p.Metadata.Name] == nil {
-			all = append(all, p)
+		p := r.(*api.IPPool)
+		if in := incoming[p.Metadata.Name]; in != nil {
+			if err := poolGeometryKept(p, in); err != nil {
+				return fmt.Errorf("%s: %w", sourceOf(items, in), err)
+			}
+			continue
 		}
+		all = append(all, p)
 	}
 	from := map[string]sourced{}
 	for _, it := range items {
@@ -137,6 +143,32 @@ func checkPools(ctx context.Context, s store, items []sourced) error {
 		msgs = append(msgs, e.Error())
 	}
 	return errors.New(strings.Join(msgs, "; "))
+}
+
+// poolGeometryKept refuses to change a stored pool's CIDR or block size:
+// existing blocks and allocations were cut from them, and IPAM finds an
+// address's block from the pool's geometry, so changing either would strand
+// allocations and could hand an address out twice (Calico refuses it too).
+func poolGeometryKept(stored, in *api.IPPool) error {
+	oldCIDR, err1 := netip.ParsePrefix(stored.Spec.CIDR)
+	newCIDR, err2 := netip.ParsePrefix(in.Spec.CIDR)
+	if err1 == nil && err2 == nil && oldCIDR.Masked() != newCIDR.Masked() {
+		return fmt.Errorf("spec.cidr: cannot change %s to %s: a pool's CIDR is fixed once created; create a new pool, disable this one and delete it once its addresses are released", stored.Spec.CIDR, in.Spec.CIDR)
+	}
+	if stored.Spec.BlockSize != in.Spec.BlockSize {
+		return fmt.Errorf("spec.blockSize: cannot change %d to %d: a pool's block size is fixed once created; create a new pool instead", stored.Spec.BlockSize, in.Spec.BlockSize)
+	}
+	return nil
+}
+
+// sourceOf finds where an incoming resource came from.
+func sourceOf(items []sourced, r api.Resource) sourced {
+	for _, it := range items {
+		if it.resource == r {
+			return it
+		}
+	}
+	return sourced{file: "<input>", resource: r}
 }
 
 // unjoin splits an errors.Join error into its parts.

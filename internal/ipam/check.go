@@ -29,7 +29,8 @@ type Endpoint struct {
 // carries the revision it was read at, so that Fix repairs only what has
 // not changed since.
 type Report struct {
-	// Leaked: addresses allocated that no endpoint uses.
+	// Leaked: addresses allocated that no endpoint uses. Allocations
+	// marked AttrIPAMOnly are not counted: no endpoint ever holds them.
 	Leaked []Allocation
 	// Unallocated: addresses endpoints use that are not allocated (Pool
 	// is empty for an address outside every pool).
@@ -245,8 +246,8 @@ func buildReport(in checkInput) Report {
 	for _, rb := range in.blocks {
 		for _, o := range rb.b.Allocated() {
 			ip := rb.b.Addr(o)
-			if len(used[ip]) == 0 {
-				at, _ := rb.b.Owner(o)
+			at, _ := rb.b.Owner(o)
+			if len(used[ip]) == 0 && at.Attrs[AttrIPAMOnly] != "true" {
 				r.Leaked = append(r.Leaked, Allocation{IP: ip, Handle: at.Handle, Node: at.Attrs["node"], Block: rb.b.CIDR, Revision: rb.rev})
 			}
 		}
@@ -360,3 +361,10 @@ func affinityProblems(in checkInput, blockRev map[netip.Prefix]int64) ([]OrphanB
 	})
 	return orphans, probs
 }
+
+// AttrIPAMOnly is the allocation attribute (value "true") that marks
+// addresses handed out to calyx-ipam running as the IPAM plugin of another
+// CNI plugin (e.g. bridge). No WorkloadEndpoint ever holds them, so Check
+// must not call them leaked and Fix must not release them: only their DEL
+// or a CNI GC does.
+const AttrIPAMOnly = "ipamOnly"

@@ -159,3 +159,26 @@ func TestFixLeakedSkipsReassignedAddress(t *testing.T) {
 		t.Errorf("reassigned address lost: %+v", as)
 	}
 }
+
+func TestCheckLeavesIPAMOnlyAllocations(t *testing.T) {
+	e := newEnv(t)
+	e.apply(ipPool("p", "10.92.0.0/29", 29), node("n", nil))
+	a := e.alloc()
+	ctx := testCtx(t)
+	args := v4(1, "bridged.c1.eth0", "n")
+	args.Attrs = map[string]string{ipam.AttrIPAMOnly: "true", "node": "n"}
+	ip := mustAssign(t, a, args).IPv4[0]
+	r, err := a.Check(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Leaked) != 0 {
+		t.Errorf("an allocation of calyx-ipam under another plugin is reported leaked: %+v", r.Leaked)
+	}
+	if _, err := a.Fix(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if as, _ := a.GetAssignment(ctx, ip); as.Handle != "bridged.c1.eth0" {
+		t.Errorf("Fix released a live calyx-ipam allocation: %+v", as)
+	}
+}

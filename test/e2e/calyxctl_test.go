@@ -191,6 +191,19 @@ func TestCalyxctlAgainstNode(t *testing.T) {
 		}
 	})
 
+	t.Run("a pool's cidr and blockSize are fixed", func(t *testing.T) {
+		for _, spec := range []string{"{cidr: 10.65.0.0/16, blockSize: 28}", "{cidr: 10.64.0.0/16}"} {
+			in := "apiVersion: calyx.dev/v1\nkind: IPPool\nmetadata: {name: default-ipv4}\nspec: " + spec + "\n"
+			_, errOut, err := n.ctlIn(in, "apply", "-f", "-")
+			if err == nil || !strings.Contains(errOut, "<stdin>: document 1") || !strings.Contains(errOut, "fixed once created") {
+				t.Errorf("changing %s: err=%v stderr=%s", spec, err, errOut)
+			}
+		}
+		if out := mustCtl(t, n, "get", "ippool", "default-ipv4", "-o", "yaml"); !strings.Contains(out, "blockSize: 26") {
+			t.Errorf("pool changed:\n%s", out)
+		}
+	})
+
 	t.Run("create of an existing resource writes nothing", func(t *testing.T) {
 		in := "apiVersion: calyx.dev/v1\nkind: GlobalNetworkSet\nmetadata: {name: fresh-set}\nspec: {nets: [192.0.2.64/26]}\n---\n" +
 			"apiVersion: calyx.dev/v1\nkind: IPPool\nmetadata: {name: default-ipv4}\nspec: {cidr: 10.65.0.0/16}\n"
