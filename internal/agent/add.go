@@ -92,7 +92,7 @@ func (s *service) add(ctx context.Context, req localapi.AddRequest) (localapi.Ad
 	wep := created.(*api.WorkloadEndpoint)
 	s.view.wroteEndpoint(wep)
 	s.log.Debug("endpoint created", "endpoint", wep.Metadata.Name, "handle", handle, "ips", wep.Spec.IPNetworks)
-	return s.addResponse(wep, req.MTU), nil
+	return s.addResponse(wep, handle, req.MTU), nil
 }
 
 // readd answers an ADD for an attachment that already has an endpoint.
@@ -122,7 +122,7 @@ func (s *service) readd(ctx context.Context, req localapi.AddRequest, cur *api.W
 		}
 	}
 	s.log.Info("ADD retried for an endpoint whose veth is gone: reusing it", "endpoint", cur.Metadata.Name, "ips", cur.Spec.IPNetworks)
-	return s.addResponse(cur, req.MTU), nil
+	return s.addResponse(cur, req.Handle(), req.MTU), nil
 }
 
 // attrs are the IPAM attributes of an attachment's allocation.
@@ -260,20 +260,27 @@ func (s *service) buildEndpoint(req localapi.AddRequest, orch string, addrs []ne
 	w.Spec = api.WorkloadEndpointSpec{
 		Orchestrator: orch, Workload: req.ContainerID, Node: s.node, ContainerID: req.ContainerID,
 		Endpoint: req.IfName, InterfaceName: vethName(req.Handle()), IPNetworks: hostPrefixes(addrs),
-		Profiles: []string{profileName(req.Network)},
+		MAC: containerMAC(req.Handle()).String(), Profiles: []string{profileName(req.Network)},
 	}
 	w.SetDefaults()
 	return w
 }
 
-// addResponse tells the plugin how to build the container side.
-func (s *service) addResponse(w *api.WorkloadEndpoint, mtu int) localapi.AddResponse {
+// addResponse tells the plugin how to build the container side. The
+// container MAC is the one the endpoint records, so that READY finds
+// nothing to write; an endpoint that records none (written by an older
+// calyx-node) gets the derived one, which READY then records.
+func (s *service) addResponse(w *api.WorkloadEndpoint, handle string, mtu int) localapi.AddResponse {
 	if mtu <= 0 {
 		mtu = s.mtu
 	}
+	mac := w.Spec.MAC
+	if mac == "" {
+		mac = containerMAC(handle).String()
+	}
 	resp := localapi.AddResponse{
 		Endpoint: w.Metadata.Name, HostIfName: w.Spec.InterfaceName,
-		IPs: slices.Clone(w.Spec.IPNetworks), MTU: mtu,
+		IPs: slices.Clone(w.Spec.IPNetworks), MTU: mtu, ContainerMAC: mac,
 	}
 	for _, a := range endpointAddrs(w) {
 		if a.Is4() {

@@ -58,9 +58,12 @@ func TestAddReadyCheckDel(t *testing.T) {
 	if d := cmp.Diff(wantLabels, w.Metadata.Labels); d != "" {
 		t.Errorf("endpoint labels (-want +got):\n%s", d)
 	}
+	if add.ContainerMAC != containerMAC(att.Handle()).String() {
+		t.Errorf("ADD answered container MAC %q, want %q", add.ContainerMAC, containerMAC(att.Handle()))
+	}
 	wantSpec := api.WorkloadEndpointSpec{
 		Orchestrator: "mesos", Workload: "0f7c-2b1e", Node: "node-a", ContainerID: "0f7c-2b1e", Endpoint: "eth0",
-		InterfaceName: add.HostIfName, IPNetworks: add.IPs, Profiles: []string{"net1"},
+		InterfaceName: add.HostIfName, IPNetworks: add.IPs, MAC: add.ContainerMAC, Profiles: []string{"net1"},
 	}
 	if d := cmp.Diff(wantSpec, w.Spec); d != "" {
 		t.Errorf("endpoint spec (-want +got):\n%s", d)
@@ -76,7 +79,9 @@ func TestAddReadyCheckDel(t *testing.T) {
 		t.Errorf("profile ingress selector %q", sel)
 	}
 
-	// The plugin creates the veth, then READY programs the host side.
+	// The plugin creates the veth, then READY programs the host side. This
+	// plugin, like an older one, ignored the MAC ADD chose: READY records
+	// the one it reports.
 	fake.AddLink(add.HostIfName)
 	const mac = "02:42:0a:41:00:07"
 	if err := n.client.Do(ctx, localapi.PathCNIReady, localapi.ReadyRequest{Attachment: att, HostIfName: add.HostIfName, ContainerMAC: mac}, nil); err != nil {
@@ -206,6 +211,54 @@ func TestReadyReportsProgramTime(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.Header.Get(headerProgramSeconds) == "" {
 		t.Errorf("READY answered %d with %s=%q", resp.StatusCode, headerProgramSeconds, resp.Header.Get(headerProgramSeconds))
+	}
+}
+
+// A READY reporting the MAC that ADD chose and recorded writes nothing to
+// the datastore: the endpoint's resource version does not move, and the
+// kernel still gets the neighbour entry.
+func TestReadyWithRecordedMACDoesNotWrite(t *testing.T) {
+	etcd, store := startTestEtcd(t)
+	fake := route.NewFake()
+	n := startNode(t, etcd, hooks{kernel: fake}, nil)
+	ctx := t.Context()
+	att := attachment("ctr", "eth0")
+	var add localapi.AddResponse
+	if err := n.client.Do(ctx, localapi.PathCNIAdd, addReq(att), &add); err != nil {
+		t.Fatal(err)
+	}
+	mac, err := net.ParseMAC(add.ContainerMAC)
+	if err != nil || mac[0] != 0x02 {
+		t.Fatalf("ADD answered container MAC %q, want a locally administered unicast MAC", add.ContainerMAC)
+	}
+	before := getEndpoint(t, store, add.Endpoint)
+	if before.Spec.MAC != add.ContainerMAC {
+		t.Fatalf("endpoint MAC %q after ADD, want %q", before.Spec.MAC, add.ContainerMAC)
+	}
+
+	fake.AddLink(add.HostIfName)
+	if err := n.client.Do(ctx, localapi.PathCNIReady, localapi.ReadyRequest{Attachment: att, HostIfName: add.HostIfName, ContainerMAC: add.ContainerMAC}, nil); err != nil {
+		t.Fatal(err)
+	}
+	after := getEndpoint(t, store, add.Endpoint)
+	if after.Metadata.ResourceVersion != before.Metadata.ResourceVersion {
+		t.Errorf("READY with the recorded MAC wrote the endpoint: resource version %s -> %s", before.Metadata.ResourceVersion, after.Metadata.ResourceVersion)
+	}
+	ip := strings.TrimSuffix(add.IPs[0], "/32")
+	if want := "neigh " + ip + " dev " + add.HostIfName + " lladdr " + add.ContainerMAC + " PERMANENT"; !slices.Contains(fake.Render(), want) {
+		t.Errorf("kernel after READY lacks %q:\n%s", want, strings.Join(fake.Render(), "\n"))
+	}
+
+	// A retried ADD answers the same MAC: it is stable for the attachment.
+	if err := n.client.Do(ctx, localapi.PathCNIDel, localapi.DelRequest{Attachment: att}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var again localapi.AddResponse
+	if err := n.client.Do(ctx, localapi.PathCNIAdd, addReq(att), &again); err != nil {
+		t.Fatal(err)
+	}
+	if again.ContainerMAC != add.ContainerMAC {
+		t.Errorf("second ADD answered MAC %q, first %q", again.ContainerMAC, add.ContainerMAC)
 	}
 }
 

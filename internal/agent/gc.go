@@ -206,7 +206,9 @@ func (c *collector) collectHandles(ctx context.Context, now time.Time) error {
 }
 
 // leakedHandles returns this node's handles whose addresses no endpoint
-// uses, with one of their addresses, leaving out attachments in flight
+// uses (calyx-ipam's allocations under other plugins included: CNI GC
+// releases those; the background collector skips them), with one of their
+// addresses, leaving out attachments in flight
 // and handles a local endpoint names.
 func (s *service) leakedHandles(ctx context.Context) (map[string]netip.Addr, error) {
 	report, err := s.alloc.Check(ctx)
@@ -218,7 +220,7 @@ func (s *service) leakedHandles(ctx context.Context) (map[string]netip.Addr, err
 		held[w.Metadata.Annotations[AnnotationHandle]] = true
 	}
 	out := map[string]netip.Addr{}
-	for _, l := range report.Leaked {
+	for _, l := range slices.Concat(report.Leaked, report.PluginHeld) {
 		if l.Node != s.node || l.Handle == "" || held[l.Handle] || s.locks.busy(l.Handle) {
 			continue
 		}

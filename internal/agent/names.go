@@ -3,6 +3,7 @@ package agent
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"net"
 	"regexp"
 	"strings"
 
@@ -15,6 +16,10 @@ import (
 //
 //   - Host veth: route.InterfacePrefix ("calyx") + the first 10 hex
 //     characters of sha256(handle), 15 characters, the Linux limit.
+//   - Container MAC: 0x02 (locally administered, unicast) + the first 5
+//     bytes of sha256(handle). calyx-node records it on the endpoint at
+//     ADD and the plugin creates the container end with it, so READY has
+//     nothing left to write.
 //   - WorkloadEndpoint: Calico's v3 scheme (calico-design.md §1.2), the
 //     segments <node>, <orchestrator>, <containerID>, <ifname> joined by
 //     '-' with every '-' inside a segment doubled, e.g.
@@ -52,6 +57,13 @@ const (
 func vethName(handle string) string {
 	sum := sha256.Sum256([]byte(handle))
 	return route.InterfacePrefix + hex.EncodeToString(sum[:])[:10]
+}
+
+// containerMAC returns the MAC of the container end of the attachment
+// with this handle.
+func containerMAC(handle string) net.HardwareAddr {
+	sum := sha256.Sum256([]byte(handle))
+	return append(net.HardwareAddr{0x02}, sum[:5]...)
 }
 
 // endpointName returns the WorkloadEndpoint name of an attachment.

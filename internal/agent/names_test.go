@@ -75,3 +75,16 @@ func TestVethName(t *testing.T) {
 		t.Error("vethName is not a function of the handle")
 	}
 }
+
+func TestContainerMAC(t *testing.T) {
+	a, b := containerMAC("net1.c1.eth0"), containerMAC("net1.c1.eth1")
+	if len(a) != 6 || a[0] != 0x02 {
+		t.Errorf("containerMAC = %s, want 6 bytes starting 02 (locally administered, unicast)", a)
+	}
+	if a.String() != containerMAC("net1.c1.eth0").String() {
+		t.Error("containerMAC is not stable")
+	}
+	if a.String() == b.String() {
+		t.Errorf("distinct handles share MAC %s", a)
+	}
+}

@@ -13,12 +13,17 @@ import (
 )
 
 // ready serves a CNI READY: the plugin has created the veth, so program
-// the host side (sysctls, veth up, routes, neighbour entries, policy) and
-// record the container's MAC on the endpoint, then answer. It returns the
-// time the kernel work took.
+// the host side (sysctls, veth up, routes, neighbour entries, policy),
+// then answer. It returns the time the kernel work took.
 //
-// The kernel work and the datastore write run concurrently: the first
-// costs well under a millisecond, the second one etcd round trip.
+// ADD recorded the container MAC it chose on the endpoint and the plugin
+// created the container end with it, so READY normally writes nothing to
+// the datastore. Only when the plugin reports another MAC (an older
+// plugin that ignored AddResponse.ContainerMAC, or an endpoint written by
+// an older calyx-node) does READY record it, so that a restarted
+// calyx-node programs the same neighbour entries. That write and the
+// kernel work run concurrently: the first costs one etcd round trip, the
+// second well under a millisecond.
 func (s *service) ready(ctx context.Context, req localapi.ReadyRequest) (time.Duration, error) {
 	if err := checkAttachment(req.Attachment); err != nil {
 		return 0, err
@@ -45,7 +50,11 @@ func (s *service) ready(ctx context.Context, req localapi.ReadyRequest) (time.Du
 	}
 
 	recorded := make(chan error, 1)
-	go func() { recorded <- s.recordMAC(ctx, w, mac.String()) }()
+	if w.Spec.MAC == mac.String() {
+		recorded <- nil
+	} else {
+		go func() { recorded <- s.recordMAC(ctx, w, mac.String()) }()
+	}
 
 	ep := hostEndpoint(w)
 	ep.MAC = mac

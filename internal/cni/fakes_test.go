@@ -155,6 +155,9 @@ func (k *fakeKernel) Attach(_ context.Context, s vethSpec) (string, error) {
 	k.attached = append(k.attached, s)
 	k.links[s.Netns+"/"+s.IfName] = true
 	k.links["host/"+s.HostIfName] = true
+	if s.MAC != nil {
+		return s.MAC.String(), nil
+	}
 	return "0a:58:0a:41:00:07", nil
 }
 

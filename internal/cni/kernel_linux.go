@@ -66,19 +66,25 @@ func (netlinkKernel) Attach(_ context.Context, s vethSpec) (string, error) {
 		return "", fmt.Errorf("opening %s: %w", s.Netns, err)
 	}
 	defer netns.Close()
-	// A host end left by an earlier ADD of this same attachment (the name
-	// is derived from it) that crashed half-way.
-	if err := deleteLink(s.HostIfName); err != nil {
-		return "", fmt.Errorf("deleting stale %s: %w", s.HostIfName, err)
-	}
 	hostMAC, _ := net.ParseMAC(HostVethMAC)
 	la := netlink.NewLinkAttrs()
 	la.Name = s.IfName
 	la.MTU = s.MTU
 	la.Flags = net.FlagUp
+	la.HardwareAddr = s.MAC
 	la.Namespace = netlink.NsFd(int(netns.Fd()))
 	veth := &netlink.Veth{LinkAttrs: la, PeerName: s.HostIfName, PeerHardwareAddr: hostMAC, PeerMTU: uint32(max(s.MTU, 0)), PeerTxQLen: -1}
-	if err := netlink.LinkAdd(veth); err != nil {
+	err = netlink.LinkAdd(veth)
+	if errors.Is(err, syscall.EEXIST) {
+		// A host end left by an earlier ADD of this same attachment (the
+		// name is derived from it) that crashed half-way. Looked for only
+		// now, so that the usual ADD pays no lookup for it.
+		if derr := deleteLink(s.HostIfName); derr != nil {
+			return "", fmt.Errorf("deleting stale %s: %w", s.HostIfName, derr)
+		}
+		err = netlink.LinkAdd(veth)
+	}
+	if err != nil {
 		return "", fmt.Errorf("creating veth %s (host) / %s (container): %w", s.HostIfName, s.IfName, err)
 	}
 	mac, err := configure(netns, s)

@@ -21,7 +21,8 @@ func TestNetlinkKernel(t *testing.T) {
 	k := netlinkKernel{}
 	s := vethSpec{Netns: ctrNS.Path(), IfName: "eth0", HostIfName: "calyxtest00001", MTU: 1400,
 		IPs:      []netip.Prefix{netip.MustParsePrefix("10.65.0.7/32"), netip.MustParsePrefix("fd65::7/128")},
-		Gateway4: netip.MustParseAddr(DefaultGateway4), Gateway6: netip.MustParseAddr("fe80::ecee:eeff:feee:eeee")}
+		Gateway4: netip.MustParseAddr(DefaultGateway4), Gateway6: netip.MustParseAddr("fe80::ecee:eeff:feee:eeee"),
+		MAC: net.HardwareAddr{0x02, 0x1f, 0x3a, 0x5b, 0x7c, 0x9d}}
 	inHost := func(f func() error) {
 		t.Helper()
 		if err := hostNS.Do(func(ns.NetNS) error { return f() }); err != nil {
@@ -43,8 +44,8 @@ func TestNetlinkKernel(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if _, err := net.ParseMAC(mac); err != nil || mac == HostVethMAC {
-			t.Errorf("container MAC %q", mac)
+		if mac != s.MAC.String() {
+			t.Errorf("Attach returned container MAC %q, want %s", mac, s.MAC)
 		}
 		host, err := netlink.LinkByName(s.HostIfName)
 		if err != nil {
@@ -74,7 +75,7 @@ func TestNetlinkKernel(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		got = append(got, "mtu "+strconv.Itoa(l.Attrs().MTU))
+		got = append(got, "mtu "+strconv.Itoa(l.Attrs().MTU), "mac "+l.Attrs().HardwareAddr.String())
 		addrs, _ := netlink.AddrList(l, netlink.FAMILY_ALL)
 		for _, a := range addrs {
 			if !a.IP.IsLinkLocalUnicast() {
@@ -95,7 +96,7 @@ func TestNetlinkKernel(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []string{"mtu 1400", "addr 10.65.0.7/32", "addr fd65::7/128", "route 169.254.1.1/32 scope link",
+	for _, w := range []string{"mtu 1400", "mac 02:1f:3a:5b:7c:9d", "addr 10.65.0.7/32", "addr fd65::7/128", "route 169.254.1.1/32 scope link",
 		"route default via 169.254.1.1", "route default via fe80::ecee:eeff:feee:eeee"} {
 		found := false
 		for _, g := range got {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -50,6 +51,9 @@ type vethSpec struct {
 	IPs        []netip.Prefix
 	Gateway4   netip.Addr
 	Gateway6   netip.Addr
+	// MAC is the container end's MAC, as calyx-node chose it; nil lets
+	// the kernel pick one.
+	MAC net.HardwareAddr
 }
 
 // Plugin runs the calyx CNI plugin's commands.
@@ -169,7 +173,7 @@ func (p *Plugin) finishAdd(ctx context.Context, client *localapi.Client, att loc
 		return nil, types.NewError(types.ErrInternal, err.Error(), "")
 	}
 	spec := vethSpec{Netns: a.Netns, IfName: a.IfName, HostIfName: a.HostIfName, MTU: a.MTU,
-		IPs: a.IPs, Gateway4: a.Gateway4, Gateway6: a.Gateway6}
+		IPs: a.IPs, Gateway4: a.Gateway4, Gateway6: a.Gateway6, MAC: a.ChosenMAC}
 	a.ContainerMAC, err = p.kernel.Attach(ctx, spec)
 	if err != nil {
 		return nil, types.NewError(types.ErrInternal, fmt.Sprintf("creating the veth %s/%s: %v", a.HostIfName, a.IfName, err), "")
@@ -221,6 +225,13 @@ func attachmentFromResponse(resp localapi.AddResponse, args *skel.CmdArgs, conf 
 	}
 	if a.MTU == 0 {
 		a.MTU = conf.MTU
+	}
+	if resp.ContainerMAC != "" {
+		mac, err := net.ParseMAC(resp.ContainerMAC)
+		if err != nil || len(mac) != 6 || mac[0]&1 != 0 {
+			return nil, fmt.Errorf("calyx-node answered container MAC %q: not a unicast Ethernet address", resp.ContainerMAC)
+		}
+		a.ChosenMAC = mac
 	}
 	for _, g := range []struct {
 		s   string

@@ -140,6 +140,45 @@ func TestAddRollback(t *testing.T) {
 	}
 }
 
+// The container end gets the MAC calyx-node chose at ADD, and READY
+// reports it back, so calyx-node has nothing to record.
+func TestAddContainerMACFromAgent(t *testing.T) {
+	r := newRun(t)
+	const mac = "02:1f:3a:5b:7c:9d"
+	r.agent.set(localapi.PathCNIAdd, func([]byte) (int, any) {
+		return 200, localapi.AddResponse{Endpoint: "host1-cni-c1-eth0", HostIfName: "calyx0123456789",
+			IPs: []string{"10.65.0.7/32"}, Gateway4: "169.254.1.1", MTU: 1450, ContainerMAC: mac}
+	})
+	if err := r.plugin.Add(t.Context(), cmdArgs(r.conf(t, "1.0.0", nil))); err != nil {
+		t.Fatalf("ADD: %v\nstderr: %s", err, r.stderr)
+	}
+	if len(r.kernel.attached) != 1 || r.kernel.attached[0].MAC.String() != mac {
+		t.Fatalf("attached %+v, want the container end created with MAC %s", r.kernel.attached, mac)
+	}
+	var ready localapi.ReadyRequest
+	r.agent.request(t, localapi.PathCNIReady, &ready)
+	if ready.ContainerMAC != mac {
+		t.Errorf("READY reported MAC %q, want %q", ready.ContainerMAC, mac)
+	}
+	var res types100.Result
+	if err := json.Unmarshal(r.stdout.Bytes(), &res); err != nil || len(res.Interfaces) != 2 || res.Interfaces[1].Mac != mac {
+		t.Errorf("result interfaces %+v: %v", res.Interfaces, err)
+	}
+
+	// A bad MAC from calyx-node is refused before anything is built.
+	for _, bad := range []string{"not-a-mac", "03:00:00:00:00:01", "02:00:00:00:00:00:00:01"} {
+		r := newRun(t)
+		r.agent.set(localapi.PathCNIAdd, func([]byte) (int, any) {
+			return 200, localapi.AddResponse{HostIfName: "calyx0123456789", IPs: []string{"10.65.0.7/32"}, ContainerMAC: bad}
+		})
+		err := r.plugin.Add(t.Context(), cmdArgs(r.conf(t, "1.0.0", nil)))
+		checkCNIError(t, err, types.ErrInternal, "not a unicast Ethernet address")
+		if len(r.kernel.attached) != 0 {
+			t.Errorf("MAC %q: attached %+v", bad, r.kernel.attached)
+		}
+	}
+}
+
 func TestAddInterfaceExists(t *testing.T) {
 	r := newRun(t)
 	r.kernel.links["/run/netns/c1/eth0"] = true

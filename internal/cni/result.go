@@ -27,8 +27,11 @@ type attachment struct {
 	HostIfName   string
 	IfName       string
 	ContainerMAC string
-	Netns        string
-	MTU          int
+	// ChosenMAC is the container MAC calyx-node chose at ADD (nil: it
+	// chose none, the kernel picks).
+	ChosenMAC net.HardwareAddr
+	Netns     string
+	MTU       int
 	// IPs are the container's addresses as /32 and /128 prefixes.
 	IPs      []netip.Prefix
 	Gateway4 netip.Addr

@@ -289,6 +289,9 @@ func printReport(w io.Writer, r ipam.Report) {
 	for _, af := range r.Affinities {
 		fmt.Fprintf(w, "  %s node %q: %s\n", af.Block, af.Node, af.Problem)
 	}
+	if n := len(r.PluginHeld); n > 0 {
+		fmt.Fprintf(w, "(%d addresses are held by calyx-ipam under other CNI plugins, with no endpoint by design; not problems)\n", n)
+	}
 	if r.Problems() == 0 {
 		fmt.Fprintln(w, "no problems found")
 	} else {

@@ -32,6 +32,10 @@ type Report struct {
 	// Leaked: addresses allocated that no endpoint uses. Allocations
 	// marked AttrIPAMOnly are not counted: no endpoint ever holds them.
 	Leaked []Allocation
+	// PluginHeld: addresses of calyx-ipam running under another CNI plugin
+	// (AttrIPAMOnly). No endpoint holds them by design; they are listed
+	// for information and for CNI GC, never counted as problems or fixed.
+	PluginHeld []Allocation
 	// Unallocated: addresses endpoints use that are not allocated (Pool
 	// is empty for an address outside every pool).
 	Unallocated []EndpointIP
@@ -247,7 +251,9 @@ func buildReport(in checkInput) Report {
 		for _, o := range rb.b.Allocated() {
 			ip := rb.b.Addr(o)
 			at, _ := rb.b.Owner(o)
-			if len(used[ip]) == 0 && at.Attrs[AttrIPAMOnly] != "true" {
+			if len(used[ip]) == 0 && at.Attrs[AttrIPAMOnly] == "true" {
+				r.PluginHeld = append(r.PluginHeld, Allocation{IP: ip, Handle: at.Handle, Node: at.Attrs["node"], Block: rb.b.CIDR, Revision: rb.rev})
+			} else if len(used[ip]) == 0 {
 				r.Leaked = append(r.Leaked, Allocation{IP: ip, Handle: at.Handle, Node: at.Attrs["node"], Block: rb.b.CIDR, Revision: rb.rev})
 			}
 		}

@@ -68,11 +68,19 @@ type AddResponse struct {
 	Gateway4 string `json:"gateway4,omitempty"`
 	Gateway6 string `json:"gateway6,omitempty"`
 	MTU      int    `json:"mtu"`
+	// ContainerMAC is the MAC the plugin gives the container end of the
+	// veth ("02:..."), already recorded on the endpoint: a READY that
+	// reports it costs calyx-node no datastore write. Empty from an older
+	// calyx-node; an older plugin ignores it and reports the kernel's
+	// MAC, which READY then records.
+	ContainerMAC string `json:"containerMAC,omitempty"`
 }
 
 // ReadyRequest finishes an ADD once the veth exists: calyx-node programs
 // the host side (route, neighbour, proxy ARP, policy) and answers only when
-// the endpoint can carry traffic.
+// the endpoint can carry traffic. ContainerMAC is the container end's
+// actual MAC; calyx-node writes it to the endpoint only when it differs
+// from AddResponse.ContainerMAC.
 type ReadyRequest struct {
 	Attachment
 	HostIfName   string `json:"hostIfName"`
