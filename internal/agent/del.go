@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/calyx-net/calyx/internal/api"
 	"github.com/calyx-net/calyx/internal/dataplane/route"
@@ -54,13 +55,22 @@ func (s *service) release(ctx context.Context, handle string, w *api.WorkloadEnd
 		if err := s.policy.Remove(ctx, w.Metadata.Name); err != nil {
 			errs = append(errs, err)
 		}
-		if err := s.deleteEndpoint(ctx, w); err != nil {
-			errs = append(errs, err)
-		}
+	}
+	// The host side is gone, so nothing routes to the addresses any more:
+	// deleting the endpoint and releasing its addresses are independent
+	// etcd writes, sent together so that etcd can commit them in one
+	// fsync. A released address goes to the back of its block's free list,
+	// so it is not handed out again in the moment between the two.
+	var epErr error
+	var wg sync.WaitGroup
+	if w != nil {
+		wg.Go(func() { epErr = s.deleteEndpoint(ctx, w) })
 	}
 	if err := s.alloc.ReleaseByHandle(ctx, handle); err != nil {
 		errs = append(errs, fmt.Errorf("releasing the addresses of %s: %w", handle, err))
 	}
+	wg.Wait()
+	errs = append(errs, epErr)
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
