@@ -1,5 +1,7 @@
 # Calyx build, test, lint, demo and benchmarks. Run `make help` for a list.
 
+# Go lives in /usr/local/go on a fresh Debian machine set up the usual way.
+export PATH := $(PATH):/usr/local/go/bin
 GO       ?= go
 BIN      := bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -9,22 +11,26 @@ PKGS     := ./...
 TESTFLAGS ?= -race -timeout 20m
 BENCH    ?=
 
-.PHONY: all help build test test-short lint verify-fmt fix-fmt vet demo bench clean
+.PHONY: all help deps build test test-short lint verify-fmt fix-fmt vet demo bench clean
 
 all: build
 
 help:
+	@echo "make deps               install the Debian packages and tools the tests and demo need"
 	@echo "make build              build the binaries into $(BIN)/"
 	@echo "make test               go vet, gofmt check and every test (as root: kernel tests too)"
 	@echo "make lint               go vet and a gofmt check"
 	@echo "make demo               run the demonstration (see README.md)"
 	@echo "make bench [BENCH=name] run the side-by-side benchmarks in bench/ (one with BENCH=name)"
 
+deps:
+	./hack/install-deps.sh
+
 build:
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
-test: lint
+test: deps lint
 	$(GO) test $(TESTFLAGS) $(PKGS)
 
 test-short:
@@ -42,7 +48,7 @@ verify-fmt:
 fix-fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-demo: build
+demo: deps build
 	./hack/demo.sh
 
 bench:

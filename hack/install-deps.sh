@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what Calyx's tests and demo need on a Debian 12 machine, and
+# nothing that is already there: Debian packages with apt-get, cnitool with
+# `go install`. `make test` and `make demo` run it first; it needs root
+# only when something is missing.
+set -euo pipefail
+
+# iproute2 and iputils-ping: the kernel tests and the demo build hosts in
+# network namespaces and ping across them. containernetworking-plugins:
+# Debian's reference CNI plugins (bridge, host-local, loopback), run beside
+# Calyx's in the tests and benchmarks. etcd itself runs in-process.
+pkgs=(git gcc libc6-dev ca-certificates iproute2 iputils-ping containernetworking-plugins)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "missing Debian packages: ${missing[*]}; run as root or: apt-get install ${missing[*]}" >&2
+		exit 1
+	fi
+	echo "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# cnitool, the CNI project's own client, drives the plugins in the tests.
+if ! command -v cnitool >/dev/null && [ ! -x "$(go env GOPATH)/bin/cnitool" ]; then
+	echo "installing cnitool"
+	if [ "$(id -u)" = 0 ]; then export GOBIN=/usr/local/bin; fi
+	go install github.com/containernetworking/cni/cnitool@v1.3.0
+fi
