@@ -18,7 +18,7 @@ var benchLabels = map[string]string{
 }
 
 // selectorCase is a selector and a closure that computes the same result
-// with the same map lookups, hard-coded: the floor for evaluation.
+// with the same map lookups written out by hand: the floor for evaluation.
 type selectorCase struct {
 	expr string
 	peer func(map[string]string) bool

@@ -245,9 +245,9 @@ func (c *cli) delete(ctx context.Context, s store, targets []api.Resource, ignor
 			continue
 		}
 		stored = append(stored, cur)
-		stub := kind.New()
-		stub.GetObjectMeta().Name = name
-		ops = append(ops, datastore.Op{Action: datastore.OpDelete, Resource: stub})
+		target := kind.New() // a delete needs only the kind and name
+		target.GetObjectMeta().Name = name
+		ops = append(ops, datastore.Op{Action: datastore.OpDelete, Resource: target})
 	}
 	if len(missing) > 0 && !ignoreNotFound {
 		return fmt.Errorf("nothing was deleted: %s not found", strings.Join(missing, ", "))
