@@ -42,7 +42,11 @@ cleanup() {
 		cni "$host" DEL "$name" "$net" "$cid" >/dev/null 2>&1
 	done
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+	for p in "${pids[@]}"; do
+		for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
 	for n in $(ip netns list | awk '/^cxd-/{print $1}'); do ip netns del "$n"; done
 	rm -rf "$work"
 }
@@ -80,7 +84,9 @@ for h in "${HOSTS[@]}"; do
 	else
 		args+=(--etcd-endpoints "$ETCD")
 	fi
-	inns "$h" env -i PATH="$PATH" "$BIN/calyx-node" "${args[@]}" >"$work/$h/node.log" 2>&1 &
+	# Started directly (not through a shell function) so that $! is
+	# calyx-node itself: ip netns exec and env exec into it.
+	ip netns exec "cxd-$h" env -i PATH="$PATH" "$BIN/calyx-node" "${args[@]}" >"$work/$h/node.log" 2>&1 &
 	pids+=($!)
 	for _ in $(seq 1 200); do
 		[ -S "$work/$h/calyx.sock" ] && inns "$h" env -i PATH="$PATH" CALYX_ETCD_ENDPOINTS="$ETCD" "$BIN/calyxctl" get node "$h" >/dev/null 2>&1 && break
