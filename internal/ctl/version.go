@@ -6,7 +6,17 @@ import (
 	"runtime"
 
 	"github.com/spf13/cobra"
+
+	"github.com/calyx-net/calyx/internal/datastore"
 )
+
+// serverVersioner is the optional part of a store that can say which etcd
+// it talks to; the real datastore has it, test fakes need not.
+type serverVersioner interface {
+	ServerVersion(context.Context) (string, error)
+}
+
+var _ serverVersioner = (*datastore.Client)(nil)
 
 func (c *cli) versionCommand() *cobra.Command {
 	var clientOnly bool
@@ -20,9 +30,7 @@ func (c *cli) versionCommand() *cobra.Command {
 				return nil
 			}
 			return c.withStore(cmd, func(ctx context.Context, s store) error {
-				v, ok := s.(interface {
-					ServerVersion(context.Context) (string, error)
-				})
+				v, ok := s.(serverVersioner)
 				if !ok {
 					return nil
 				}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -118,6 +119,20 @@ func (c *Client) Revision(ctx context.Context) (int64, error) {
 		return 0, c.wrapErr("reading etcd revision", err)
 	}
 	return resp.Header.Revision, nil
+}
+
+// ServerVersion returns the etcd server version of the first endpoint that
+// answers, for calyxctl version.
+func (c *Client) ServerVersion(ctx context.Context) (string, error) {
+	var errs []error
+	for _, ep := range c.cli.Endpoints() {
+		resp, err := c.cli.Status(ctx, ep)
+		if err == nil {
+			return resp.Version, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", ep, err))
+	}
+	return "", c.wrapErr("reading the etcd version", errors.Join(errs...))
 }
 
 // Compact discards etcd's history before rev (keys' current values are

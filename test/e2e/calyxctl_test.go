@@ -230,7 +230,7 @@ func TestCalyxctlAgainstNode(t *testing.T) {
 
 	t.Run("version", func(t *testing.T) {
 		out := mustCtl(t, n, "version")
-		if !strings.Contains(out, "Client Version") {
+		if !strings.Contains(out, "Client Version") || !strings.Contains(out, "etcd Version:     3.") {
 			t.Errorf("version:\n%s", out)
 		}
 	})
