@@ -58,6 +58,10 @@ type Allocation struct {
 	Node     string // the "node" attribute
 	Block    netip.Prefix
 	Revision int64 // of the block
+	// Attrs are the allocation's attributes and Borrowed says that its
+	// block is not affine to Node; only NodeAllocations sets them.
+	Attrs    map[string]string
+	Borrowed bool
 }
 
 // EndpointIP is an address an endpoint uses.
