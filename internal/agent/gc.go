@@ -59,17 +59,30 @@ type collector struct {
 	s         *service
 	log       *slog.Logger
 	grace     time.Duration
-	scanEvery time.Duration // between IPAM handle scans (each reads every block)
+	scanEvery time.Duration // between IPAM handle scans
 	vanished  map[string]time.Time
 	leaked    map[string]time.Time
-	ignored   map[string]bool // leaked handles that are not CNI attachments'
-	lastScan  time.Time
+	// borrowed holds this node's allocations in other nodes' blocks as the
+	// last full scan found them (see borrowedScanEvery).
+	borrowed []ipam.Allocation
+	scans    int // handle scans so far
+	lastScan time.Time
 }
+
+// borrowedScanEvery is how many handle scans make one full scan. A scan
+// reads only the blocks affine to this node (its affinity keys, then those
+// blocks), so its cost grows with this node's blocks, not the cluster's.
+// Every borrowedScanEvery-th scan reads every block instead, to find the
+// addresses this node borrowed from other nodes' blocks: borrowing is rare
+// (a node borrows only when it can claim no block of its own), so a leak
+// there may wait that many scans longer, and 500 nodes reading every block
+// each grace period would cost the datastore far more than the leak.
+const borrowedScanEvery = 10
 
 func newCollector(s *service, log *slog.Logger, grace, interval time.Duration) *collector {
 	return &collector{
 		s: s, log: log, grace: grace, scanEvery: max(grace, interval),
-		vanished: map[string]time.Time{}, leaked: map[string]time.Time{}, ignored: map[string]bool{},
+		vanished: map[string]time.Time{}, leaked: map[string]time.Time{},
 	}
 }
 
@@ -163,34 +176,46 @@ func (c *collector) collectEndpoint(ctx context.Context, name string) error {
 }
 
 // collectHandles releases this node's CNI handles that no endpoint has
-// held for the grace period.
+// held for the grace period. Only every borrowedScanEvery-th scan reads the
+// blocks of other nodes; the allocations it found there stay candidates in
+// between, and are released only by a full scan, which has read them again.
 func (c *collector) collectHandles(ctx context.Context, now time.Time) error {
 	s := c.s
-	leaked, err := s.leakedHandles(ctx)
+	full := c.scans%borrowedScanEvery == 0
+	c.scans++
+	allocs, err := s.alloc.NodeAllocations(ctx, s.node, full)
 	if err != nil {
-		return err
+		return fmt.Errorf("listing this node's IPAM allocations: %w", err)
 	}
-	var candidates []string
-	for handle, ip := range leaked {
-		if c.ignored[handle] {
-			continue
+	if full {
+		c.borrowed = slices.DeleteFunc(slices.Clone(allocs), func(a ipam.Allocation) bool { return !a.Borrowed })
+	} else {
+		seen := map[netip.Addr]bool{}
+		for _, a := range allocs {
+			seen[a.IP] = true
 		}
-		if _, seen := c.leaked[handle]; !seen {
-			as, err := s.alloc.GetAssignment(ctx, ip)
-			if err != nil {
-				c.log.Warn("reading the owner of a leaked address", "ip", ip, "err", err)
-				continue
+		for _, a := range c.borrowed {
+			if !seen[a.IP] {
+				allocs = append(allocs, a)
 			}
-			if as.Handle != handle || as.Attrs[ipam.AttrIPAMOnly] == "true" || as.Attrs["containerID"] == "" {
-				c.ignored[handle] = true
-				continue
-			}
+		}
+	}
+	leaked := s.leakedHandles(allocs)
+	var candidates []string
+	for handle, as := range leaked {
+		// calyx-ipam's allocations under other plugins are for their DEL
+		// or a CNI GC; tunnel addresses and other non-CNI handles have no
+		// container.
+		if as[0].Attrs[ipam.AttrIPAMOnly] == "true" || as[0].Attrs["containerID"] == "" {
+			continue
 		}
 		candidates = append(candidates, handle)
 	}
-	maps.DeleteFunc(c.ignored, func(h string, _ bool) bool { _, still := leaked[h]; return !still })
 	var errs []error
 	for _, handle := range sweep(c.leaked, candidates, now, c.grace) {
+		if !full && slices.ContainsFunc(leaked[handle], func(a ipam.Allocation) bool { return a.Borrowed }) {
+			continue // not read again since the last full scan
+		}
 		released, err := s.releaseLeaked(ctx, handle)
 		if err != nil {
 			errs = append(errs, err)
@@ -198,6 +223,7 @@ func (c *collector) collectHandles(ctx context.Context, now time.Time) error {
 		}
 		if released {
 			delete(c.leaked, handle)
+			c.borrowed = slices.DeleteFunc(c.borrowed, func(a ipam.Allocation) bool { return a.Handle == handle })
 			s.m.gcReleased.WithLabelValues("handle").Inc()
 			c.log.Info("released an IPAM handle no endpoint held", "handle", handle, "unheldFor", ">= "+c.grace.String())
 		}
@@ -205,28 +231,37 @@ func (c *collector) collectHandles(ctx context.Context, now time.Time) error {
 	return errors.Join(errs...)
 }
 
-// leakedHandles returns this node's handles whose addresses no endpoint
-// uses (calyx-ipam's allocations under other plugins included: CNI GC
-// releases those; the background collector skips them), with one of their
-// addresses, leaving out attachments in flight
-// and handles a local endpoint names.
-func (s *service) leakedHandles(ctx context.Context) (map[string]netip.Addr, error) {
-	report, err := s.alloc.Check(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("checking IPAM: %w", err)
-	}
-	held := map[string]bool{}
+// leakedHandles groups allocs (this node's) by handle and returns the
+// handles that no local endpoint holds, by handle or by address, leaving
+// out attachments in flight and allocations without a handle. Which
+// endpoints exist comes from the view of this node's own endpoints, never
+// from a cluster-wide list.
+func (s *service) leakedHandles(allocs []ipam.Allocation) map[string][]ipam.Allocation {
+	heldHandles := map[string]bool{}
+	heldIPs := map[netip.Addr]bool{}
 	for _, w := range s.view.endpoints() {
-		held[w.Metadata.Annotations[AnnotationHandle]] = true
-	}
-	out := map[string]netip.Addr{}
-	for _, l := range slices.Concat(report.Leaked, report.PluginHeld) {
-		if l.Node != s.node || l.Handle == "" || held[l.Handle] || s.locks.busy(l.Handle) {
-			continue
+		if h := w.Metadata.Annotations[AnnotationHandle]; h != "" {
+			heldHandles[h] = true
 		}
-		out[l.Handle] = l.IP
+		for _, n := range w.Spec.IPNetworks {
+			if p, err := netip.ParsePrefix(n); err == nil {
+				heldIPs[p.Addr().Unmap()] = true
+			} else if ip, err := netip.ParseAddr(n); err == nil {
+				heldIPs[ip.Unmap()] = true
+			}
+		}
 	}
-	return out, nil
+	out := map[string][]ipam.Allocation{}
+	for _, a := range allocs {
+		if heldIPs[a.IP] {
+			heldHandles[a.Handle] = true
+		}
+		if a.Handle != "" {
+			out[a.Handle] = append(out[a.Handle], a)
+		}
+	}
+	maps.DeleteFunc(out, func(h string, _ []ipam.Allocation) bool { return heldHandles[h] || s.locks.busy(h) })
+	return out
 }
 
 // releaseLeaked releases a handle under its lock if still no local
@@ -280,21 +315,19 @@ func (s *service) gc(ctx context.Context, req localapi.GCRequest) (localapi.GCRe
 		done[handle] = true
 		resp.Released = append(resp.Released, a)
 	}
-	leaked, err := s.leakedHandles(ctx)
+	// A GC is explicit and rare: read every block, borrowed ones too.
+	allocs, err := s.alloc.NodeAllocations(ctx, s.node, true)
 	if err != nil {
-		errs = append(errs, err)
+		errs = append(errs, fmt.Errorf("listing this node's IPAM allocations: %w", err))
 	}
+	leaked := s.leakedHandles(allocs)
 	for _, handle := range slices.Sorted(maps.Keys(leaked)) {
 		if done[handle] {
 			continue
 		}
-		as, err := s.alloc.GetAssignment(ctx, leaked[handle])
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		a := localapi.Attachment{Network: as.Attrs["network"], ContainerID: as.Attrs["containerID"], IfName: as.Attrs["ifname"]}
-		if as.Handle != handle || a.Network != req.Network || a.ContainerID == "" || valid[a] {
+		at := leaked[handle][0].Attrs
+		a := localapi.Attachment{Network: at["network"], ContainerID: at["containerID"], IfName: at["ifname"]}
+		if a.Network != req.Network || a.ContainerID == "" || valid[a] {
 			continue
 		}
 		if err := s.gcOne(ctx, handle, nil); err != nil {

@@ -35,7 +35,7 @@ type allocator interface {
 	ReleaseByHandle(ctx context.Context, handle string) error
 	IPsByHandle(ctx context.Context, handle string) ([]netip.Addr, error)
 	GetAssignment(ctx context.Context, ip netip.Addr) (ipam.Assignment, error)
-	Check(ctx context.Context, endpoints ...ipam.Endpoint) (ipam.Report, error)
+	NodeAllocations(ctx context.Context, node string, includeBorrowed bool) ([]ipam.Allocation, error)
 }
 
 // endpointProgrammer programs, removes and checks an endpoint's host side.
