@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/calyx-net/calyx/test/hostnode"
 )
 
 // binDir holds the binaries built once for the whole package.
@@ -17,18 +18,12 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "calyx-e2e-bin")
+	dir, cleanup, err := hostnode.BuildTemp("calyx-e2e-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	build := exec.Command("go", "build", "-o", dir+"/", "../../cmd/calyxctl", "../../cmd/calyx-node")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building binaries:", err)
-		return 1
-	}
+	defer cleanup()
 	binDir = dir
 	return m.Run()
 }

@@ -56,6 +56,24 @@ func Build(ctx context.Context, dir string) error {
 	return nil
 }
 
+// BuildTemp builds the binaries (see Build) into a new temporary
+// directory named after prefix, for a test package's TestMain. The caller
+// runs cleanup when its tests are done.
+func BuildTemp(prefix string) (dir string, cleanup func(), err error) {
+	dir, err = os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", nil, fmt.Errorf("making a directory for the binaries: %w", err)
+	}
+	cleanup = func() { _ = os.RemoveAll(dir) }
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := Build(ctx, dir); err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	return dir, cleanup, nil
+}
+
 // StartIn starts cmd with its network namespace set to netns.
 func StartIn(netns ns.NetNS, cmd *exec.Cmd) error {
 	return netns.Do(func(ns.NetNS) error { return cmd.Start() })

@@ -1,11 +1,9 @@
 package mesos
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/calyx-net/calyx/test/hostnode"
 )
@@ -22,18 +20,12 @@ func run(m *testing.M) int {
 	if os.Geteuid() != 0 {
 		return m.Run()
 	}
-	dir, err := os.MkdirTemp("", "calyx-mesos-bin")
+	dir, cleanup, err := hostnode.BuildTemp("calyx-mesos-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if err := hostnode.Build(ctx, dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
+	defer cleanup()
 	binDir = dir
 	return m.Run()
 }
