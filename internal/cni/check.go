@@ -19,6 +19,9 @@ import (
 // the endpoint and the host side. Every problem found is reported in one
 // error.
 func (p *Plugin) Check(ctx context.Context, args *skel.CmdArgs) error {
+	if err := refuseOwnNetns(args, "CHECK"); err != nil {
+		return err
+	}
 	conf, _, err := setup(args.StdinData, args.Args, p.stderr, "CHECK", args)
 	if err != nil {
 		return err

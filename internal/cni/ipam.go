@@ -42,6 +42,9 @@ func (m *IPAM) Funcs() skel.CNIFuncs {
 // Add allocates the attachment's addresses and prints an IPAM result: ips
 // with the pool's prefix length and gateway, ipam.routes, no interfaces.
 func (m *IPAM) Add(ctx context.Context, args *skel.CmdArgs) error {
+	if err := refuseOwnNetns(args, "IPAM ADD"); err != nil {
+		return err
+	}
 	conf, log, err := setup(args.StdinData, args.Args, m.stderr, "IPAM ADD", args)
 	if err != nil {
 		return err
@@ -91,7 +94,13 @@ func ipamResult(resp localapi.IPAMAddResponse, conf *Config) (*types100.Result, 
 }
 
 // Del releases the attachment's addresses; nothing allocated is success.
+// A CNI_NETNS that is the plugin's own namespace changes nothing: IPAM
+// never touches a namespace, and releasing by the attachment's key is
+// what DEL does in every case.
 func (m *IPAM) Del(ctx context.Context, args *skel.CmdArgs) error {
+	if _, err := checkNetns(args, "IPAM DEL"); err != nil {
+		return err
+	}
 	conf, log, err := setup(args.StdinData, args.Args, m.stderr, "IPAM DEL", args)
 	if err != nil {
 		return err
@@ -111,6 +120,9 @@ func (m *IPAM) Del(ctx context.Context, args *skel.CmdArgs) error {
 // attachment. The host side belongs to the main plugin, so calyx-node's
 // problems with it are not IPAM's.
 func (m *IPAM) Check(ctx context.Context, args *skel.CmdArgs) error {
+	if err := refuseOwnNetns(args, "IPAM CHECK"); err != nil {
+		return err
+	}
 	conf, _, err := setup(args.StdinData, args.Args, m.stderr, "IPAM CHECK", args)
 	if err != nil {
 		return err

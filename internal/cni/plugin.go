@@ -110,6 +110,9 @@ func setup(stdin []byte, cniArgs string, stderr io.Writer, command string, args 
 
 // Add attaches the container: see the package comment for the steps.
 func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) error {
+	if err := refuseOwnNetns(args, "ADD"); err != nil {
+		return err
+	}
 	start := time.Now()
 	steps := &timings{last: start}
 	conf, log, err := setup(args.StdinData, args.Args, p.stderr, "ADD", args)
@@ -268,7 +271,18 @@ func (p *Plugin) undoAdd(ctx context.Context, client *localapi.Client, att local
 
 // Del detaches the container. It succeeds when there is nothing to delete,
 // and needs neither CNI_NETNS nor prevResult.
+//
+// A CNI_NETNS that is the plugin's own namespace (which ADD refuses) is
+// never touched: DEL then only asks calyx-node to release what it holds
+// for the attachment, which is normally nothing. Anything there came from
+// an ADD of the same container ID and interface name (or from a calyx
+// that predates the check and configured the host itself), and releasing
+// it removes its host veth, its endpoint and its addresses.
 func (p *Plugin) Del(ctx context.Context, args *skel.CmdArgs) error {
+	own, err := checkNetns(args, "DEL")
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	steps := &timings{last: start}
 	conf, log, err := setup(args.StdinData, args.Args, p.stderr, "DEL", args)
@@ -280,7 +294,12 @@ func (p *Plugin) Del(ctx context.Context, args *skel.CmdArgs) error {
 	}
 	client := localapi.NewClient(conf.AgentSocket)
 	att := localapi.Attachment{Network: conf.Name, ContainerID: args.ContainerID, IfName: args.IfName}
-	if err := p.kernel.Detach(ctx, args.Netns, args.IfName, ""); err != nil {
+	netns := args.Netns
+	if own {
+		log.Warn("CNI_NETNS is the plugin's own namespace: leaving its interfaces alone, releasing only what calyx-node holds for the attachment", "netns", args.Netns)
+		netns = ""
+	}
+	if err := p.kernel.Detach(ctx, netns, args.IfName, ""); err != nil {
 		return types.NewError(types.ErrInternal, fmt.Sprintf("deleting %s in %s: %v", args.IfName, args.Netns, err), "")
 	}
 	steps.mark("netns")
