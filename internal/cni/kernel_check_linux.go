@@ -1,6 +1,7 @@
 package cni
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -13,9 +14,15 @@ import (
 
 func (netlinkKernel) Check(_ context.Context, s vethSpec) ([]string, error) {
 	var problems []string
+	// The gateway's neighbour entry must carry the host end's MAC, which
+	// is HostVethMAC unless the host end says otherwise.
+	hostMAC, _ := net.ParseMAC(HostVethMAC)
 	if s.HostIfName != "" {
-		if _, err := netlink.LinkByName(s.HostIfName); isLinkNotFound(err) {
+		host, err := netlink.LinkByName(s.HostIfName)
+		if isLinkNotFound(err) {
 			problems = append(problems, fmt.Sprintf("host interface %s is missing", s.HostIfName))
+		} else if err == nil && len(host.Attrs().HardwareAddr) > 0 {
+			hostMAC = host.Attrs().HardwareAddr
 		}
 	}
 	err := withNetns(s.Netns, func() error {
@@ -32,7 +39,7 @@ func (netlinkKernel) Check(_ context.Context, s vethSpec) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		p, err := checkContainer(h, link, s)
+		p, err := checkContainer(h, link, s, hostMAC)
 		problems = append(problems, p...)
 		return err
 	})
@@ -40,7 +47,7 @@ func (netlinkKernel) Check(_ context.Context, s vethSpec) ([]string, error) {
 }
 
 // checkContainer runs inside the container's namespace.
-func checkContainer(h *netlink.Handle, link netlink.Link, s vethSpec) ([]string, error) {
+func checkContainer(h *netlink.Handle, link netlink.Link, s vethSpec, hostMAC net.HardwareAddr) ([]string, error) {
 	var problems []string
 	attrs := link.Attrs()
 	if link.Type() != "veth" {
@@ -67,6 +74,13 @@ func checkContainer(h *netlink.Handle, link netlink.Link, s vethSpec) ([]string,
 		if !found {
 			problems = append(problems, fmt.Sprintf("address %s is missing from %s", want, s.IfName))
 		}
+	}
+	for _, gw := range gateways(s, has4, has6) {
+		p, err := checkNeigh(h, attrs.Index, s.IfName, gatewayNeigh(attrs.Index, gw, hostMAC))
+		if err != nil {
+			return problems, err
+		}
+		problems = append(problems, p...)
 	}
 	var routes []netlink.Route
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
@@ -131,4 +145,40 @@ func hasRoute(routes []netlink.Route, w *netlink.Route) bool {
 		}
 	}
 	return false
+}
+
+// checkNeigh reports a missing or different neighbour entry for want.IP.
+func checkNeigh(h *netlink.Handle, idx int, ifName string, want *netlink.Neigh) ([]string, error) {
+	neighs, err := nlsafe.NeighList(h, idx, want.Family)
+	if err != nil {
+		return nil, fmt.Errorf("listing the neighbours on %s: %w", ifName, err)
+	}
+	wantText := fmt.Sprintf("permanent neighbour %s lladdr %s dev %s", want.IP, want.HardwareAddr, ifName)
+	for _, n := range neighs {
+		if !n.IP.Equal(want.IP) {
+			continue
+		}
+		if n.State&netlink.NUD_PERMANENT == 0 || !bytes.Equal(n.HardwareAddr, want.HardwareAddr) {
+			return []string{fmt.Sprintf("%s is missing: the entry is %s lladdr %s", wantText, neighState(n.State), n.HardwareAddr)}, nil
+		}
+		return nil, nil
+	}
+	return []string{wantText + " is missing"}, nil
+}
+
+// neighState names a neighbour state as `ip neigh` does.
+func neighState(st int) string {
+	for _, s := range []struct {
+		bit  int
+		name string
+	}{
+		{netlink.NUD_PERMANENT, "PERMANENT"}, {netlink.NUD_REACHABLE, "REACHABLE"}, {netlink.NUD_STALE, "STALE"},
+		{netlink.NUD_DELAY, "DELAY"}, {netlink.NUD_PROBE, "PROBE"}, {netlink.NUD_FAILED, "FAILED"},
+		{netlink.NUD_INCOMPLETE, "INCOMPLETE"}, {netlink.NUD_NOARP, "NOARP"},
+	} {
+		if st&s.bit != 0 {
+			return s.name
+		}
+	}
+	return fmt.Sprintf("state %#x", st)
 }

@@ -106,6 +106,7 @@ func configure(netns ns.NetNS, s vethSpec) (string, error) {
 	if err := netlink.LinkSetUp(host); err != nil {
 		return "", fmt.Errorf("setting %s up: %w", s.HostIfName, err)
 	}
+	hostMAC := host.Attrs().HardwareAddr
 	var mac string
 	err = netns.Do(func(ns.NetNS) error {
 		link, err := netlink.LinkByName(s.IfName)
@@ -113,13 +114,14 @@ func configure(netns ns.NetNS, s vethSpec) (string, error) {
 			return fmt.Errorf("finding %s in the container: %w", s.IfName, err)
 		}
 		mac = link.Attrs().HardwareAddr.String()
-		return configureContainer(link, s)
+		return configureContainer(link, s, hostMAC)
 	})
 	return mac, err
 }
 
-// configureContainer runs inside the container's namespace.
-func configureContainer(link netlink.Link, s vethSpec) error {
+// configureContainer runs inside the container's namespace. hostMAC is
+// the host end's MAC.
+func configureContainer(link netlink.Link, s vethSpec, hostMAC net.HardwareAddr) error {
 	idx := link.Attrs().Index
 	has4, has6 := false, false
 	for _, p := range s.IPs {
@@ -142,6 +144,11 @@ func configureContainer(link netlink.Link, s vethSpec) error {
 		}
 		if err := netlink.AddrAdd(link, a); err != nil {
 			return fmt.Errorf("adding %s to %s: %w", p, s.IfName, err)
+		}
+	}
+	for _, gw := range gateways(s, has4, has6) {
+		if err := netlink.NeighSet(gatewayNeigh(idx, gw, hostMAC)); err != nil {
+			return fmt.Errorf("adding the neighbour entry %s lladdr %s dev %s: %w", gw, hostMAC, s.IfName, err)
 		}
 	}
 	var routes []*netlink.Route
@@ -192,6 +199,35 @@ func routeMetric(ifName string, r *netlink.Route, extra int) int {
 		m += 1024
 	}
 	return m
+}
+
+// gateways are the next hops the container routes via.
+func gateways(s vethSpec, has4, has6 bool) []netip.Addr {
+	var out []netip.Addr
+	if has4 && s.Gateway4.IsValid() {
+		out = append(out, s.Gateway4)
+	}
+	if has6 && s.Gateway6.IsValid() {
+		out = append(out, s.Gateway6)
+	}
+	return out
+}
+
+// gatewayNeigh is the container's permanent neighbour entry for a
+// gateway: the host end's MAC. Without it the container resolves the
+// gateway by ARP (or NDP), and the host answers 169.254.1.1 by proxy ARP
+// only when its own routing table has a route to that address through
+// another interface: on a host with no default route (an air-gapped one)
+// the entry stays FAILED and the container reaches nothing, not even its
+// neighbours on the same host. The entry makes the gateway independent of
+// the host's routes; the host still routes every packet by its /32 and
+// /128 routes to the containers.
+func gatewayNeigh(idx int, gw netip.Addr, hostMAC net.HardwareAddr) *netlink.Neigh {
+	fam := netlink.FAMILY_V4
+	if gw.Is6() {
+		fam = netlink.FAMILY_V6
+	}
+	return &netlink.Neigh{LinkIndex: idx, Family: fam, State: netlink.NUD_PERMANENT, IP: net.IP(gw.AsSlice()), HardwareAddr: hostMAC}
 }
 
 // gatewayRoutes are the link route to the gateway (unless it is

@@ -91,13 +91,19 @@ func TestNetlinkKernel(t *testing.T) {
 					got = append(got, "route "+r.Dst.String()+" scope link")
 				}
 			}
+			neighs, _ := netlink.NeighList(l.Attrs().Index, fam)
+			for _, n := range neighs {
+				got = append(got, "neigh "+n.IP.String()+" lladdr "+n.HardwareAddr.String()+" "+neighState(n.State))
+			}
 		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
 	for _, w := range []string{"mtu 1400", "mac 02:1f:3a:5b:7c:9d", "addr 10.65.0.7/32", "addr fd65::7/128", "route 169.254.1.1/32 scope link",
-		"route default via 169.254.1.1", "route default via fe80::ecee:eeff:feee:eeee"} {
+		"route default via 169.254.1.1", "route default via fe80::ecee:eeff:feee:eeee",
+		// The gateways never depend on ARP, NDP or the host's routes.
+		"neigh 169.254.1.1 lladdr ee:ee:ee:ee:ee:ee PERMANENT", "neigh fe80::ecee:eeff:feee:eeee lladdr ee:ee:ee:ee:ee:ee PERMANENT"} {
 		found := false
 		for _, g := range got {
 			found = found || g == w
@@ -107,8 +113,17 @@ func TestNetlinkKernel(t *testing.T) {
 		}
 	}
 
-	// CHECK notices a deleted default route.
+	// CHECK notices a deleted default route and a gateway entry that is
+	// no longer permanent.
 	if err := ctrNS.Do(func(ns.NetNS) error {
+		l, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		if err := netlink.NeighSet(&netlink.Neigh{LinkIndex: l.Attrs().Index, Family: netlink.FAMILY_V6, State: netlink.NUD_STALE,
+			IP: net.ParseIP("fe80::ecee:eeff:feee:eeee"), HardwareAddr: net.HardwareAddr{0xee, 0xee, 0xee, 0xee, 0xee, 0xee}}); err != nil {
+			return err
+		}
 		return netlink.RouteDel(&netlink.Route{Dst: &net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}, Gw: net.ParseIP("169.254.1.1")})
 	}); err != nil {
 		t.Fatal(err)
@@ -118,7 +133,10 @@ func TestNetlinkKernel(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if d := cmp.Diff([]string{"route 0.0.0.0/0 via 169.254.1.1 dev eth0 is missing"}, problems); d != "" {
+		if d := cmp.Diff([]string{
+			"permanent neighbour fe80::ecee:eeff:feee:eeee lladdr ee:ee:ee:ee:ee:ee dev eth0 is missing: the entry is STALE lladdr ee:ee:ee:ee:ee:ee",
+			"route 0.0.0.0/0 via 169.254.1.1 dev eth0 is missing",
+		}, problems); d != "" {
 			t.Errorf("Check after deleting the default route (-want +got):\n%s", d)
 		}
 		// DEL of the container side, twice, and of a gone namespace.
