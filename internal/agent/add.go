@@ -46,7 +46,7 @@ func (s *service) add(ctx context.Context, req localapi.AddRequest) (localapi.Ad
 		return localapi.AddResponse{}, err
 	}
 	if other != nil {
-		return localapi.AddResponse{}, conflictf("container %s already has interface %s on another network (endpoint %s, handle %s): DEL that attachment first",
+		return localapi.AddResponse{}, attachmentExistsf("container %s already has interface %s on another network (endpoint %s, handle %s): DEL that attachment first",
 			req.ContainerID, req.IfName, other.Metadata.Name, other.Metadata.Annotations[AnnotationHandle])
 	}
 	if cur != nil {
@@ -82,7 +82,7 @@ func (s *service) add(ctx context.Context, req localapi.AddRequest) (localapi.Ad
 		case cur != nil:
 			return s.readd(ctx, req, cur)
 		case other != nil:
-			return localapi.AddResponse{}, undo(conflictf("container %s already has interface %s on another network (endpoint %s): DEL that attachment first",
+			return localapi.AddResponse{}, undo(attachmentExistsf("container %s already has interface %s on another network (endpoint %s): DEL that attachment first",
 				req.ContainerID, req.IfName, other.Metadata.Name))
 		}
 	}
@@ -103,7 +103,7 @@ func (s *service) readd(ctx context.Context, req localapi.AddRequest, cur *api.W
 		return localapi.AddResponse{}, err
 	}
 	if exists {
-		return localapi.AddResponse{}, conflictf("container %s already has interface %s on network %s (endpoint %s, host interface %s): the CNI spec allows one ADD per container and interface; DEL it first",
+		return localapi.AddResponse{}, attachmentExistsf("container %s already has interface %s on network %s (endpoint %s, host interface %s): the CNI spec allows one ADD per container and interface; DEL it first",
 			req.ContainerID, req.IfName, req.Network, cur.Metadata.Name, veth)
 	}
 	// A retried ADD: the endpoint outlived its veth. Keep its addresses,
@@ -148,7 +148,8 @@ func (s *service) allocate(ctx context.Context, a localapi.Attachment, orch stri
 	attrs := s.attrs(a, orch, false)
 	maps.Copy(attrs, extra)
 	if len(req.RequestedIPs) > 0 {
-		var out []netip.Addr
+		var ips []netip.Addr
+		n4 := 0
 		for _, r := range req.RequestedIPs {
 			ip, err := netip.ParseAddr(r)
 			if err != nil {
@@ -159,6 +160,16 @@ func (s *service) allocate(ctx context.Context, a localapi.Attachment, orch stri
 			if err != nil {
 				return nil, badRequestf("requested IP %q is not an address", r)
 			}
+			if ip.Unmap().Is4() {
+				n4++
+			}
+			ips = append(ips, ip)
+		}
+		if n4 > 1 || len(ips)-n4 > 1 {
+			return nil, &apiError{status: http.StatusBadRequest, err: &tooManyAddressesError{n4: n4, n6: len(ips) - n4}}
+		}
+		var out []netip.Addr
+		for _, ip := range ips {
 			if err := s.alloc.AssignIP(ctx, ipam.AssignIPArgs{IP: ip, Handle: handle, Attrs: attrs, Node: s.node}); err != nil {
 				uctx, cancel := undoContext(ctx)
 				if rerr := s.alloc.ReleaseByHandle(uctx, handle); rerr != nil {
@@ -208,7 +219,7 @@ func (s *service) ipamError(err error) error {
 		return fmt.Errorf("no IP pool matches node %s: create one with `calyxctl apply -f pool.yaml` (see examples/10-ippools.yaml): %w", s.node, err)
 	case ipam.IsExhausted(err):
 		return fmt.Errorf("%w (`calyxctl get ippools` lists the pools, `calyxctl ipam show` their usage)", err)
-	case ipam.IsPoolNotFound(err), ipam.IsPoolDisabled(err), ipam.IsInvalid(err):
+	case ipam.IsPoolNotFound(err), ipam.IsPoolDisabled(err), ipam.IsInvalid(err), ipam.IsNotInPool(err):
 		return &apiError{status: http.StatusBadRequest, err: err}
 	case ipam.IsInUse(err):
 		return &apiError{status: http.StatusConflict, err: err}

@@ -128,12 +128,22 @@ func runOp[Req, Resp any](s *service, name string, r *http.Request, fn func(cont
 		if r.Method != http.MethodPost {
 			return zero, withStatus(http.StatusMethodNotAllowed, "%s %s: use POST", r.Method, r.URL.Path)
 		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, localapi.MaxRequestBytes+1))
+		if err != nil {
+			return zero, badRequestf("reading the %s request: %w", name, err)
+		}
+		if len(body) > localapi.MaxRequestBytes {
+			// Read on (boundedly), so that the client gets the answer
+			// rather than a connection reset in the middle of its write.
+			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 64*localapi.MaxRequestBytes))
+			return zero, &apiError{status: http.StatusRequestEntityTooLarge, err: &requestTooLargeError{op: name}}
+		}
 		var req Req
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+		if err := json.Unmarshal(body, &req); err != nil {
 			return zero, badRequestf("decoding the %s request: %w", name, err)
 		}
 		wctx, cancel := context.WithTimeout(r.Context(), readyWait)
-		err := s.view.waitReady(wctx)
+		err = s.view.waitReady(wctx)
 		cancel()
 		if err != nil {
 			return zero, errNotReady

@@ -421,13 +421,24 @@ func (c *Config) parseCNIArgs(s string) {
 				return
 			}
 		case "IP":
+			n4, n6 := 0, 0
 			for ip := range strings.SplitSeq(v, ",") {
 				a, err := netip.ParseAddr(strings.TrimSpace(ip))
 				if err != nil {
 					argsError("IP=%q: %q is not an IP address", v, ip)
 					return
 				}
+				if a.Unmap().Is4() {
+					n4++
+				} else {
+					n6++
+				}
 				c.IPAM.RequestedIPs = append(c.IPAM.RequestedIPs, a.String())
+			}
+			if n4 > 1 || n6 > 1 {
+				argsError("IP=%q: asks for %d IPv4 and %d IPv6 addresses; an attachment has at most one of each", v, n4, n6)
+				c.IPAM.RequestedIPs = nil
+				return
 			}
 		default:
 			unknown = append(unknown, pair)

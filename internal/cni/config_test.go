@@ -151,6 +151,8 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad GC attachments", stdin: `{"name": "n", "cni.dev/valid-attachments": {"containerID": "a"}}`, problem: `config key "cni.dev/valid-attachments"`, code: 7},
 		{name: "CNI_ARGS unknown key", stdin: `{"name": "n"}`, cniArgs: "K8S_POD_NAME=x", problem: "CNI_ARGS: unknown K8S_POD_NAME=x (add IgnoreUnknown=1", code: 4},
 		{name: "CNI_ARGS bad IP", stdin: `{"name": "n"}`, cniArgs: "IP=10.65.0.300", problem: `CNI_ARGS: IP="10.65.0.300": "10.65.0.300" is not an IP address`, code: 4},
+		{name: "CNI_ARGS two IPv4 addresses", stdin: `{"name": "n"}`, cniArgs: "IP=10.65.0.9,10.65.0.10",
+			problem: `CNI_ARGS: IP="10.65.0.9,10.65.0.10": asks for 2 IPv4 and 0 IPv6 addresses; an attachment has at most one of each`, code: 4},
 		{name: "CNI_ARGS not a pair", stdin: `{"name": "n"}`, cniArgs: "IP", problem: `CNI_ARGS: "IP" is not KEY=VALUE`, code: 4},
 		{name: "CNI_ARGS bad IgnoreUnknown", stdin: `{"name": "n"}`, cniArgs: "IgnoreUnknown=maybe", problem: `IgnoreUnknown="maybe"`, code: 4},
 	} {

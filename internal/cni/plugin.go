@@ -133,7 +133,7 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) error {
 	if exists {
 		// Before anything is allocated: a duplicate ADD must not undo the
 		// attachment that owns the interface.
-		return types.NewError(types.ErrInternal, fmt.Sprintf(
+		return types.NewError(localapi.CodeAttachmentExists, fmt.Sprintf(
 			"interface %s already exists in %s: run DEL for container %s first", args.IfName, args.Netns, args.ContainerID), "")
 	}
 	steps.mark("check")
@@ -364,7 +364,7 @@ func agentGC(ctx context.Context, conf *Config, log *slog.Logger) error {
 
 // agentError turns a local API failure into a CNI error: 11 (try again
 // later) when calyx-node could not be reached, calyx-node's own code when
-// it gave one, else 999.
+// it gave one (see localapi's codes), else 999.
 func agentError(doing string, err error) error {
 	if localapi.IsUnreachable(err) {
 		return types.NewError(types.ErrTryAgainLater, err.Error(), "")

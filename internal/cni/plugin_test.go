@@ -183,7 +183,7 @@ func TestAddInterfaceExists(t *testing.T) {
 	r := newRun(t)
 	r.kernel.links["/run/netns/c1/eth0"] = true
 	err := r.plugin.Add(t.Context(), cmdArgs(r.conf(t, "1.0.0", nil)))
-	checkCNIError(t, err, types.ErrInternal, "interface eth0 already exists in /run/netns/c1")
+	checkCNIError(t, err, localapi.CodeAttachmentExists, "interface eth0 already exists in /run/netns/c1")
 	// Nothing may be undone: the interface belongs to a live attachment.
 	if len(r.agent.paths()) != 0 || len(r.kernel.detached) != 0 {
 		t.Errorf("calls %v, detached %v", r.agent.paths(), r.kernel.detached)

@@ -69,6 +69,12 @@ func (c *Client) Do(ctx context.Context, path string, req, resp any) error {
 	if err != nil {
 		return fmt.Errorf("encoding request for %s: %w", path, err)
 	}
+	if len(body) > MaxRequestBytes {
+		// calyx-node would refuse it; say so without sending it.
+		return &APIError{Status: http.StatusRequestEntityTooLarge, Body: Error{Code: CodeInvalidNetworkConfig, Message: fmt.Sprintf(
+			"the %s request is %d bytes, more than calyx-node accepts (%d): the network config makes it so (Mesos labels, pool lists or the GC's list of valid attachments); shorten it",
+			path, len(body), MaxRequestBytes)}}
+	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://calyx-node"+path, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("building request for %s: %w", path, err)
