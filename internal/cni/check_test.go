@@ -41,7 +41,7 @@ func TestCheck(t *testing.T) {
 
 			r.kernel.problems = []string{"route 0.0.0.0/0 via 169.254.1.1 dev eth0 is missing"}
 			err := r.plugin.Check(t.Context(), cmdArgs(stdin))
-			checkCNIError(t, err, types.ErrInternal, "CHECK of eth0 in /run/netns/c1: route 0.0.0.0/0 via 169.254.1.1 dev eth0 is missing")
+			checkCNIError(t, err, localapi.CodeCheckFailed, "CHECK of eth0 in /run/netns/c1: route 0.0.0.0/0 via 169.254.1.1 dev eth0 is missing")
 
 			r.kernel.problems = nil
 			r.agent.set(localapi.PathCNICheck, func([]byte) (int, any) {
@@ -49,7 +49,7 @@ func TestCheck(t *testing.T) {
 			})
 			err = r.plugin.Check(t.Context(), cmdArgs(stdin))
 			for _, m := range []string{"no route to 10.65.0.7 on the host", "host interface is calyx0123456789, calyx-node has calyxffffffffff", "address fd65::7 is not allocated"} {
-				checkCNIError(t, err, types.ErrInternal, m)
+				checkCNIError(t, err, localapi.CodeCheckFailed, m)
 			}
 		})
 	}
@@ -146,7 +146,7 @@ func TestIPAM(t *testing.T) {
 		t.Errorf("IPAM CHECK: %v", err)
 	}
 	r.agent.set(localapi.PathCNICheck, func([]byte) (int, any) { return 200, localapi.CheckResponse{} })
-	checkCNIError(t, r.ipam.Check(t.Context(), cmdArgs(checkStdin)), types.ErrInternal, "address 10.65.0.9 is not allocated")
+	checkCNIError(t, r.ipam.Check(t.Context(), cmdArgs(checkStdin)), localapi.CodeCheckFailed, "address 10.65.0.9 is not allocated")
 
 	if err := r.ipam.Del(t.Context(), cmdArgs(stdin)); err != nil {
 		t.Fatal(err)

@@ -379,5 +379,5 @@ func agentError(doing string, err error) error {
 
 // problemsError is the CNI error of a failed CHECK.
 func problemsError(what string, problems []string) error {
-	return types.NewError(types.ErrInternal, fmt.Sprintf("CHECK of %s: %s", what, strings.Join(problems, "; ")), "")
+	return types.NewError(localapi.CodeCheckFailed, fmt.Sprintf("CHECK of %s: %s", what, strings.Join(problems, "; ")), "")
 }

@@ -27,6 +27,9 @@ const (
 	// CodeAttachmentExists: the container already has this interface
 	// (a second ADD without a DEL in between).
 	CodeAttachmentExists uint = 103
+	// CodeCheckFailed: CHECK found the attachment broken (the message
+	// lists every problem). The plugins return it themselves.
+	CodeCheckFailed uint = 104
 )
 
 // MaxRequestBytes bounds a local API request body.
