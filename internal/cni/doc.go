@@ -14,11 +14,13 @@
 // The division of one ADD:
 //
 //	plugin                                  calyx-node
+//	refuse CNI_NETNS if it is the plugin's own
 //	parse stdin + env
 //	check CNI_IFNAME is free in the netns
 //	POST /v1/cni/add ---------------------> allocate, write endpoint, profile
 //	veth pair created in place (one call)
-//	container addresses and routes
+//	container addresses, routes and
+//	permanent gateway neighbour entries
 //	POST /v1/cni/ready -------------------> host route, neighbour, proxy ARP,
 //	                                        policy; answers when programmed
 //	print the result in the asked version
