@@ -41,9 +41,9 @@ func (failing) Delete(context.Context, api.KindInfo, string, string) (api.Resour
 func (failing) AutoAssign(context.Context, ipam.AutoAssignArgs) (ipam.AssignResult, error) {
 	return ipam.AssignResult{}, errNoBackend
 }
-func (failing) AssignIP(context.Context, ipam.AssignIPArgs) error          { return errNoBackend }
-func (failing) ReleaseByHandle(context.Context, string) error               { return errNoBackend }
-func (failing) IPsByHandle(context.Context, string) ([]netip.Addr, error)  { return nil, errNoBackend }
+func (failing) AssignIP(context.Context, ipam.AssignIPArgs) error         { return errNoBackend }
+func (failing) ReleaseByHandle(context.Context, string) error             { return errNoBackend }
+func (failing) IPsByHandle(context.Context, string) ([]netip.Addr, error) { return nil, errNoBackend }
 func (failing) GetAssignment(context.Context, netip.Addr) (ipam.Assignment, error) {
 	return ipam.Assignment{}, errNoBackend
 }
@@ -52,9 +52,9 @@ func (failing) NodeAllocations(context.Context, string, bool) ([]ipam.Allocation
 }
 
 func (failing) Check(context.Context, route.Endpoint) ([]string, error) { return nil, errNoBackend }
-func (failing) HasLink(context.Context, string) (bool, error)          { return false, errNoBackend }
-func (failing) Apply(context.Context, *api.WorkloadEndpoint) error     { return errNoBackend }
-func (failing) Remove(context.Context, string) error                   { return errNoBackend }
+func (failing) HasLink(context.Context, string) (bool, error)           { return false, errNoBackend }
+func (failing) Apply(context.Context, *api.WorkloadEndpoint) error      { return errNoBackend }
+func (failing) Remove(context.Context, string) error                    { return errNoBackend }
 
 // failingHost is the endpointProgrammer half (its Update and Delete clash
 // with the store's).
