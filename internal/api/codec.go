@@ -88,9 +88,10 @@ const (
 	// MaxDepth is the deepest nesting of mappings and lists a document may
 	// have; resources need fewer than ten levels.
 	MaxDepth = 64
-	// maxDocumentValues bounds the values one YAML document may expand to
-	// through aliases.
-	maxDocumentValues = 1 << 20
+	// maxDocumentValues bounds the values one YAML document may hold,
+	// counting those an alias repeats (a few kilobytes of aliases can
+	// otherwise expand to billions).
+	maxDocumentValues = 1 << 18
 )
 
 // Decode reads every resource in data (YAML documents or JSON values),

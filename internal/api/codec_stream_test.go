@@ -123,6 +123,20 @@ func TestDecodeDepthLimit(t *testing.T) {
 	}
 }
 
+// TestDecodeAliasBomb checks that YAML aliases cannot expand a small
+// document into a huge value.
+func TestDecodeAliasBomb(t *testing.T) {
+	in := "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+	for i, prev := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
+		name := string(rune('b' + i))
+		in += name + ": &" + name + " [" + strings.TrimSuffix(strings.Repeat("*"+prev+", ", 10), ", ") + "]\n"
+	}
+	_, err := Decode([]byte(in))
+	if err == nil || !strings.Contains(err.Error(), "more than the limit of 262144 values") {
+		t.Fatalf("error = %v, want the value limit", err)
+	}
+}
+
 // endless is a reader of an unbounded stream: prefix, then doc(i) for
 // i = 0, 1, 2, ... It counts the bytes read from it.
 type endless struct {

@@ -25,7 +25,7 @@ type yamlConverter struct {
 func (c *yamlConverter) value(n *yaml.Node, depth int) (any, error) {
 	c.values++
 	if c.values > maxDocumentValues {
-		return nil, fmt.Errorf("malformed YAML: the document expands to more than %d values (through aliases)", maxDocumentValues)
+		return nil, fmt.Errorf("the document holds more than the limit of %d values (counting those repeated through aliases)", maxDocumentValues)
 	}
 	switch n.Kind {
 	case yaml.AliasNode:
