@@ -229,7 +229,11 @@ func (d *Decoder) start() error {
 			if d.src.over {
 				return d.tooLarge(1)
 			}
-			return fmt.Errorf("reading input: %w", err)
+			name := d.file
+			if name == "" {
+				name = "the input"
+			}
+			return fmt.Errorf("reading %s: %w", name, err)
 		}
 		if c == ' ' || c == '\t' || c == '\r' || c == '\n' {
 			indent = append(indent, c)
