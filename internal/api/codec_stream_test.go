@@ -191,7 +191,7 @@ func TestDecoderStreams(t *testing.T) {
 			if src.read > 64<<10 {
 				t.Errorf("read %d bytes of input to find the error in document 4", src.read)
 			}
-			if _, again := d.Next(); again != err {
+			if _, again := d.Next(); !errors.Is(again, err) {
 				t.Errorf("Next after an error = %v, want the same error", again)
 			}
 		})
