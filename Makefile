@@ -11,7 +11,7 @@ PKGS     := ./...
 TESTFLAGS ?= -race -timeout 20m
 BENCH    ?=
 
-.PHONY: all help deps build test test-short lint verify-fmt fix-fmt vet demo bench clean
+.PHONY: all help deps build test test-short fuzz lint verify-fmt fix-fmt vet demo bench clean
 
 all: build
 
@@ -19,6 +19,7 @@ help:
 	@echo "make deps               install the Debian packages and tools the tests and demo need"
 	@echo "make build              build the binaries into $(BIN)/"
 	@echo "make test               go vet, gofmt check and every test (as root: kernel tests too)"
+	@echo "make fuzz [FUZZTIME=1m] run every fuzz target (hack/fuzz.sh) for FUZZTIME each"
 	@echo "make lint               go vet and a gofmt check"
 	@echo "make demo               run the demonstration (see README.md)"
 	@echo "make bench [BENCH=name] run the side-by-side benchmarks in bench/ (one with BENCH=name)"
@@ -32,9 +33,14 @@ build:
 
 test: deps lint
 	$(GO) test $(TESTFLAGS) $(PKGS)
+	./hack/fuzz.sh 3s
 
 test-short:
 	$(GO) test -short $(PKGS)
+
+FUZZTIME ?= 1m
+fuzz:
+	./hack/fuzz.sh $(FUZZTIME)
 
 lint: vet verify-fmt
 

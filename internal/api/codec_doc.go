@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,21 +30,16 @@ func (c docContext) failf(kind, name, path, format string, args ...any) *DocErro
 	return c.fail(kind, name, []FieldError{{Path: path, Msg: fmt.Sprintf(format, args...)}}, nil)
 }
 
+// rawDoc is one document of the stream, read but not yet decoded.
+type rawDoc struct {
+	line  int // first line in the input
+	value any // generic value: maps, lists, strings, json.Number, bools, nils
+}
+
 // decode turns one document into its resources.
 func (d rawDoc) decode(index int) ([]Resource, error) {
 	c := docContext{index: index, item: -1, line: d.line}
 	v := d.value
-	if !d.parsed {
-		j, err := yaml.YAMLToJSONStrict(d.yaml)
-		if err != nil {
-			return nil, c.failf("", "", "", "%s", yamlErrorMessage(err, d.line))
-		}
-		dec := json.NewDecoder(bytes.NewReader(j))
-		dec.UseNumber()
-		if err := dec.Decode(&v); err != nil {
-			return nil, c.failf("", "", "", "malformed YAML: %s", err.Error())
-		}
-	}
 	switch v := v.(type) {
 	case nil:
 		return nil, nil
@@ -217,6 +211,10 @@ var yamlLineRE = regexp.MustCompile(`line (\d+)`)
 // numbers count from the start of the input rather than of the document.
 func yamlErrorMessage(err error, startLine int) string {
 	msg := err.Error()
+	if strings.Contains(msg, "exceeded max depth") {
+		// The parser's own bound (10,000 levels) is far above ours.
+		return fmt.Sprintf("nested deeper than the limit of %d levels", MaxDepth)
+	}
 	msg = strings.TrimPrefix(msg, "error converting YAML to JSON: ")
 	msg = strings.TrimPrefix(msg, "yaml: ")
 	msg = strings.TrimPrefix(msg, "unmarshal errors:")

@@ -118,7 +118,22 @@ func labelValueProblem(v string) string {
 	return ""
 }
 
+// Limits on the size of one resource. A resource is read by every agent
+// and its labels and rules are evaluated for every endpoint, so an
+// unbounded one (a generated manifest gone wrong) costs the whole cluster.
+const (
+	// MaxLabels is the most labels (or annotations) one map may hold.
+	MaxLabels = 256
+	// MaxRules is the most rules one direction (ingress or egress) of a
+	// policy or profile may hold.
+	MaxRules = 1000
+)
+
 func validateLabels(fe *fieldErrors, path string, labels map[string]string) {
+	if len(labels) > MaxLabels {
+		fe.add(path, "has %d entries; at most %d are allowed", len(labels), MaxLabels)
+		return
+	}
 	for _, k := range sortedKeys(labels) {
 		if p := qualifiedNameProblem(k); p != "" {
 			fe.add(pkey(path, k), "%s", p)
@@ -130,6 +145,10 @@ func validateLabels(fe *fieldErrors, path string, labels map[string]string) {
 }
 
 func validateAnnotations(fe *fieldErrors, path string, annotations map[string]string) {
+	if len(annotations) > MaxLabels {
+		fe.add(path, "has %d entries; at most %d are allowed", len(annotations), MaxLabels)
+		return
+	}
 	for _, k := range sortedKeys(annotations) {
 		if p := qualifiedNameProblem(k); p != "" {
 			fe.add(pkey(path, k), "%s", p)

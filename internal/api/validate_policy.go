@@ -79,6 +79,10 @@ func (g *GlobalNetworkSet) Validate() error {
 
 // validateRules checks a list of rules; path is e.g. "spec.ingress".
 func validateRules(fe *fieldErrors, path string, rules []Rule) {
+	if len(rules) > MaxRules {
+		fe.add(path, "has %d rules; at most %d are allowed", len(rules), MaxRules)
+		return
+	}
 	for i := range rules {
 		validateRule(fe, pindex(path, i), &rules[i])
 	}

@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/calyx-net/calyx/internal/api"
+	"github.com/calyx-net/calyx/internal/datastore"
 )
 
 // sourced is a decoded resource and where it came from, so that errors
@@ -63,37 +65,66 @@ func loadPaths(paths []string, stdin io.Reader) ([]sourced, error) {
 		sort.Strings(inDir)
 		files = append(files, inDir...)
 	}
-	var out []sourced
-	seen := map[string]sourced{}
+	l := loader{seen: map[string]sourced{}}
 	for _, f := range files {
-		var data []byte
-		var err error
-		name := f
 		if f == "-" {
-			name = "<stdin>"
-			data, err = io.ReadAll(stdin)
-		} else {
-			data, err = os.ReadFile(f)
+			if err := l.read("<stdin>", stdin); err != nil {
+				return nil, err
+			}
+			continue
 		}
+		fh, err := os.Open(f)
 		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", name, err)
+			return nil, fmt.Errorf("reading %s: %w", f, err)
 		}
-		rs, err := api.DecodeFile(name, data)
+		err = l.read(f, fh)
+		_ = fh.Close()
 		if err != nil {
 			return nil, err
 		}
-		for i, r := range rs {
-			s := sourced{file: name, index: i, resource: r}
-			key := r.GetKind() + "/" + r.GetObjectMeta().Name
-			if prev, dup := seen[key]; dup {
-				return nil, fmt.Errorf("%s: %s %q is also defined in %s", s, r.GetKind(), r.GetObjectMeta().Name, prev)
-			}
-			seen[key] = s
-			out = append(out, s)
-		}
 	}
-	if len(out) == 0 {
+	if len(l.out) == 0 {
 		return nil, fmt.Errorf("%s: no resources found", strings.Join(files, ", "))
 	}
-	return out, nil
+	return l.out, nil
 }
+
+// loader collects the resources of several files.
+type loader struct {
+	out  []sourced
+	seen map[string]sourced // by kind/name
+}
+
+// read decodes one file document by document, so that a bad document or
+// one too many stops the reading there rather than after the whole input.
+func (l *loader) read(name string, r io.Reader) error {
+	d := api.NewDecoder(name, r)
+	for i := 0; ; {
+		rs, err := d.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			s := sourced{file: name, index: i, resource: r}
+			i++
+			if len(l.out) == maxResources {
+				return fmt.Errorf("%s: more than %d resources: calyxctl writes all of its input in one transaction, "+
+					"and a transaction holds at most %d operations (the datastore's limit); split the input into several files and apply them one by one",
+					s, maxResources, maxResources)
+			}
+			key := r.GetKind() + "/" + r.GetObjectMeta().Name
+			if prev, dup := l.seen[key]; dup {
+				return fmt.Errorf("%s: %s %q is also defined in %s", s, r.GetKind(), r.GetObjectMeta().Name, prev)
+			}
+			l.seen[key] = s
+			l.out = append(l.out, s)
+		}
+	}
+}
+
+// maxResources is the most resources one calyxctl command reads: all of
+// them are written in one transaction, which etcd bounds.
+const maxResources = datastore.DefaultMaxTxnOps

@@ -1,7 +1,9 @@
 package ctl
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -22,7 +24,7 @@ type writeMode struct {
 
 var (
 	writeCreate  = writeMode{"create", "created", datastore.OpCreate, "Create resources from files; fails if any already exists"}
-	writeApply   = writeMode{"apply", "applied", datastore.OpApply, "Create or update resources from files"}
+	writeApply   = writeMode{"apply", "applied", datastore.OpApply, "Create or update resources from files; resources equal to their stored copy are left alone"}
 	writeReplace = writeMode{"replace", "replaced", datastore.OpUpdate, "Replace existing resources from files; fails if any does not exist"}
 )
 
@@ -36,7 +38,10 @@ func (c *cli) writeCommand(m writeMode) *cobra.Command {
 Every document in every file is decoded and validated before anything is
 written; then all of them are written in one transaction, so either all
 succeed or nothing changes. calyx.dev/v1 and projectcalico.org/v3 documents
-are accepted.`,
+are accepted; one command reads at most 2048 resources (etcd's limit on one
+transaction). apply prints created, configured or unchanged for each
+resource, and does not write one that equals its stored copy, so that
+"calyxctl get -o yaml | calyxctl apply -f -" changes nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			items, err := loadPaths(files, c.opts.In)
@@ -56,8 +61,32 @@ func (c *cli) write(ctx context.Context, s store, m writeMode, items []sourced) 
 	if err := checkPools(ctx, s, items); err != nil {
 		return err
 	}
+	// What apply prints for each item, as kubectl does: created,
+	// configured, or unchanged for one equal to its stored copy, which is
+	// not written at all (a write would change its resourceVersion and
+	// make every agent recompute).
+	outcome := make([]string, len(items))
+	if m.action == datastore.OpApply {
+		stored, err := storedCopies(ctx, s, items)
+		if err != nil {
+			return err
+		}
+		for i, it := range items {
+			switch {
+			case stored[i] == nil:
+				outcome[i] = "created"
+			case sameContent(stored[i], it.resource):
+				outcome[i] = "unchanged"
+			default:
+				outcome[i] = "configured"
+			}
+		}
+	}
 	ops := make([]datastore.Op, 0, len(items))
-	for _, it := range items {
+	for i, it := range items {
+		if outcome[i] == "unchanged" {
+			continue
+		}
 		r := it.resource
 		switch m.action {
 		case datastore.OpApply, datastore.OpCreate:
@@ -79,13 +108,85 @@ func (c *cli) write(ctx context.Context, s store, m writeMode, items []sourced) 
 		}
 		ops = append(ops, datastore.Op{Action: m.action, Resource: r})
 	}
-	if _, err := s.Batch(ctx, ops); err != nil {
-		return fmt.Errorf("nothing was %s: %w", m.past, err)
+	if len(ops) > 0 {
+		if _, err := s.Batch(ctx, ops); err != nil {
+			return fmt.Errorf("nothing was %s: %w", m.past, err)
+		}
 	}
-	for _, it := range items {
-		fmt.Fprintf(c.opts.Out, "%s/%s %s\n", strings.ToLower(it.resource.GetKind()), it.resource.GetObjectMeta().Name, m.past)
+	for i, it := range items {
+		past := m.past
+		if outcome[i] != "" {
+			past = outcome[i]
+		}
+		fmt.Fprintf(c.opts.Out, "%s/%s %s\n", strings.ToLower(it.resource.GetKind()), it.resource.GetObjectMeta().Name, past)
 	}
 	return nil
+}
+
+// getPerKind is how many resources of one kind storedCopies reads one by
+// one; for more, it lists the kind.
+const getPerKind = 16
+
+// storedCopies returns the stored copy of each item, or nil where there
+// is none.
+func storedCopies(ctx context.Context, s store, items []sourced) ([]api.Resource, error) {
+	byKind := map[string][]int{}
+	var kinds []string
+	for i, it := range items {
+		k := it.resource.GetKind()
+		if byKind[k] == nil {
+			kinds = append(kinds, k)
+		}
+		byKind[k] = append(byKind[k], i)
+	}
+	out := make([]api.Resource, len(items))
+	for _, k := range kinds {
+		kind, _ := api.LookupKind(k)
+		idx := byKind[k]
+		if len(idx) <= getPerKind {
+			for _, i := range idx {
+				cur, err := s.Get(ctx, kind, items[i].resource.GetObjectMeta().Name)
+				if datastore.IsNotFound(err) {
+					continue
+				}
+				if err != nil {
+					return nil, fmt.Errorf("%s: reading the stored copy: %w", items[i], err)
+				}
+				out[i] = cur
+			}
+			continue
+		}
+		all, _, err := s.List(ctx, kind, nil)
+		if err != nil {
+			return nil, fmt.Errorf("listing %s: %w", kind.Plural, err)
+		}
+		byName := make(map[string]api.Resource, len(all))
+		for _, r := range all {
+			byName[r.GetObjectMeta().Name] = r
+		}
+		for _, i := range idx {
+			out[i] = byName[items[i].resource.GetObjectMeta().Name]
+		}
+	}
+	return out, nil
+}
+
+// sameContent tells whether two resources are equal apart from the
+// metadata the datastore sets (resourceVersion, uid, creationTimestamp),
+// which apply keeps from the stored copy.
+func sameContent(stored, in api.Resource) bool {
+	a, errA := content(stored)
+	b, errB := content(in)
+	return errA == nil && errB == nil && bytes.Equal(a, b)
+}
+
+// content encodes a resource without its server-set metadata.
+func content(r api.Resource) ([]byte, error) {
+	c := r.DeepCopyResource()
+	*c.GetTypeMeta() = api.TypeMeta{Kind: r.GetKind(), APIVersion: api.APIVersion}
+	m := c.GetObjectMeta()
+	m.ResourceVersion, m.UID, m.CreationTimestamp = "", "", ""
+	return json.Marshal(c)
 }
 
 // checkPools refuses pools that would overlap each other or a stored pool.

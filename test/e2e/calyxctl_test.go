@@ -120,7 +120,7 @@ func TestCalyxctlAgainstNode(t *testing.T) {
 
 	t.Run("apply examples and read them back", func(t *testing.T) {
 		out := mustCtl(t, n, "apply", "-f", "../../examples/")
-		for _, want := range []string{"ippool/default-ipv4 applied", "globalnetworkpolicy/db-from-api applied", "bgppeer/rack1-tor applied"} {
+		for _, want := range []string{"ippool/default-ipv4 created", "globalnetworkpolicy/db-from-api created", "bgppeer/rack1-tor created"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("apply output lacks %q:\n%s", want, out)
 			}
@@ -140,6 +140,9 @@ func TestCalyxctlAgainstNode(t *testing.T) {
 			out, errOut, err := n.ctlIn(before, "apply", "-f", "-")
 			if err != nil {
 				t.Fatalf("apply of get -o %s output: %v\n%s%s", format, err, out, errOut)
+			}
+			if strings.Count(out, " unchanged\n") != strings.Count(out, "\n") {
+				t.Errorf("apply of get -o %s output printed %q, want every resource unchanged", format, out)
 			}
 			after := mustCtl(t, n, "get", "gnp", "-o", format)
 			if stripVersions(before) != stripVersions(after) {
