@@ -27,8 +27,8 @@ func (c docContext) fail(kind, name string, fields []FieldError, err error) *Doc
 	return de
 }
 
-func (c docContext) failf(kind, name, path, format string, args ...any) *DocError {
-	return c.fail(kind, name, []FieldError{{Path: path, Msg: fmt.Sprintf(format, args...)}}, nil)
+func (c docContext) failf(kind, path, format string, args ...any) *DocError {
+	return c.fail(kind, "", []FieldError{{Path: path, Msg: fmt.Sprintf(format, args...)}}, nil)
 }
 
 // decode turns one document into its resources.
@@ -38,12 +38,12 @@ func (d rawDoc) decode(index int) ([]Resource, error) {
 	if !d.parsed {
 		j, err := yaml.YAMLToJSONStrict(d.yaml)
 		if err != nil {
-			return nil, c.failf("", "", "", "%s", yamlErrorMessage(err, d.line))
+			return nil, c.failf("", "", "%s", yamlErrorMessage(err, d.line))
 		}
 		dec := json.NewDecoder(bytes.NewReader(j))
 		dec.UseNumber()
 		if err := dec.Decode(&v); err != nil {
-			return nil, c.failf("", "", "", "malformed YAML: %s", err.Error())
+			return nil, c.failf("", "", "malformed YAML: %s", err.Error())
 		}
 	}
 	switch v := v.(type) {
@@ -62,7 +62,7 @@ func (d rawDoc) decode(index int) ([]Resource, error) {
 		}
 		return []Resource{r}, nil
 	default:
-		return nil, c.failf("", "", "", "expected a resource (a mapping with apiVersion, kind, metadata and spec), got %s", describe(v))
+		return nil, c.failf("", "", "expected a resource (a mapping with apiVersion, kind, metadata and spec), got %s", describe(v))
 	}
 }
 
@@ -119,13 +119,13 @@ func decodeItems(c docContext, itemKind, apiVersion string, items []any) ([]Reso
 		ic.item = i
 		m, ok := it.(map[string]any)
 		if !ok {
-			return nil, ic.failf("", "", "", "expected a resource (a mapping with apiVersion, kind, metadata and spec), got %s", describe(it))
+			return nil, ic.failf("", "", "expected a resource (a mapping with apiVersion, kind, metadata and spec), got %s", describe(it))
 		}
 		if itemKind != "" {
 			if m["kind"] == nil {
 				m["kind"] = itemKind
 			} else if m["kind"] != itemKind {
-				return nil, ic.failf(fmt.Sprint(m["kind"]), "", "kind", "%s in a %sList: expected %q", describe(m["kind"]), itemKind, itemKind)
+				return nil, ic.failf(fmt.Sprint(m["kind"]), "kind", "%s in a %sList: expected %q", describe(m["kind"]), itemKind, itemKind)
 			}
 		}
 		if m["apiVersion"] == nil && apiVersion != "" {
