@@ -11,7 +11,7 @@ PKGS     := ./...
 TESTFLAGS ?= -race -timeout 20m
 BENCH    ?=
 
-.PHONY: all help deps build test test-short fuzz lint verify-fmt fix-fmt vet demo bench clean
+.PHONY: all help deps build test test-short fuzz lint verify-fmt fix-fmt vet golangci-lint demo bench clean
 
 all: build
 
@@ -20,7 +20,7 @@ help:
 	@echo "make build              build the binaries into $(BIN)/"
 	@echo "make test               go vet, gofmt check and every test (as root: kernel tests too)"
 	@echo "make fuzz [FUZZTIME=1m] run every fuzz target (hack/fuzz.sh) for FUZZTIME each"
-	@echo "make lint               go vet and a gofmt check"
+	@echo "make lint               go vet, a gofmt check and golangci-lint (.golangci.yml)"
 	@echo "make demo               run the demonstration (see README.md)"
 	@echo "make bench [BENCH=name] run the side-by-side benchmarks in bench/ (one with BENCH=name)"
 
@@ -42,10 +42,17 @@ FUZZTIME ?= 1m
 fuzz:
 	./hack/fuzz.sh $(FUZZTIME)
 
-lint: vet verify-fmt
+lint: vet verify-fmt golangci-lint
 
 vet:
 	$(GO) vet $(PKGS)
+
+# The linters and their settings are in .golangci.yml; hack/install-deps.sh
+# (make deps) installs the pinned version.
+golangci-lint:
+	@lint=$$(command -v golangci-lint || echo "$$($(GO) env GOPATH)/bin/golangci-lint"); \
+	[ -x "$$lint" ] || { echo "golangci-lint not found: run make deps"; exit 1; }; \
+	echo "golangci-lint run $(PKGS)"; "$$lint" run $(PKGS)
 
 verify-fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

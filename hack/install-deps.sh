@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Installs what Calyx's tests and demo need on a Debian 12 machine, and
-# nothing that is already there: Debian packages with apt-get, cnitool with
-# `go install`. `make test` and `make demo` run it first; it needs root
-# only when something is missing.
+# Installs what Calyx's tests, lint and demo need on a Debian 12 machine,
+# and nothing that is already there: Debian packages with apt-get, cnitool
+# and golangci-lint with `go install`. `make test` and `make demo` run it
+# first; it needs root only when something is missing.
 set -euo pipefail
 
 # iproute2 and iputils-ping: the kernel tests and the demo build hosts in
@@ -30,4 +30,13 @@ if ! command -v cnitool >/dev/null && [ ! -x "$(go env GOPATH)/bin/cnitool" ]; t
 	echo "installing cnitool"
 	if [ "$(id -u)" = 0 ]; then export GOBIN=/usr/local/bin; fi
 	go install github.com/containernetworking/cni/cnitool@v1.3.0
+fi
+
+# golangci-lint runs the linters in .golangci.yml for `make lint`. Pinned:
+# a newer release may add checks to enabled linters.
+golangci_lint_version=v2.15.0
+if ! command -v golangci-lint >/dev/null && [ ! -x "$(go env GOPATH)/bin/golangci-lint" ]; then
+	echo "installing golangci-lint $golangci_lint_version"
+	if [ "$(id -u)" = 0 ]; then export GOBIN=/usr/local/bin; fi
+	go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$golangci_lint_version
 fi

@@ -52,8 +52,9 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx); err != nil {
+	err := run(ctx)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench/cni:", err)
 		os.Exit(1)
 	}
@@ -82,7 +83,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	defer func() { _ = os.RemoveAll(work) }()
 	binDir := filepath.Join(work, "bin")
 	logf("building the binaries")
 	if err := hostnode.Build(ctx, binDir); err != nil {

@@ -100,7 +100,7 @@ func run(rounds, n, conc int) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	e, err := datastore.StartEmbedded(ctx, datastore.EmbeddedConfig{DataDir: filepath.Join(dir, "etcd"), Name: "bench", ClientURL: clientURL, PeerURL: peerURL, Log: log})
 	if err != nil {
@@ -411,9 +411,12 @@ func (b *bench) syncerEvents(ctx context.Context, keys, vals []string) (float64,
 	ctx, cancel := context.WithCancel(ctx)
 	h := &counter{n: int64(b.n), snapshot: make(chan struct{}), done: make(chan struct{})}
 	s := datastore.NewSyncer(b.calyx, nil, nil)
-	runErr := make(chan error, 1)
-	go func() { runErr <- s.Run(ctx, h) }()
-	defer func() { cancel(); <-runErr }()
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		_ = s.Run(ctx, h) // nil once cancelled; a failure shows as missing events
+	}()
+	defer func() { cancel(); <-stopped }()
 	<-h.snapshot
 	start := time.Now()
 	if err := b.write(ctx, keys, vals); err != nil {

@@ -61,7 +61,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	log := slog.New(slog.DiscardHandler)
 	emb, err := datastore.StartEmbedded(ctx, datastore.EmbeddedConfig{
 		DataDir: dir + "/etcd", Name: "bench", ClientURL: clientURL, PeerURL: peerURL, Log: log,

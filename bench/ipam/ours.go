@@ -65,12 +65,12 @@ func newBench(ctx context.Context, dir string, log *slog.Logger) (*bench, error)
 
 func (b *bench) close() {
 	for _, c := range b.hosts {
-		c.Close()
+		_ = c.Close()
 	}
 	for _, c := range b.raw {
-		c.Close()
+		_ = c.Close()
 	}
-	b.admin.Close()
+	_ = b.admin.Close()
 }
 
 func (b *bench) pool(ctx context.Context, name, cidr string) error {

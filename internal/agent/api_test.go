@@ -18,6 +18,7 @@ import (
 	"github.com/calyx-net/calyx/internal/datastore"
 	"github.com/calyx-net/calyx/internal/ipam"
 	"github.com/calyx-net/calyx/internal/localapi"
+	"github.com/calyx-net/calyx/internal/testnet"
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -208,7 +209,7 @@ func TestReadyReportsProgramTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.Header.Get(headerProgramSeconds) == "" {
 		t.Errorf("READY answered %d with %s=%q", resp.StatusCode, headerProgramSeconds, resp.Header.Get(headerProgramSeconds))
 	}
@@ -500,7 +501,7 @@ func TestGCVanishedVeth(t *testing.T) {
 	}
 	fake.RemoveLink(vethName(gone.Handle()))
 	alloc := ipam.New(store)
-	eventually(t, "the vanished endpoint's address to be released", func() bool {
+	testnet.WaitFor(t, "the vanished endpoint's address to be released", func() bool {
 		_, err := alloc.IPsByHandle(ctx, gone.Handle())
 		return ipam.IsNotFound(err)
 	})
@@ -534,7 +535,7 @@ func TestGCLeakedHandle(t *testing.T) {
 		t.Fatal(err)
 	}
 	startNode(t, etcd, hooks{kernel: route.NewFake()}, func(c *Config) { c.GCGrace = 200 * time.Millisecond })
-	eventually(t, "the leaked handle to be released", func() bool {
+	testnet.WaitFor(t, "the leaked handle to be released", func() bool {
 		_, err := alloc.IPsByHandle(ctx, "net1.crashed.eth0")
 		return ipam.IsNotFound(err)
 	})
@@ -585,10 +586,10 @@ func TestSocketTakeover(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.(*net.UnixListener).SetUnlinkOnClose(false)
-	l.Close()
+	_ = l.Close()
 	l2, err := listenUnix(n.cfg.Socket + ".stale")
 	if err != nil {
 		t.Fatalf("listening over a stale socket: %v", err)
 	}
-	l2.Close()
+	_ = l2.Close()
 }

@@ -40,12 +40,6 @@ func notFoundf(format string, args ...any) error {
 	return withStatus(http.StatusNotFound, format, args...)
 }
 
-// isConflict reports whether err is answered with 409.
-func isConflict(err error) bool {
-	var e *apiError
-	return errors.As(err, &e) && e.status == http.StatusConflict
-}
-
 // isRetryable reports whether err is transient: the datastore is
 // unreachable or slow, or IPAM lost a compare-and-swap race too often.
 func isRetryable(err error) bool {

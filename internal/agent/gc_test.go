@@ -52,7 +52,7 @@ func TestCollectHandlesReadsOnlyThisNode(t *testing.T) {
 	ctx := t.Context()
 	autoAllocate := true
 	for _, r := range []api.Resource{
-		&api.IPPool{Metadata: api.ObjectMeta{Name: "p"}, Spec: api.IPPoolSpec{CIDR: "10.69.0.0/28", BlockSize: 30}},
+		testnet.IPPool("p", "10.69.0.0/28", 30),
 		&api.IPAMConfiguration{Metadata: api.ObjectMeta{Name: "default"}, Spec: api.IPAMConfigurationSpec{AutoAllocateBlocks: &autoAllocate, MaxBlocksPerHost: 1}},
 	} {
 		r.SetDefaults()
@@ -96,7 +96,7 @@ func TestCollectHandlesReadsOnlyThisNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := testLogger(t)
+	log := testnet.Logger(t)
 	svc := &service{
 		node: "node-a", log: log, store: c, alloc: ipam.New(store), host: route.New(route.NewFake(), log),
 		view: v, locks: newHandleLocks(), m: m, now: time.Now,

@@ -3,9 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,19 +20,6 @@ type testNode struct {
 	cfg    Config
 	client *localapi.Client
 	stop   func() error
-}
-
-// tlog writes slog output to the test log.
-type tlog struct{ t testing.TB }
-
-func (w tlog) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // startNode starts calyx-node "node-a" with long resync and GC periods
@@ -54,7 +39,7 @@ func startNode(t *testing.T, etcd *datastore.Embedded, h hooks, mod func(*Config
 	cfg.Ready = func() { close(ready) }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, testLogger(t), h) }()
+	go func() { done <- run(ctx, cfg, testnet.Logger(t), h) }()
 	n := &testNode{cfg: cfg, client: localapi.NewClient(cfg.Socket)}
 	n.stop = sync.OnceValue(func() error {
 		cancel()
@@ -78,25 +63,10 @@ func startNode(t *testing.T, etcd *datastore.Embedded, h hooks, mod func(*Config
 // createPool stores an IP pool.
 func createPool(t *testing.T, c *datastore.Client, name, cidr string) {
 	t.Helper()
-	k, _ := api.LookupKind(api.KindIPPool)
-	p := k.New().(*api.IPPool)
-	p.Metadata.Name = name
-	p.Spec.CIDR = cidr
+	p := testnet.IPPool(name, cidr, 0)
 	p.SetDefaults()
 	if _, err := c.Create(t.Context(), p); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// eventually polls cond until it holds or 30 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

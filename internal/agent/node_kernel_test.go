@@ -259,7 +259,7 @@ func TestKernelEndToEnd(t *testing.T) {
 
 	// Restart with containers running: traffic continues, and the new
 	// calyx-node writes nothing to the kernel.
-	eventually(t, "a full resync by the first calyx-node", func() bool { return first.dumps.Load() >= 2 })
+	testnet.WaitFor(t, "a full resync by the first calyx-node", func() bool { return first.dumps.Load() >= 2 })
 	before := kernelText(t, host)
 	pingDone := make(chan error, 1)
 	var pingOut string
@@ -273,7 +273,7 @@ func TestKernelEndToEnd(t *testing.T) {
 	}
 	second := &countingKernel{}
 	n = start(second)
-	eventually(t, "two full resyncs by the restarted calyx-node", func() bool { return second.dumps.Load() >= 3 })
+	testnet.WaitFor(t, "two full resyncs by the restarted calyx-node", func() bool { return second.dumps.Load() >= 3 })
 	if err := <-pingDone; err != nil || !strings.Contains(pingOut, " 0% packet loss") {
 		t.Errorf("ping across the restart: %v\n%s", err, pingOut)
 	}
@@ -329,11 +329,11 @@ func TestKernelEndToEnd(t *testing.T) {
 	if err := testutils.UnmountNS(a.ns); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the vanished container's address to be released", func() bool {
+	testnet.WaitFor(t, "the vanished container's address to be released", func() bool {
 		_, err := alloc.IPsByHandle(t.Context(), a.att.Handle())
 		return ipam.IsNotFound(err)
 	})
-	eventually(t, "the vanished container's endpoint to be deleted", func() bool {
+	testnet.WaitFor(t, "the vanished container's endpoint to be deleted", func() bool {
 		return getEndpoint(t, store, a.add.Endpoint) == nil
 	})
 }

@@ -74,8 +74,6 @@ type service struct {
 const (
 	gateway4 = "169.254.1.1"
 	gateway6 = "fe80::ecee:eeff:feee:eeee"
-	// hostVethMAC is the MAC of every host veth.
-	hostVethMAC = "ee:ee:ee:ee:ee:ee"
 )
 
 // wepKind and profileKind are the kinds the local API writes.

@@ -136,7 +136,7 @@ func TestSweep(t *testing.T) {
 }
 
 func TestPickNodeIPv4(t *testing.T) {
-	p := func(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+	p := netip.MustParsePrefix
 	addrs := map[int][]netip.Prefix{2: {p("192.0.2.10/24"), p("192.0.2.5/24")}, 3: {p("198.51.100.7/25")}}
 	for _, tc := range []struct {
 		defaults []defaultRoute

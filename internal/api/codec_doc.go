@@ -26,8 +26,8 @@ func (c docContext) fail(kind, name string, fields []FieldError, err error) *Doc
 	return de
 }
 
-func (c docContext) failf(kind, name, path, format string, args ...any) *DocError {
-	return c.fail(kind, name, []FieldError{{Path: path, Msg: fmt.Sprintf(format, args...)}}, nil)
+func (c docContext) failf(kind, path, format string, args ...any) *DocError {
+	return c.fail(kind, "", []FieldError{{Path: path, Msg: fmt.Sprintf(format, args...)}}, nil)
 }
 
 // rawDoc is one document of the stream, read but not yet decoded.
@@ -56,7 +56,7 @@ func (d rawDoc) decode(index int) ([]Resource, error) {
 		}
 		return []Resource{r}, nil
 	default:
-		return nil, c.failf("", "", "", "expected a resource (a mapping with apiVersion, kind, metadata and spec), got %s", describe(v))
+		return nil, c.failf("", "", "expected a resource (a mapping with apiVersion, kind, metadata and spec), got %s", describe(v))
 	}
 }
 
@@ -113,13 +113,13 @@ func decodeItems(c docContext, itemKind, apiVersion string, items []any) ([]Reso
 		ic.item = i
 		m, ok := it.(map[string]any)
 		if !ok {
-			return nil, ic.failf("", "", "", "expected a resource (a mapping with apiVersion, kind, metadata and spec), got %s", describe(it))
+			return nil, ic.failf("", "", "expected a resource (a mapping with apiVersion, kind, metadata and spec), got %s", describe(it))
 		}
 		if itemKind != "" {
 			if m["kind"] == nil {
 				m["kind"] = itemKind
 			} else if m["kind"] != itemKind {
-				return nil, ic.failf(fmt.Sprint(m["kind"]), "", "kind", "%s in a %sList: expected %q", describe(m["kind"]), itemKind, itemKind)
+				return nil, ic.failf(fmt.Sprint(m["kind"]), "kind", "%s in a %sList: expected %q", describe(m["kind"]), itemKind, itemKind)
 			}
 		}
 		if m["apiVersion"] == nil && apiVersion != "" {

@@ -37,18 +37,18 @@ type agentCall struct {
 func newFakeAgent(t *testing.T) *fakeAgent {
 	t.Helper()
 	// Unix socket paths are limited to 108 bytes; t.TempDir() can exceed it.
-	dir, err := os.MkdirTemp("", "calyx-cni")
+	dir, err := os.MkdirTemp("", "calyx-cni") //nolint:usetesting // see above
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	f := &fakeAgent{socket: filepath.Join(dir, "calyx.sock"), answer: map[string]func([]byte) (int, any){}}
 	l, err := net.Listen("unix", f.socket)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
-	srv.Listener.Close()
+	_ = srv.Listener.Close()
 	srv.Listener = l
 	srv.Start()
 	t.Cleanup(srv.Close)

@@ -369,7 +369,7 @@ func agentError(doing string, err error) error {
 	if localapi.IsUnreachable(err) {
 		return types.NewError(types.ErrTryAgainLater, err.Error(), "")
 	}
-	var code uint = types.ErrInternal
+	code := types.ErrInternal
 	var apiErr *localapi.APIError
 	if errors.As(err, &apiErr) && apiErr.Body.Code != 0 {
 		code = apiErr.Body.Code

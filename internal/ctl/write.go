@@ -317,7 +317,7 @@ addresses is refused.`,
 					targets = append(targets, r)
 				}
 			default:
-				return fmt.Errorf("give -f FILE or KIND NAME...")
+				return fmt.Errorf("give -f FILE, or KIND and at least one NAME")
 			}
 			return c.withStore(cmd, func(ctx context.Context, s store) error {
 				return c.delete(ctx, s, targets, ignoreNotFound, releaseIPs)

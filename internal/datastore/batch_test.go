@@ -26,7 +26,7 @@ func storedNames(t *testing.T, c *datastore.Client) []string {
 }
 
 func TestBatchAllOrNothing(t *testing.T) {
-	c, _ := setup(t)
+	c := setup(t)
 	existing := mustCreate(t, c, pool("b", "10.2.0.0/16", nil))
 	stale := existing.DeepCopyResource().(*api.IPPool)
 	if _, err := c.Apply(testCtx(t), pool("b", "10.22.0.0/16", nil)); err != nil {
@@ -91,7 +91,7 @@ func TestBatchAllOrNothing(t *testing.T) {
 }
 
 func TestBatchMixed(t *testing.T) {
-	c, _ := setup(t)
+	c := setup(t)
 	upd := mustCreate(t, c, pool("upd", "10.1.0.0/16", nil)).(*api.IPPool)
 	del := mustCreate(t, c, pool("del", "10.2.0.0/16", nil))
 	app := mustCreate(t, c, pool("app", "10.3.0.0/16", nil))
@@ -129,7 +129,7 @@ func TestBatchMixed(t *testing.T) {
 }
 
 func TestBatchConcurrentApplies(t *testing.T) {
-	c, _ := setup(t)
+	c := setup(t)
 	var ops []datastore.Op
 	for i := range 5 {
 		ops = append(ops, datastore.Op{Action: datastore.OpApply, Resource: pool(fmt.Sprint("p", i), "10.1.0.0/16", nil)})
@@ -167,7 +167,7 @@ func TestBatchConcurrentApplies(t *testing.T) {
 }
 
 func TestBatchSize(t *testing.T) {
-	c, _ := setup(t)
+	c := setup(t)
 	batch := func(prefix string, n int) []datastore.Op {
 		ops := make([]datastore.Op, n)
 		for i := range ops {

@@ -89,7 +89,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error) {
 	_, err = cli.Get(pctx, probeKey, clientv3.WithCountOnly())
 	cancel()
 	if err != nil {
-		cli.Close()
+		_ = cli.Close()
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("connecting to etcd at %s: %w", strings.Join(endpoints, ", "), ctx.Err())
 		}

@@ -138,7 +138,7 @@ func TestEmbeddedIsQuiet(t *testing.T) {
 	}
 	c := testnet.NewClient(t, e)
 	mustCreate(t, c, pool("a", "10.0.0.0/16", nil))
-	c.Close()
+	_ = c.Close()
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ func TestKeyLayout(t *testing.T) {
 }
 
 func TestCreateStoresAndGetReads(t *testing.T) {
-	c, _ := setup(t)
+	c := setup(t)
 	ctx := testCtx(t)
 	in := pool("pool-a", "10.1.0.0/16", map[string]string{"zone": "a"})
 	in.Metadata.ResourceVersion = "99" // ignored on create
@@ -73,7 +73,7 @@ func TestCreateStoresAndGetReads(t *testing.T) {
 }
 
 func TestCreateExisting(t *testing.T) {
-	c, _ := setup(t)
+	c := setup(t)
 	first := mustCreate(t, c, pool("pool-a", "10.1.0.0/16", nil))
 	_, err := c.Create(testCtx(t), pool("pool-a", "10.2.0.0/16", nil))
 	if !datastore.IsAlreadyExists(err) || !strings.Contains(err.Error(), `IPPool "pool-a"`) {
@@ -89,7 +89,7 @@ func TestCreateExisting(t *testing.T) {
 }
 
 func TestUpdate(t *testing.T) {
-	c, _ := setup(t)
+	c := setup(t)
 	ctx := testCtx(t)
 	created := mustCreate(t, c, pool("pool-a", "10.1.0.0/16", nil))
 
@@ -161,7 +161,7 @@ func TestUpdate(t *testing.T) {
 }
 
 func TestApply(t *testing.T) {
-	c, _ := setup(t)
+	c := setup(t)
 	ctx := testCtx(t)
 	first, err := c.Apply(ctx, pool("pool-a", "10.1.0.0/16", nil))
 	if err != nil {
@@ -209,7 +209,7 @@ func TestApply(t *testing.T) {
 }
 
 func TestApplyConcurrent(t *testing.T) {
-	c, _ := setup(t)
+	c := setup(t)
 	created := mustCreate(t, c, pool("pool-a", "10.1.0.0/16", nil))
 	var wg sync.WaitGroup
 	errs := make(chan error, 8*10)
@@ -238,7 +238,7 @@ func TestApplyConcurrent(t *testing.T) {
 }
 
 func TestDelete(t *testing.T) {
-	c, _ := setup(t)
+	c := setup(t)
 	ctx := testCtx(t)
 	ipp := kind(t, "ippool")
 	a := mustCreate(t, c, pool("a", "10.1.0.0/16", nil))
@@ -284,7 +284,7 @@ func TestDelete(t *testing.T) {
 }
 
 func TestList(t *testing.T) {
-	c, _ := setup(t)
+	c := setup(t)
 	ctx := testCtx(t)
 	for _, p := range []*api.IPPool{
 		pool("c", "10.3.0.0/16", map[string]string{"color": "blue"}),
@@ -335,7 +335,7 @@ func TestList(t *testing.T) {
 }
 
 func TestEmptyNameRefused(t *testing.T) {
-	c, _ := setup(t)
+	c := setup(t)
 	ctx := testCtx(t)
 	noName := pool("", "10.1.0.0/16", nil)
 	noName.Metadata.ResourceVersion = "5"

@@ -13,10 +13,9 @@ import (
 func TestMain(m *testing.M) { testnet.VerifyNoLeaks(m) }
 
 // setup starts an etcd for t and connects a client to it.
-func setup(t *testing.T) (*datastore.Client, *datastore.Embedded) {
+func setup(t *testing.T) *datastore.Client {
 	t.Helper()
-	e := testnet.StartEtcd(t)
-	return testnet.NewClient(t, e), e
+	return testnet.NewClient(t, testnet.StartEtcd(t))
 }
 
 // testCtx bounds a test's datastore calls so that a bug hangs for 30 s at
@@ -38,11 +37,9 @@ func kind(t *testing.T, name string) api.KindInfo {
 }
 
 func pool(name, cidr string, labels map[string]string) *api.IPPool {
-	return &api.IPPool{
-		TypeMeta: api.TypeMeta{Kind: api.KindIPPool, APIVersion: api.APIVersion},
-		Metadata: api.ObjectMeta{Name: name, Labels: labels},
-		Spec:     api.IPPoolSpec{CIDR: cidr, BlockSize: 26},
-	}
+	p := testnet.IPPool(name, cidr, 26)
+	p.Metadata.Labels = labels
+	return p
 }
 
 func netSet(name string, nets ...string) *api.GlobalNetworkSet {

@@ -8,7 +8,7 @@ import (
 )
 
 func TestReadRanges(t *testing.T) {
-	c, _ := setup(t)
+	c := setup(t)
 	ctx := testCtx(t)
 	pre := datastore.IPAMPrefix + "rr/"
 	ok, rev, err := c.CAS(ctx, nil, []datastore.RawPut{
@@ -43,7 +43,7 @@ func TestReadRanges(t *testing.T) {
 }
 
 func TestCASRead(t *testing.T) {
-	c, _ := setup(t)
+	c := setup(t)
 	ctx := testCtx(t)
 	block := datastore.IPAMPrefix + "casread/block"
 	handle := datastore.IPAMPrefix + "casread/handle"

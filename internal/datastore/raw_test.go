@@ -8,7 +8,7 @@ import (
 )
 
 func TestRawCAS(t *testing.T) {
-	c, _ := setup(t)
+	c := setup(t)
 	ctx := testCtx(t)
 	block := datastore.IPAMPrefix + "assignment/ipv4/block/10.0.0.0-26"
 	handle := datastore.IPAMPrefix + "handle/h1"

@@ -3,7 +3,6 @@ package datastore_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -107,7 +106,7 @@ func (r *recorder) waitEvents(t *testing.T, n int) []string {
 // checks that Run returned nil.
 func runSyncer(t *testing.T, c *datastore.Client, kinds []api.KindInfo, h datastore.Handler) (s *datastore.Syncer, stop func()) {
 	t.Helper()
-	s = datastore.NewSyncer(c, kinds, testLogger(t))
+	s = datastore.NewSyncer(c, kinds, testnet.Logger(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, h) }()
@@ -121,21 +120,9 @@ func runSyncer(t *testing.T, c *datastore.Client, kinds []api.KindInfo, h datast
 	return s, stop
 }
 
-// testLogger logs into t, for messages that end before t does.
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
-}
-
 func rv(r api.Resource) int64 {
 	var n int64
-	fmt.Sscan(r.GetObjectMeta().ResourceVersion, &n)
+	_, _ = fmt.Sscan(r.GetObjectMeta().ResourceVersion, &n)
 	return n
 }
 
@@ -148,6 +135,7 @@ type writer struct {
 }
 
 func newWriter(t *testing.T, c *datastore.Client) *writer {
+	t.Helper()
 	return &writer{t: t, c: c, stored: map[string]api.Resource{}}
 }
 
@@ -173,7 +161,7 @@ func (w *writer) delete(kindName, name string) {
 }
 
 func TestSyncerSnapshotThenEvents(t *testing.T) {
-	c, _ := setup(t)
+	c := setup(t)
 	w := newWriter(t, c)
 	w.apply(pool("p0", "10.0.0.0/16", nil))
 	w.apply(pool("p1", "10.1.0.0/16", nil))
@@ -235,7 +223,7 @@ func TestSyncerSnapshotThenEvents(t *testing.T) {
 }
 
 func TestSyncerResyncAfterCompaction(t *testing.T) {
-	c, _ := setup(t)
+	c := setup(t)
 	w := newWriter(t, c)
 	for _, n := range []string{"a", "b", "c", "d"} {
 		w.apply(pool(n, "10.0.0.0/16", nil))
@@ -359,7 +347,7 @@ func TestSyncerSurvivesEtcdRestart(t *testing.T) {
 }
 
 func TestSyncerKindsAndBadValues(t *testing.T) {
-	c, _ := setup(t)
+	c := setup(t)
 	ctx := testCtx(t)
 	w := newWriter(t, c)
 	w.apply(pool("a", "10.0.0.0/16", nil))
@@ -398,11 +386,11 @@ func TestSyncerEndsWhenClientCloses(t *testing.T) {
 	e := testnet.StartEtcd(t)
 	c := testnet.NewClient(t, e)
 	rec := newRecorder()
-	s := datastore.NewSyncer(c, nil, testLogger(t))
+	s := datastore.NewSyncer(c, nil, testnet.Logger(t))
 	done := make(chan error, 1)
 	go func() { done <- s.Run(context.Background(), rec) }()
 	rec.waitFor(t, "the snapshot", func() bool { return len(rec.snaps) == 1 })
-	c.Close()
+	_ = c.Close()
 	select {
 	case err := <-done:
 		if err == nil || !strings.Contains(err.Error(), "closed") {

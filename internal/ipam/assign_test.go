@@ -10,6 +10,7 @@ import (
 
 	"github.com/calyx-net/calyx/internal/api"
 	"github.com/calyx-net/calyx/internal/ipam"
+	"github.com/calyx-net/calyx/internal/testnet"
 )
 
 func TestAutoAssignFromAffineBlock(t *testing.T) {
@@ -25,7 +26,7 @@ func TestAutoAssignFromAffineBlock(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			e.apply(ipPool("pool", tc.cidr, tc.size), node("node-a", nil))
+			e.apply(testnet.IPPool("pool", tc.cidr, tc.size), node("node-a", nil))
 			a := e.alloc()
 			ctx := testCtx(t)
 			r1 := mustAssign(t, a, tc.args("net.c1.eth0"))
@@ -84,7 +85,7 @@ func TestAutoAssignFromAffineBlock(t *testing.T) {
 
 func TestAutoAssignDualStackAndIdempotent(t *testing.T) {
 	e := newEnv(t)
-	e.apply(ipPool("v4", "10.65.0.0/16", 26), ipPool("v6", "fd65::/48", 122))
+	e.apply(testnet.IPPool("v4", "10.65.0.0/16", 26), testnet.IPPool("v6", "fd65::/48", 122))
 	a := e.alloc()
 	args := ipam.AutoAssignArgs{Num4: 1, Num6: 1, Handle: "net.c1.eth0", Node: "node-a",
 		Attrs: map[string]string{"orchestrator": "mesos", "workload": "task-1"}}
@@ -125,7 +126,7 @@ func TestSingleAddressBlocksAndExhaustion(t *testing.T) {
 	} {
 		t.Run(tc.cidr, func(t *testing.T) {
 			e := newEnv(t)
-			e.apply(ipPool("tiny", tc.cidr, tc.bits))
+			e.apply(testnet.IPPool("tiny", tc.cidr, tc.bits))
 			a := e.alloc()
 			seen := map[netip.Addr]bool{}
 			for i := range 4 {
@@ -156,7 +157,7 @@ func TestSingleAddressBlocksAndExhaustion(t *testing.T) {
 
 func TestLastBlockAndMultiBlockRequest(t *testing.T) {
 	e := newEnv(t)
-	e.apply(ipPool("small", "10.67.0.0/24", 26))
+	e.apply(testnet.IPPool("small", "10.67.0.0/24", 26))
 	a := e.alloc()
 	// 200 addresses span all four blocks, the last one included, in one
 	// transaction.
@@ -184,7 +185,7 @@ func TestLastBlockAndMultiBlockRequest(t *testing.T) {
 
 func TestReleasedAddressesAreReusedLast(t *testing.T) {
 	e := newEnv(t)
-	e.apply(ipPool("p", "10.68.0.0/29", 29))
+	e.apply(testnet.IPPool("p", "10.68.0.0/29", 29))
 	a := e.alloc()
 	ctx := testCtx(t)
 	var got []netip.Addr
@@ -208,7 +209,7 @@ func TestReleasedAddressesAreReusedLast(t *testing.T) {
 
 func TestBorrowingAndStrictAffinity(t *testing.T) {
 	e := newEnv(t)
-	e.apply(ipPool("p", "10.69.0.0/28", 30), ipamSettings(false, true, 1))
+	e.apply(testnet.IPPool("p", "10.69.0.0/28", 30), ipamSettings(false, true, 1))
 	a := e.alloc()
 	ctx := testCtx(t)
 	mustAssign(t, a, v4(1, "b1", "node-b"))
@@ -249,7 +250,7 @@ func TestBorrowingAndStrictAffinity(t *testing.T) {
 
 func TestMaxBlocksPerHostClaimsUpToTheLimit(t *testing.T) {
 	e := newEnv(t)
-	e.apply(ipPool("p", "10.70.0.0/24", 30), ipamSettings(true, true, 2))
+	e.apply(testnet.IPPool("p", "10.70.0.0/24", 30), ipamSettings(true, true, 2))
 	a := e.alloc()
 	mustAssign(t, a, v4(8, "h", "node-a"))
 	_, err := a.AutoAssign(testCtx(t), v4(1, "h2", "node-a"))
@@ -263,7 +264,7 @@ func TestMaxBlocksPerHostClaimsUpToTheLimit(t *testing.T) {
 
 func TestDisabledPool(t *testing.T) {
 	e := newEnv(t)
-	p := ipPool("p", "10.71.0.0/16", 26)
+	p := testnet.IPPool("p", "10.71.0.0/16", 26)
 	e.apply(p)
 	a := e.alloc()
 	ctx := testCtx(t)
@@ -295,7 +296,7 @@ func TestDisabledPool(t *testing.T) {
 
 func TestRequestedPools(t *testing.T) {
 	e := newEnv(t)
-	e.apply(ipPool("a", "10.72.0.0/16", 26), ipPool("b", "10.73.0.0/16", 26), ipPool("six", "fd73::/48", 122))
+	e.apply(testnet.IPPool("a", "10.72.0.0/16", 26), testnet.IPPool("b", "10.73.0.0/16", 26), testnet.IPPool("six", "fd73::/48", 122))
 	al := e.alloc()
 	ctx := testCtx(t)
 	for _, req := range []string{"b", "10.73.0.0/16"} {
@@ -326,11 +327,11 @@ func TestRequestedPools(t *testing.T) {
 
 func TestNodeSelectorChoosesPools(t *testing.T) {
 	e := newEnv(t)
-	r1 := ipPool("rack1", "10.74.0.0/16", 26)
+	r1 := testnet.IPPool("rack1", "10.74.0.0/16", 26)
 	r1.Spec.NodeSelector = `rack == "r1"`
-	r2 := ipPool("rack2", "10.75.0.0/16", 26)
+	r2 := testnet.IPPool("rack2", "10.75.0.0/16", 26)
 	r2.Spec.NodeSelector = `rack == "r2"`
-	tunnel := ipPool("tunnel-only", "10.76.0.0/16", 26)
+	tunnel := testnet.IPPool("tunnel-only", "10.76.0.0/16", 26)
 	tunnel.Spec.AllowedUses = []string{api.IPPoolUseTunnel}
 	e.apply(r1, r2, tunnel, node("n1", map[string]string{"rack": "r1"}), node("n2", map[string]string{"rack": "r2"}), node("n3", nil))
 	a := e.alloc()
@@ -355,7 +356,7 @@ func TestNodeSelectorChoosesPools(t *testing.T) {
 
 func TestAssignIP(t *testing.T) {
 	e := newEnv(t)
-	e.apply(ipPool("p", "10.77.0.0/16", 26), ipPool("q", "fd77::/48", 122), node("node-a", nil), node("node-b", nil))
+	e.apply(testnet.IPPool("p", "10.77.0.0/16", 26), testnet.IPPool("q", "fd77::/48", 122), node("node-a", nil), node("node-b", nil))
 	a := e.alloc()
 	ctx := testCtx(t)
 	ip := netip.MustParseAddr("10.77.5.5")

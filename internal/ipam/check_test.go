@@ -9,6 +9,7 @@ import (
 
 	"github.com/calyx-net/calyx/internal/api"
 	"github.com/calyx-net/calyx/internal/ipam"
+	"github.com/calyx-net/calyx/internal/testnet"
 )
 
 func wep(name, nodeName string, ips ...string) *api.WorkloadEndpoint {
@@ -21,7 +22,7 @@ func wep(name, nodeName string, ips ...string) *api.WorkloadEndpoint {
 // exactly those, and that Fix repairs all but the conflict.
 func TestCheckAndFix(t *testing.T) {
 	e := newEnv(t)
-	e.apply(ipPool("p", "10.90.0.0/16", 28), node("n1", nil), node("n2", nil), node("doomed", nil))
+	e.apply(testnet.IPPool("p", "10.90.0.0/16", 28), node("n1", nil), node("n2", nil), node("doomed", nil))
 	a := e.alloc()
 	ctx := testCtx(t)
 
@@ -135,7 +136,7 @@ func mustKind(t *testing.T, name string) api.KindInfo {
 
 func TestFixLeakedSkipsReassignedAddress(t *testing.T) {
 	e := newEnv(t)
-	e.apply(ipPool("p", "10.91.0.0/29", 29), node("n", nil))
+	e.apply(testnet.IPPool("p", "10.91.0.0/29", 29), node("n", nil))
 	a := e.alloc()
 	ctx := testCtx(t)
 	ip := mustAssign(t, a, v4(1, "old", "n")).IPv4[0]
@@ -162,7 +163,7 @@ func TestFixLeakedSkipsReassignedAddress(t *testing.T) {
 
 func TestCheckLeavesIPAMOnlyAllocations(t *testing.T) {
 	e := newEnv(t)
-	e.apply(ipPool("p", "10.92.0.0/29", 29), node("n", nil))
+	e.apply(testnet.IPPool("p", "10.92.0.0/29", 29), node("n", nil))
 	a := e.alloc()
 	ctx := testCtx(t)
 	args := v4(1, "bridged.c1.eth0", "n")

@@ -33,6 +33,7 @@ type ownerState struct {
 }
 
 func (o *owners) hold(t *testing.T, handle string, ips []netip.Addr) {
+	t.Helper()
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, ip := range ips {
@@ -88,7 +89,7 @@ func TestConcurrentHostsWithConnectionCuts(t *testing.T) {
 	const nHosts, total = 32, 10000
 	e := testnet.StartEtcd(t)
 	ev := &env{t: t, c: testnet.NewClient(t, e)}
-	ev.apply(ipPool("big", "10.100.0.0/16", 26))
+	ev.apply(testnet.IPPool("big", "10.100.0.0/16", 26))
 	target := strings.TrimPrefix(e.Endpoints()[0], "http://")
 	hosts := make([]*host, nHosts)
 	for i := range hosts {
@@ -186,6 +187,7 @@ func cutConnections(stop <-chan struct{}, hosts []*host) {
 // runHost allocates quota addresses, one handle each, releasing a random
 // held handle about as often, then releases what it still holds.
 func runHost(t *testing.T, h *host, seed, quota int, track *owners, transients, assigned, gaveUp *atomic.Int64) {
+	t.Helper()
 	rng := rand.New(rand.NewPCG(uint64(seed), 7))
 	held := map[string][]netip.Addr{}
 	var handles []string
@@ -218,6 +220,7 @@ func runHost(t *testing.T, h *host, seed, quota int, track *owners, transients, 
 }
 
 func assignWithRetry(t *testing.T, h *host, handle string, transients *atomic.Int64) ([]netip.Addr, bool) {
+	t.Helper()
 	for attempt := 0; attempt < 20; attempt++ {
 		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 		res, err := h.alloc.AutoAssign(ctx, ipam.AutoAssignArgs{Num4: 1, Handle: handle, Node: h.name})
@@ -239,6 +242,7 @@ func assignWithRetry(t *testing.T, h *host, handle string, transients *atomic.In
 }
 
 func releaseWithRetry(t *testing.T, h *host, handle string, transients *atomic.Int64) bool {
+	t.Helper()
 	for attempt := 0; attempt < 100; attempt++ {
 		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 		err := h.alloc.ReleaseByHandle(ctx, handle)
@@ -264,7 +268,7 @@ func TestClaimRace(t *testing.T) {
 	const nHosts = 40
 	e := newEnv(t)
 	// 16 blocks of 16 addresses for 40 hosts.
-	e.apply(ipPool("late", "10.101.0.0/24", 28))
+	e.apply(testnet.IPPool("late", "10.101.0.0/24", 28))
 	var mu sync.Mutex
 	seen := map[netip.Addr]string{}
 	var wg sync.WaitGroup

@@ -56,10 +56,6 @@ func (e *env) apply(rs ...api.Resource) {
 	}
 }
 
-func ipPool(name, cidr string, blockSize int) *api.IPPool {
-	return &api.IPPool{Metadata: api.ObjectMeta{Name: name}, Spec: api.IPPoolSpec{CIDR: cidr, BlockSize: blockSize}}
-}
-
 func ipamSettings(strict bool, autoAllocate bool, maxBlocks int) *api.IPAMConfiguration {
 	return &api.IPAMConfiguration{Metadata: api.ObjectMeta{Name: "default"},
 		Spec: api.IPAMConfigurationSpec{StrictAffinity: strict, AutoAllocateBlocks: &autoAllocate, MaxBlocksPerHost: maxBlocks}}

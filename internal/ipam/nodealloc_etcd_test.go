@@ -9,6 +9,7 @@ import (
 
 	"github.com/calyx-net/calyx/internal/datastore"
 	"github.com/calyx-net/calyx/internal/ipam"
+	"github.com/calyx-net/calyx/internal/testnet"
 )
 
 // countingStore counts the ReadRanges round trips of the store it wraps.
@@ -26,7 +27,7 @@ func (s *countingStore) ReadRanges(ctx context.Context, ranges []datastore.RawRa
 // every block in one when asked for borrowed addresses too.
 func TestNodeAllocations(t *testing.T) {
 	e := newEnv(t)
-	e.apply(ipPool("p", "10.69.0.0/28", 30), ipamSettings(false, true, 1))
+	e.apply(testnet.IPPool("p", "10.69.0.0/28", 30), ipamSettings(false, true, 1))
 	a := e.alloc()
 	ctx := testCtx(t)
 	b1 := mustAssign(t, a, v4(1, "b1", "node-b")).IPv4

@@ -9,11 +9,12 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/calyx-net/calyx/internal/ipam"
+	"github.com/calyx-net/calyx/internal/testnet"
 )
 
 func TestReleaseByHandle(t *testing.T) {
 	e := newEnv(t)
-	e.apply(ipPool("v4", "10.80.0.0/16", 26), ipPool("v6", "fd80::/48", 122), node("n", nil))
+	e.apply(testnet.IPPool("v4", "10.80.0.0/16", 26), testnet.IPPool("v6", "fd80::/48", 122), node("n", nil))
 	a := e.alloc()
 	ctx := testCtx(t)
 	r := mustAssign(t, a, ipam.AutoAssignArgs{Num4: 2, Num6: 1, Handle: "net.c1.eth0", Node: "n"})
@@ -63,7 +64,7 @@ func mustIPs(t *testing.T, a *ipam.Allocator, handle string) []netip.Addr {
 
 func TestReleaseIPs(t *testing.T) {
 	e := newEnv(t)
-	e.apply(ipPool("p", "10.81.0.0/16", 26), node("n", nil))
+	e.apply(testnet.IPPool("p", "10.81.0.0/16", 26), node("n", nil))
 	a := e.alloc()
 	ctx := testCtx(t)
 	r := mustAssign(t, a, v4(3, "h", "n"))
@@ -96,7 +97,7 @@ func TestReleaseHostAffinities(t *testing.T) {
 	for _, releaseIPs := range []bool{false, true} {
 		t.Run(map[bool]string{false: "keep addresses", true: "release addresses"}[releaseIPs], func(t *testing.T) {
 			e := newEnv(t)
-			e.apply(ipPool("p", "10.82.0.0/24", 28), node("gone", nil), node("stays", nil))
+			e.apply(testnet.IPPool("p", "10.82.0.0/24", 28), node("gone", nil), node("stays", nil))
 			a := e.alloc()
 			ctx := testCtx(t)
 			used := mustAssign(t, a, v4(1, "h-used", "gone"))
@@ -153,7 +154,7 @@ func TestReleaseHostAffinities(t *testing.T) {
 
 func TestReleaseEmptyBlocks(t *testing.T) {
 	e := newEnv(t)
-	e.apply(ipPool("p", "10.83.0.0/16", 26), node("n", nil))
+	e.apply(testnet.IPPool("p", "10.83.0.0/16", 26), node("n", nil))
 	var mu sync.Mutex
 	now := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
@@ -193,7 +194,7 @@ func TestReleaseEmptyBlocks(t *testing.T) {
 
 func TestUsage(t *testing.T) {
 	e := newEnv(t)
-	e.apply(ipPool("a", "10.84.0.0/24", 26), ipPool("b", "fd84::/120", 122))
+	e.apply(testnet.IPPool("a", "10.84.0.0/24", 26), testnet.IPPool("b", "fd84::/120", 122))
 	al := e.alloc()
 	mustAssign(t, al, ipam.AutoAssignArgs{Num4: 3, Num6: 1, Handle: "h1", Node: "n1"})
 	mustAssign(t, al, v4(2, "h2", "n2"))

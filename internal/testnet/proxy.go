@@ -47,7 +47,7 @@ func (p *Proxy) Cut() {
 	p.cut = true
 	p.cuts++
 	for c := range p.conns {
-		c.Close()
+		_ = c.Close()
 	}
 }
 
@@ -68,11 +68,11 @@ func (p *Proxy) Cuts() int {
 // Close stops the proxy, closes every connection and waits for its
 // goroutines. It is safe to call twice.
 func (p *Proxy) Close() {
-	p.l.Close()
+	_ = p.l.Close()
 	p.mu.Lock()
 	p.cut = true
 	for c := range p.conns {
-		c.Close()
+		_ = c.Close()
 	}
 	p.mu.Unlock()
 	p.wg.Wait()
@@ -88,13 +88,13 @@ func (p *Proxy) accept() {
 		p.mu.Lock()
 		if p.cut {
 			p.mu.Unlock()
-			in.Close()
+			_ = in.Close()
 			continue
 		}
 		out, err := net.Dial("tcp", p.target)
 		if err != nil {
 			p.mu.Unlock()
-			in.Close()
+			_ = in.Close()
 			continue
 		}
 		p.conns[in] = struct{}{}
@@ -114,6 +114,6 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 	delete(p.conns, dst)
 	delete(p.conns, src)
 	p.mu.Unlock()
-	dst.Close()
-	src.Close()
+	_ = dst.Close()
+	_ = src.Close()
 }

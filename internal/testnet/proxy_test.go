@@ -31,15 +31,10 @@ func TestProxyCutAndRestore(t *testing.T) {
 		t.Error("a request through a cut proxy succeeded")
 	}
 	p.Restore()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := c.Revision(ctx); err == nil {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("client did not reconnect after Restore: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testnet.WaitFor(t, "the client to reconnect after Restore", func() bool {
+		_, err := c.Revision(ctx)
+		return err == nil
+	})
 	if p.Cuts() != 1 {
 		t.Errorf("Cuts() = %d", p.Cuts())
 	}

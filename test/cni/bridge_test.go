@@ -40,7 +40,7 @@ func TestCalyxIPAMUnderBridge(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if got := addrs(t, ctr, "eth0"); len(got) != 1 || !strings.HasSuffix(got[0], "/16") {
+		if got := addrs(t, ctr); len(got) != 1 || !strings.HasSuffix(got[0], "/16") {
 			t.Errorf("%s eth0 has %v, want one address with the pool's /16", id, got)
 		}
 		ctrs = append(ctrs, ctr)

@@ -22,6 +22,7 @@ func cnitoolID(netnsPath string) string {
 // TestCnitool runs ADD, CHECK (0.4.0 on) and DEL through cnitool for every
 // spec version, from a .conf and from a .conflist.
 func TestCnitool(t *testing.T) {
+	testnet.RequireRoot(t)
 	tool := cnitool(t)
 	h := newHost(t)
 	for _, v := range allVersions {
@@ -42,7 +43,7 @@ func TestCnitool(t *testing.T) {
 				if len(r.IPs) != 1 || !strings.HasPrefix(r.IPs[0].Address.String(), "10.66.") || !strings.HasSuffix(r.IPs[0].Address.String(), "/32") {
 					t.Fatalf("result ips %v", r.IPs)
 				}
-				if got := addrs(t, ctr, "eth0"); len(got) != 1 || got[0] != r.IPs[0].Address.String() {
+				if got := addrs(t, ctr); len(got) != 1 || got[0] != r.IPs[0].Address.String() {
 					t.Errorf("eth0 in the container has %v, result says %s", got, r.IPs[0].Address.String())
 				}
 				if weps := h.weps(t); !strings.Contains(weps, id) {
@@ -73,6 +74,7 @@ func TestCnitool(t *testing.T) {
 // them (IPv4 and IPv6), then deletes a container's default route and
 // expects CHECK to say so.
 func TestPingAndCheck(t *testing.T) {
+	testnet.RequireRoot(t)
 	tool := cnitool(t)
 	h := newHost(t)
 	dir := t.TempDir()

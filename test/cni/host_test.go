@@ -50,11 +50,13 @@ func newHost(t *testing.T) *host {
 	t.Helper()
 	testnet.RequireRoot(t)
 	h := &host{ns: testnet.NewNS(t)}
-	work, err := os.MkdirTemp("", "calyx-")
+	// Not t.TempDir(): calyx-node's socket goes here, and unix socket
+	// paths are limited to 108 bytes.
+	work, err := os.MkdirTemp("", "calyx-") //nolint:usetesting // see above
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(work) })
+	t.Cleanup(func() { _ = os.RemoveAll(work) })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	h.node, err = hostnode.Start(ctx, hostnode.Config{BinDir: binDir, NS: h.ns, Name: "host-a", WorkDir: work})
@@ -194,12 +196,12 @@ func firstIP(t *testing.T, r types.Result, v4 bool) string {
 	return ""
 }
 
-// addrs lists the global addresses of ifName in netns ("" if it is gone).
-func addrs(t *testing.T, netns ns.NetNS, ifName string) []string {
+// addrs lists the global addresses of eth0 in netns ("" if it is gone).
+func addrs(t *testing.T, netns ns.NetNS) []string {
 	t.Helper()
 	var out []string
 	err := netns.Do(func(ns.NetNS) error {
-		l, err := netlink.LinkByName(ifName)
+		l, err := netlink.LinkByName("eth0")
 		if err != nil {
 			return nil
 		}

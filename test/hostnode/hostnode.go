@@ -164,7 +164,7 @@ func (n *Node) waitReady(ctx context.Context, limit time.Duration) error {
 		}
 		select {
 		case <-n.done:
-			return fmt.Errorf("calyx-node exited (%v) before serving its local API; log:\n%s", n.waitErr, n.log)
+			return fmt.Errorf("calyx-node exited (%w) before serving its local API; log:\n%s", n.waitErr, n.log)
 		case <-ctx.Done():
 			return fmt.Errorf("calyx-node did not get ready at %s: %w; log:\n%s", n.socket, last, n.log)
 		case <-time.After(50 * time.Millisecond):

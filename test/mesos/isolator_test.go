@@ -39,11 +39,13 @@ func newAgent(t *testing.T) *agent {
 	t.Helper()
 	testnet.RequireRoot(t)
 	hostNS := testnet.NewNS(t)
-	work, err := os.MkdirTemp("", "calyx-")
+	// Not t.TempDir(): calyx-node's socket goes here, and unix socket
+	// paths are limited to 108 bytes.
+	work, err := os.MkdirTemp("", "calyx-") //nolint:usetesting // see above
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(work) })
+	t.Cleanup(func() { _ = os.RemoveAll(work) })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	node, err := hostnode.Start(ctx, hostnode.Config{BinDir: binDir, NS: hostNS, Name: "agent-1", WorkDir: work})
