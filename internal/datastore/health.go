@@ -2,7 +2,6 @@ package datastore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -127,7 +126,7 @@ func (c *Client) Check(ctx context.Context, timeout time.Duration) Health {
 	if len(answered) > 0 {
 		return Health{State: HealthNoLeader, Err: noLeader(c.endpoints, nil), Since: c.now()}
 	}
-	return Health{State: HealthUnreachable, Err: unreachable(c.endpoints, errors.Join(errs...)), Since: c.now()}
+	return Health{State: HealthUnreachable, Err: unreachable(c.endpoints, joinLine(errs)), Since: c.now()}
 }
 
 // HealthConfig sets how MonitorHealth checks; zero fields take the
@@ -186,3 +185,24 @@ func (c *Client) setHealth(h Health) {
 		c.log.Info("etcd at "+eps+" is available again", "was", prev.State.String(), "for", c.now().Sub(prev.Since).Round(time.Millisecond).String())
 	}
 }
+
+// joinLine joins errors on one line, "; "-separated (errors.Join uses
+// newlines, which break log lines and calyxctl's one-line errors).
+func joinLine(errs []error) error {
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return &joinedError{msg: strings.Join(msgs, "; "), errs: errs}
+}
+
+type joinedError struct {
+	msg  string
+	errs []error
+}
+
+func (e *joinedError) Error() string   { return e.msg }
+func (e *joinedError) Unwrap() []error { return e.errs }
