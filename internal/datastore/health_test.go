@@ -163,4 +163,3 @@ func TestHealthLeaderQuorumAndUnreachable(t *testing.T) {
 		t.Errorf("the log says %d times that etcd has no leader, want once:\n%s", n, out)
 	}
 }
-
