@@ -22,12 +22,18 @@ import (
 // request.
 const DefaultDatastoreTimeout = 5 * time.Second
 
-// datastoreHealth is what the local API asks the datastore's health
-// monitor: nil while etcd is available, else why it is not.
-// *datastore.Client satisfies it.
+// datastoreHealth is what the local API asks about the datastore:
+// Unavailable is the health monitor's verdict (nil while etcd is
+// available, else why not), Check asks etcd now. *datastore.Client
+// satisfies it.
 type datastoreHealth interface {
 	Unavailable() error
+	Check(ctx context.Context, timeout time.Duration) datastore.Health
 }
+
+// diagnoseTimeout bounds the check that names the datastore's state when
+// a request ran out of time before the monitor noticed an outage.
+const diagnoseTimeout = time.Second
 
 var _ datastoreHealth = (*datastore.Client)(nil)
 
@@ -69,7 +75,8 @@ func (s *service) datastoreContext(ctx context.Context) (context.Context, contex
 
 // outageError explains err when it is a datastore outage or the request
 // ran out of its datastore timeout (ctx is the bounded context): the
-// monitor's error when it now finds etcd down, else a timeout error. Other
+// monitor's error when it finds etcd down, else the error of a check made
+// now (at most diagnoseTimeout more) when that does, else a timeout error. Other
 // errors are returned unchanged.
 func (s *service) outageError(ctx context.Context, err error) error {
 	if err == nil || datastore.IsUnavailable(err) {
@@ -80,6 +87,16 @@ func (s *service) outageError(ctx context.Context, err error) error {
 	}
 	if uerr := s.unavailable(); uerr != nil {
 		return fmt.Errorf("%w (%w)", uerr, err)
+	}
+	if s.ds != nil {
+		// The monitor has not noticed (yet): ask etcd now, so that the
+		// answer names its state.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), diagnoseTimeout)
+		h := s.ds.Check(cctx, diagnoseTimeout)
+		cancel()
+		if !h.Available() {
+			return fmt.Errorf("%w (%w)", h.Err, err)
+		}
 	}
 	return &datastoreTimeoutError{timeout: s.dsTimeout, err: err}
 }

@@ -138,3 +138,123 @@ func TestEtcdOutage(t *testing.T) {
 		t.Errorf("ADD after the outage: %v", err)
 	}
 }
+
+// wantTryAgain checks that err is a 503 with CNI code 11 whose message
+// says one of states.
+func wantTryAgain(t *testing.T, what string, err error, states ...string) {
+	t.Helper()
+	b := apiErrorBody(err)
+	if apiStatus(err) != http.StatusServiceUnavailable || b.Code != cniTryAgainLater {
+		t.Errorf("%s: %v (status %d, code %d), want 503 with code 11", what, err, apiStatus(err), b.Code)
+		return
+	}
+	for _, s := range states {
+		if strings.Contains(b.Message, s) {
+			return
+		}
+	}
+	t.Errorf("%s: %q says none of %q", what, b.Message, states)
+}
+
+// With a real 3-member etcd: a killed leader costs at most some ADDs that
+// fail with code 11 (never another code, never a hang); a lost quorum
+// makes ADDs fail with code 11 saying etcd has no leader, concurrent ADDs
+// do not queue behind each other, DEL still succeeds, and /readyz says so.
+func TestEtcdClusterLeaderAndQuorumLoss(t *testing.T) {
+	cl := testnet.StartEtcdCluster(t, 3, testnet.EtcdClusterOptions{})
+	setup, err := datastore.New(t.Context(), cl.ClientConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer setup.Close()
+	createPool(t, setup, "pool4", "10.65.0.0/16")
+	fake := route.NewFake()
+	n := startNode(t, nil, hooks{kernel: fake}, func(c *Config) {
+		c.Etcd = cl.ClientConfig()
+		c.DatastoreTimeout = 2 * time.Second
+	})
+	ctx := t.Context()
+	att := attachment("c-keep", "eth0")
+	var add localapi.AddResponse
+	if err := n.client.Do(ctx, localapi.PathCNIAdd, addReq(att), &add); err != nil {
+		t.Fatal(err)
+	}
+	fake.AddLink(add.HostIfName)
+
+	// The leader dies under an ADD.
+	leader, err := cl.WaitLeader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Kill(leader)
+	if err := timedDo(t, n, localapi.PathCNIAdd, addReq(attachment("c-l0", "eth0")), nil); err != nil {
+		wantTryAgain(t, "ADD as the leader dies", err, "has no leader", "did not answer within", "unreachable")
+	}
+	if _, err := cl.WaitLeader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "an ADD to succeed under the new leader", func() bool {
+		err := timedDo(t, n, localapi.PathCNIAdd, addReq(attachment("c-l1", "eth0")), nil)
+		if err != nil {
+			wantTryAgain(t, "ADD after a new leader", err, "has no leader", "did not answer within", "unreachable")
+		}
+		return err == nil
+	})
+	cl.Restart(leader)
+
+	// Quorum lost: two of three members stop.
+	last := (leader + 1) % 3
+	for i := range 3 {
+		if i != last {
+			cl.Stop(i)
+		}
+	}
+	// Concurrent ADDs all fail with code 11 on their own deadlines rather
+	// than one after another.
+	const concurrent = 6
+	start := time.Now()
+	errs := make(chan error, concurrent)
+	for i := range concurrent {
+		go func() {
+			cctx, cancel := context.WithTimeout(ctx, outageBound)
+			defer cancel()
+			errs <- n.client.Do(cctx, localapi.PathCNIAdd, addReq(attachment("c-q"+string(rune('a'+i)), "eth0")), nil)
+		}()
+	}
+	for range concurrent {
+		wantTryAgain(t, "ADD without quorum", <-errs, "has no leader")
+	}
+	if took := time.Since(start); took >= outageBound {
+		t.Errorf("%d concurrent ADDs without quorum took %s: they queued", concurrent, took)
+	}
+	var readyErr error
+	eventually(t, "/readyz to say etcd has no leader", func() bool {
+		readyErr = n.client.Do(ctx, localapi.PathReadyz, struct{}{}, nil)
+		return readyErr != nil && strings.Contains(apiErrorBody(readyErr).Message, "has no leader")
+	})
+	// Now known: the ADD fails at once, saying why.
+	err = timedDo(t, n, localapi.PathCNIAdd, addReq(attachment("c-q-known", "eth0")), nil)
+	wantTryAgain(t, "ADD once the monitor knows", err, "has no leader")
+	// DEL removes the host side and succeeds.
+	if err := timedDo(t, n, localapi.PathCNIDel, localapi.DelRequest{Attachment: att}, nil); err != nil {
+		t.Errorf("DEL without quorum: %v, want success", err)
+	}
+	if ok, _ := route.New(fake, testLogger(t)).HasLink(ctx, add.HostIfName); ok {
+		t.Errorf("the host veth %s survived the DEL", add.HostIfName)
+	}
+
+	// Quorum back.
+	for i := range 3 {
+		if i != last {
+			if err := cl.Start(i); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	eventually(t, "/readyz to be ready again", func() bool {
+		return n.client.Do(ctx, localapi.PathReadyz, struct{}{}, nil) == nil
+	})
+	if err := n.client.Do(ctx, localapi.PathCNIAdd, addReq(attachment("c-back", "eth0")), nil); err != nil {
+		t.Errorf("ADD with quorum back: %v", err)
+	}
+}
