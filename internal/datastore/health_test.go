@@ -66,8 +66,9 @@ func TestHealthLeaderQuorumAndUnreachable(t *testing.T) {
 		}
 	})
 	s := datastore.NewSyncer(c, nil, nil)
+	rec := newRecorder()
 	wg.Go(func() {
-		if err := s.Run(ctx, newRecorder()); err != nil {
+		if err := s.Run(ctx, rec); err != nil {
 			t.Errorf("syncer: %v", err)
 		}
 	})
@@ -145,6 +146,16 @@ func TestHealthLeaderQuorumAndUnreachable(t *testing.T) {
 	}
 	waitFor(t, "health ok after the restart", state(datastore.HealthOK))
 	waitFor(t, "the syncer back in sync", func() bool { return s.Status().InSync })
+	// In sync means delivering: a change made now arrives.
+	mustCreate(t, c, pool("after-outage", "10.99.0.0/16", nil))
+	rec.waitFor(t, "the pool created after the outage", func() bool {
+		for _, e := range rec.events {
+			if strings.Contains(e, "IPPool/after-outage=") {
+				return true
+			}
+		}
+		return false
+	})
 
 	out := logs.String()
 	for _, want := range []string{"has no leader", "unreachable", "is available again"} {
