@@ -104,6 +104,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error) {
 		if h := c.Check(ctx, min(timeout, DefaultHealthTimeout)); h.State == HealthNoLeader {
 			return nil, noLeader(endpoints, err)
 		}
+		if serverTimedOut(err) {
+			return nil, timedOut(endpoints, err)
+		}
 		return nil, unreachable(endpoints, err)
 	}
 	return c, nil

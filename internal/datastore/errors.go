@@ -20,6 +20,7 @@ const (
 	codeAlreadyExists
 	codeUnreachable
 	codeNoLeader
+	codeTimedOut
 )
 
 // storeError is every classified error this package returns. Callers test
@@ -65,8 +66,11 @@ func IsUnreachable(err error) bool { return hasCode(err, codeUnreachable) }
 func IsNoLeader(err error) bool { return hasCode(err, codeNoLeader) }
 
 // IsUnavailable reports whether err says that etcd is down for now:
-// unreachable or without a leader. Such errors are worth retrying later.
-func IsUnavailable(err error) bool { return IsUnreachable(err) || IsNoLeader(err) }
+// unreachable, without a leader, or failing to commit requests in time.
+// Such errors are worth retrying later.
+func IsUnavailable(err error) bool {
+	return IsUnreachable(err) || IsNoLeader(err) || hasCode(err, codeTimedOut)
+}
 
 func notFound(kind, name string) error {
 	return &storeError{code: codeNotFound, msg: fmt.Sprintf("%s %q not found", kind, name)}
@@ -112,15 +116,23 @@ func noLeader(endpoints []string, err error) error {
 // leaderLost reports whether err is etcd saying that it has no leader or
 // lost it while serving the request.
 func leaderLost(err error) bool {
-	for _, e := range []error{
-		rpctypes.ErrNoLeader, rpctypes.ErrLeaderChanged, rpctypes.ErrTimeout,
-		rpctypes.ErrTimeoutDueToLeaderFail, rpctypes.ErrTimeoutDueToConnectionLost,
-	} {
-		if errors.Is(err, e) {
-			return true
-		}
+	return errors.Is(err, rpctypes.ErrNoLeader) || errors.Is(err, rpctypes.ErrLeaderChanged) ||
+		errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail)
+}
+
+// serverTimedOut reports whether err is etcd saying that it could not
+// commit the request in time (a leader election, a lost peer, overload).
+func serverTimedOut(err error) bool {
+	return errors.Is(err, rpctypes.ErrTimeout) || errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost)
+}
+
+// timedOut is the error of a request etcd did not commit in time.
+func timedOut(endpoints []string, err error) error {
+	return &storeError{
+		code: codeTimedOut,
+		msg:  "etcd at " + strings.Join(endpoints, ", ") + " did not complete the request in time (is it overloaded, or electing a leader?)",
+		err:  err,
 	}
-	return false
 }
 
 // hintError appends an operator hint in parentheses after the cause, so the
@@ -148,6 +160,11 @@ func (c *Client) wrapErr(what string, err error) error {
 			"(raise it with etcd --max-request-bytes): %w", what, err)
 	case leaderLost(err):
 		return fmt.Errorf("%s: %w", what, noLeader(c.endpoints, err))
+	case serverTimedOut(err):
+		if h := c.Health(); !h.Available() {
+			return fmt.Errorf("%s: %w (%w)", what, h.Err, err)
+		}
+		return fmt.Errorf("%s: %w", what, timedOut(c.endpoints, err))
 	case status.Code(err) == codes.Unavailable:
 		return fmt.Errorf("%s: %w", what, unreachable(c.endpoints, err))
 	case errors.Is(err, context.DeadlineExceeded), status.Code(err) == codes.DeadlineExceeded:
