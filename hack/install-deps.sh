@@ -8,8 +8,10 @@ set -euo pipefail
 # iproute2 and iputils-ping: the kernel tests and the demo build hosts in
 # network namespaces and ping across them. containernetworking-plugins:
 # Debian's reference CNI plugins (bridge, host-local, loopback), run beside
-# Calyx's in the tests and benchmarks. etcd itself runs in-process.
-pkgs=(git gcc libc6-dev ca-certificates iproute2 iputils-ping containernetworking-plugins)
+# Calyx's in the tests and benchmarks. etcd-server: the etcd binary, run as
+# a 3-member cluster by the datastore-outage tests (losing its leader, its
+# quorum); calyx-node's own etcd runs in-process.
+pkgs=(git gcc libc6-dev ca-certificates iproute2 iputils-ping containernetworking-plugins etcd-server)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

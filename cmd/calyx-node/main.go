@@ -50,6 +50,7 @@ func run(args []string) error {
 	fs.IntVar(&cfg.MTU, "mtu", agent.DefaultMTU, "container interface MTU when the CNI config sets none")
 	fs.DurationVar(&cfg.ResyncInterval, "resync-interval", agent.DefaultResyncInterval, "how often the kernel state is re-read and reconciled in full")
 	fs.DurationVar(&cfg.GCGrace, "gc-grace", agent.DefaultGCGrace, "how long an endpoint's host veth may be missing, or an IPAM handle unheld, before it is released")
+	fs.DurationVar(&cfg.DatastoreTimeout, "datastore-timeout", agent.DefaultDatastoreTimeout, "how long a CNI request may wait for etcd before it fails with code 11 (\"try again later\")")
 	fs.StringVar(&cfg.Netns, "netns", "", "network namespace to program, e.g. /run/netns/NAME (default: calyx-node's own)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")

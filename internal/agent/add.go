@@ -58,6 +58,10 @@ func (s *service) add(ctx context.Context, req localapi.AddRequest) (localapi.Ad
 		return localapi.AddResponse{}, err
 	}
 	undo := func(why error) error {
+		if isOutage(why) {
+			s.leaveToGC(handle, why)
+			return why
+		}
 		uctx, cancel := undoContext(ctx)
 		defer cancel()
 		if err := s.alloc.ReleaseByHandle(uctx, handle); err != nil {
@@ -171,6 +175,10 @@ func (s *service) allocate(ctx context.Context, a localapi.Attachment, orch stri
 		var out []netip.Addr
 		for _, ip := range ips {
 			if err := s.alloc.AssignIP(ctx, ipam.AssignIPArgs{IP: ip, Handle: handle, Attrs: attrs, Node: s.node}); err != nil {
+				if isOutage(err) {
+					s.leaveToGC(handle, err)
+					return nil, err
+				}
 				uctx, cancel := undoContext(ctx)
 				if rerr := s.alloc.ReleaseByHandle(uctx, handle); rerr != nil {
 					s.log.Warn("releasing the addresses of a failed ADD", "handle", handle, "err", rerr)

@@ -70,6 +70,11 @@ type Config struct {
 	// handle held by no endpoint, before it is collected; default
 	// DefaultGCGrace.
 	GCGrace time.Duration
+	// DatastoreTimeout bounds the datastore work of one local API request:
+	// an ADD fails with CNI code 11 after it, or at once while the health
+	// monitor finds etcd unreachable or without a leader; default
+	// DefaultDatastoreTimeout.
+	DatastoreTimeout time.Duration
 	// Netns is the network namespace calyx-node programs (a path such as
 	// /run/netns/host-a); empty: its own.
 	Netns string
@@ -106,6 +111,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("--resync-interval %s: must be positive", c.ResyncInterval)
 	case c.GCGrace < 0:
 		return fmt.Errorf("--gc-grace %s: must not be negative", c.GCGrace)
+	case c.DatastoreTimeout < 0:
+		return fmt.Errorf("--datastore-timeout %s: must be positive", c.DatastoreTimeout)
 	}
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
@@ -121,6 +128,9 @@ func (c *Config) validate() error {
 	}
 	if c.GCGrace == 0 {
 		c.GCGrace = DefaultGCGrace
+	}
+	if c.DatastoreTimeout == 0 {
+		c.DatastoreTimeout = DefaultDatastoreTimeout
 	}
 	return nil
 }
@@ -228,7 +238,7 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 	if cfg.Registry != nil {
 		reg, gatherer = cfg.Registry, cfg.Registry
 	}
-	m, err := newMetrics(reg, view, syncer.Status, time.Now)
+	m, err := newMetrics(reg, view, syncer.Status, store.Health, time.Now)
 	if err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
@@ -237,11 +247,14 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 	svc := &service{
 		node: cfg.NodeName, log: log.With("component", "api"), store: store, alloc: alloc, host: host,
 		policy: allowAllPolicy{}, view: view, locks: newHandleLocks(), m: m, mtu: cfg.MTU, now: time.Now,
+		ds: store, dsTimeout: cfg.DatastoreTimeout,
 	}
 	hl := health{node: cfg.NodeName, ready: func() (bool, string) {
 		switch {
 		case !view.ready():
 			return false, "waiting for the first datastore snapshot"
+		case store.Unavailable() != nil:
+			return false, store.Unavailable().Error()
 		case !syncer.Status().InSync:
 			return false, "reconnecting to the datastore"
 		}
@@ -251,6 +264,11 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 	gc := newCollector(svc, log.With("component", "gc"), cfg.GCGrace, gcInterval(cfg.GCGrace))
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		// A check is bounded by the datastore timeout too, so that an
+		// outage is reported before requests start failing for it.
+		return store.MonitorHealth(gctx, datastore.HealthConfig{Timeout: min(cfg.DatastoreTimeout, datastore.DefaultHealthTimeout)})
+	})
 	g.Go(func() error { return syncer.Run(gctx, view) })
 	g.Go(func() error { return serve(gctx, apiL, apiHandler(svc, hl), log) })
 	if metricsL != nil {

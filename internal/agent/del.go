@@ -17,6 +17,13 @@ import (
 // policy), deletes the endpoint and releases the handle's addresses, in
 // that order, so that an address is free only once nothing routes to it
 // and no endpoint claims it.
+//
+// While the datastore is down (or does not answer within the datastore
+// timeout), DEL removes the host side and succeeds, so that a runtime can
+// tear containers down during an etcd outage: the endpoint, whose veth is
+// now gone, and its addresses are released by garbage collection once
+// etcd is back (an attachment whose endpoint was never seen leaves a
+// handle no endpoint holds, which the collector releases too).
 func (s *service) del(ctx context.Context, req localapi.DelRequest) error {
 	if err := checkAttachment(req.Attachment); err != nil {
 		return err
@@ -26,23 +33,47 @@ func (s *service) del(ctx context.Context, req localapi.DelRequest) error {
 		return err
 	}
 	defer unlock()
-	return s.releaseAttachment(ctx, req.Attachment)
-}
-
-// releaseAttachment undoes everything calyx-node holds for an attachment;
-// the caller holds the handle's lock.
-func (s *service) releaseAttachment(ctx context.Context, a localapi.Attachment) error {
-	w, _, err := s.findEndpoint(ctx, a, true)
+	handle := req.Handle()
+	dctx, cancel := s.datastoreContext(ctx)
+	defer cancel()
+	down := s.unavailable()
+	w, _, err := s.findEndpoint(dctx, req.Attachment, down == nil)
 	if err != nil {
+		if err = s.outageError(dctx, err); !isOutage(err) {
+			return err
+		}
+		down = err
+	}
+	if err := s.releaseHost(ctx, handle, w); err != nil {
 		return err
 	}
-	return s.release(ctx, a.Handle(), w)
+	if down == nil {
+		err := s.releaseStore(dctx, handle, w)
+		if err = s.outageError(dctx, err); !isOutage(err) {
+			return err
+		}
+		down = err
+	}
+	if down != nil {
+		s.log.Warn("DEL removed the host side without the datastore: garbage collection releases the endpoint and addresses once etcd is back",
+			"handle", handle, "hostIf", vethName(handle), "err", down)
+	}
+	return nil
 }
 
 // release undoes everything calyx-node holds for the attachment with this
 // handle, whose endpoint is w (nil: none); the caller holds the handle's
 // lock.
 func (s *service) release(ctx context.Context, handle string, w *api.WorkloadEndpoint) error {
+	if err := s.releaseHost(ctx, handle, w); err != nil {
+		return err
+	}
+	return s.releaseStore(ctx, handle, w)
+}
+
+// releaseHost removes an attachment's host side: veth, routes,
+// neighbours, policy.
+func (s *service) releaseHost(ctx context.Context, handle string, w *api.WorkloadEndpoint) error {
 	ep := route.Endpoint{Name: handle, IfName: vethName(handle)}
 	if w != nil {
 		ep = hostEndpoint(w)
@@ -56,6 +87,12 @@ func (s *service) release(ctx context.Context, handle string, w *api.WorkloadEnd
 			errs = append(errs, err)
 		}
 	}
+	return errors.Join(errs...)
+}
+
+// releaseStore deletes an attachment's endpoint (w, nil: none) and releases
+// its addresses, once its host side is gone.
+func (s *service) releaseStore(ctx context.Context, handle string, w *api.WorkloadEndpoint) error {
 	// The host side is gone, so nothing routes to the addresses any more:
 	// deleting the endpoint and releasing its addresses are independent
 	// etcd writes, sent together so that etcd can commit them in one
@@ -66,6 +103,7 @@ func (s *service) release(ctx context.Context, handle string, w *api.WorkloadEnd
 	if w != nil {
 		wg.Go(func() { epErr = s.deleteEndpoint(ctx, w) })
 	}
+	var errs []error
 	if err := s.alloc.ReleaseByHandle(ctx, handle); err != nil {
 		errs = append(errs, fmt.Errorf("releasing the addresses of %s: %w", handle, err))
 	}
@@ -74,7 +112,7 @@ func (s *service) release(ctx context.Context, handle string, w *api.WorkloadEnd
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	s.log.Debug("attachment released", "handle", handle, "endpoint", ep.Name)
+	s.log.Debug("attachment released", "handle", handle)
 	return nil
 }
 

@@ -18,7 +18,8 @@
 // detection), view.go (the datastore view with this node's own writes
 // overlaid), server.go (HTTP on the socket, errors, health), service.go
 // (the side effects behind small interfaces), add.go, ready.go, del.go,
-// check.go, ipamapi.go and gc.go (one per operation), reconcile.go (the
+// check.go, ipamapi.go and gc.go (one per operation), outage.go (what
+// requests do while etcd is down or slow), reconcile.go (the
 // reconcile loop), names.go (how veths, endpoints and profiles are
 // named), policy.go (the policy seam), metrics.go, locks.go.
 package agent

@@ -1,12 +1,10 @@
 package agent
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
 
-	"github.com/calyx-net/calyx/internal/datastore"
 	"github.com/calyx-net/calyx/internal/ipam"
 	"github.com/calyx-net/calyx/internal/localapi"
 )
@@ -41,10 +39,9 @@ func notFoundf(format string, args ...any) error {
 }
 
 // isRetryable reports whether err is transient: the datastore is
-// unreachable or slow, or IPAM lost a compare-and-swap race too often.
+// unreachable, without a leader or slow, or IPAM lost a compare-and-swap race too often.
 func isRetryable(err error) bool {
-	return datastore.IsUnreachable(err) || ipam.IsContention(err) ||
-		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errNotReady)
+	return isOutage(err) || ipam.IsContention(err) || errors.Is(err, errNotReady)
 }
 
 // errNotReady says that calyx-node has not yet read the datastore.

@@ -106,7 +106,7 @@ func FuzzLocalAPI(f *testing.F) {
 
 	v := newView("node-a", time.Now)
 	v.OnSnapshot(datastore.Snapshot{Revision: 1})
-	m, err := newMetrics(prometheus.NewRegistry(), v, func() datastore.Status { return datastore.Status{} }, time.Now)
+	m, err := newMetrics(prometheus.NewRegistry(), v, func() datastore.Status { return datastore.Status{} }, func() datastore.Health { return datastore.Health{} }, time.Now)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -109,8 +109,12 @@ func (c *collector) run(ctx context.Context, interval time.Duration) error {
 	}
 }
 
-// pass is one round of collection at now.
+// pass is one round of collection at now. It skips the round while the
+// datastore is down: what it would release waits until etcd is back.
 func (c *collector) pass(ctx context.Context, now time.Time) {
+	if c.s.unavailable() != nil {
+		return
+	}
 	c.collectEndpoints(ctx, now)
 	if c.lastScan.IsZero() || now.Sub(c.lastScan) >= c.scanEvery {
 		c.lastScan = now
@@ -166,7 +170,11 @@ func (c *collector) collectEndpoint(ctx context.Context, name string) error {
 	if ok, err := s.host.HasLink(ctx, w.Spec.InterfaceName); ok || err != nil {
 		return err
 	}
-	if err := s.release(ctx, handle, w); err != nil {
+	// Bounded like a request, so that a DEL or ADD waiting for the
+	// handle's lock is not held up by an etcd outage.
+	dctx, cancel := s.datastoreContext(ctx)
+	defer cancel()
+	if err := s.release(dctx, handle, w); err != nil {
 		return err
 	}
 	delete(c.vanished, name)
@@ -277,7 +285,9 @@ func (s *service) releaseLeaked(ctx context.Context, handle string) (bool, error
 			return false, nil
 		}
 	}
-	if err := s.alloc.ReleaseByHandle(ctx, handle); err != nil {
+	dctx, cancel := s.datastoreContext(ctx)
+	defer cancel()
+	if err := s.alloc.ReleaseByHandle(dctx, handle); err != nil {
 		return false, fmt.Errorf("releasing handle %s: %w", handle, err)
 	}
 	return true, nil

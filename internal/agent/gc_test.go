@@ -92,7 +92,7 @@ func TestCollectHandlesReadsOnlyThisNode(t *testing.T) {
 		Metadata: api.ObjectMeta{Name: "held", Annotations: map[string]string{AnnotationHandle: "a-held"}},
 		Spec:     api.WorkloadEndpointSpec{Node: "node-a"},
 	})
-	m, err := newMetrics(nil, v, func() datastore.Status { return datastore.Status{} }, time.Now)
+	m, err := newMetrics(nil, v, func() datastore.Status { return datastore.Status{} }, func() datastore.Health { return datastore.Health{} }, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,15 +22,18 @@ type testNode struct {
 	stop   func() error
 }
 
-// startNode starts calyx-node "node-a" with long resync and GC periods
-// unless mod changes them, and stops it when the test ends.
+// startNode starts calyx-node "node-a" over etcd (nil: mod sets
+// Config.Etcd) with long resync and GC periods unless mod changes them,
+// and stops it when the test ends.
 func startNode(t *testing.T, etcd *datastore.Embedded, h hooks, mod func(*Config)) *testNode {
 	t.Helper()
 	cfg := Config{
 		NodeName: "node-a", NodeIPv4: "192.0.2.10/24",
-		Etcd:    datastore.Config{Endpoints: etcd.Endpoints()},
 		Socket:  filepath.Join(t.TempDir(), "calyx.sock"),
 		GCGrace: time.Hour, ResyncInterval: time.Hour,
+	}
+	if etcd != nil { // else mod names the datastore
+		cfg.Etcd = datastore.Config{Endpoints: etcd.Endpoints()}
 	}
 	if mod != nil {
 		mod(&cfg)

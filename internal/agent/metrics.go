@@ -23,8 +23,8 @@ type metrics struct {
 func kernelBuckets() []float64 { return prometheus.ExponentialBuckets(25e-6, 2, 16) }
 
 // newMetrics creates the metrics and registers them, with gauges reading
-// the view and the syncer's status, with reg (nil: not registered).
-func newMetrics(reg prometheus.Registerer, v *view, status func() datastore.Status, now func() time.Time) (*metrics, error) {
+// the view, the syncer's status and the datastore's health, with reg (nil: not registered).
+func newMetrics(reg prometheus.Registerer, v *view, status func() datastore.Status, health func() datastore.Health, now func() time.Time) (*metrics, error) {
 	m := &metrics{
 		cniRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "calyx_cni_requests_total",
@@ -74,9 +74,18 @@ func newMetrics(reg prometheus.Registerer, v *view, status func() datastore.Stat
 		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "calyx_datastore_in_sync",
-			Help: "1 while the datastore syncer is in sync, else 0.",
+			Help: "1 while the datastore syncer is in sync (its watch is live and etcd available), else 0.",
 		}, func() float64 {
 			if status().InSync {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "calyx_datastore_reachable",
+			Help: "1 while etcd answers and has a leader, 0 while the health check finds it unreachable or without a leader.",
+		}, func() float64 {
+			if health().Available() {
 				return 1
 			}
 			return 0

@@ -45,7 +45,7 @@ func TestReconcileLoopIsIncremental(t *testing.T) {
 	v.OnSnapshot(datastore.Snapshot{Revision: 1, Resources: []api.Resource{
 		testWEP("a", "node-a", 1, "02:00:00:00:00:0a"), testWEP("b", "node-a", 1, ""),
 	}})
-	m, err := newMetrics(nil, v, func() datastore.Status { return datastore.Status{} }, time.Now)
+	m, err := newMetrics(nil, v, func() datastore.Status { return datastore.Status{} }, func() datastore.Health { return datastore.Health{} }, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,8 +23,9 @@ import (
 // contract). Every operation is a POST of a JSON body answered with 200
 // and a JSON body, or with a localapi.Error: 400 for a malformed request,
 // 404 for READY without ADD, 409 for a conflict (a second ADD), 503 with
-// CNI code 11 when the datastore is unreachable or calyx-node is still
-// starting, 500 otherwise.
+// CNI code 11 when the datastore is unreachable, has no leader or does not
+// answer within the datastore timeout, or calyx-node is still starting,
+// 500 otherwise.
 
 // readyWait bounds how long a request waits for calyx-node's first
 // datastore snapshot before it is answered with "try again later".
@@ -121,6 +122,16 @@ func readyOp(s *service) http.Handler {
 	})
 }
 
+// boundedOps are the operations whose whole work is bounded by the
+// datastore timeout. DEL bounds only its datastore part itself (its host
+// side must go whatever etcd does), and a CNI GC may release many
+// attachments.
+var boundedOps = map[string]bool{"add": true, "ready": true, "check": true, "ipam_add": true, "ipam_del": true}
+
+// failFastOps fail at once, without trying etcd, while the health monitor
+// finds it down: they cannot succeed without it.
+var failFastOps = map[string]bool{"add": true, "ipam_add": true, "ipam_del": true}
+
 func runOp[Req, Resp any](s *service, name string, r *http.Request, fn func(context.Context, Req) (Resp, error)) (Resp, error) {
 	start := s.now()
 	var zero Resp
@@ -148,7 +159,18 @@ func runOp[Req, Resp any](s *service, name string, r *http.Request, fn func(cont
 		if err != nil {
 			return zero, errNotReady
 		}
-		return fn(r.Context(), req)
+		if !boundedOps[name] {
+			return fn(r.Context(), req)
+		}
+		if failFastOps[name] {
+			if err := s.unavailable(); err != nil {
+				return zero, err
+			}
+		}
+		ctx, cancel := s.datastoreContext(r.Context())
+		defer cancel()
+		resp, err := fn(ctx, req)
+		return resp, s.outageError(ctx, err)
 	}()
 	result := "ok"
 	if err != nil {

@@ -65,6 +65,10 @@ type service struct {
 	m      *metrics
 	mtu    int
 	now    func() time.Time
+	// ds says whether the datastore is down (nil: never); dsTimeout bounds
+	// the datastore work of one request (0: unbounded).
+	ds        datastoreHealth
+	dsTimeout time.Duration
 }
 
 // Gateways the container routes through: Calico's link-local IPv4

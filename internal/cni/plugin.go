@@ -363,11 +363,15 @@ func agentGC(ctx context.Context, conf *Config, log *slog.Logger) error {
 }
 
 // agentError turns a local API failure into a CNI error: 11 (try again
-// later) when calyx-node could not be reached, calyx-node's own code when
-// it gave one (see localapi's codes), else 999.
+// later) when calyx-node could not be reached or did not answer in time
+// (it bounds its own datastore work, so this is an outage it could not
+// report), calyx-node's own code when it gave one, else 999.
 func agentError(doing string, err error) error {
 	if localapi.IsUnreachable(err) {
 		return types.NewError(types.ErrTryAgainLater, err.Error(), "")
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return types.NewError(types.ErrTryAgainLater, fmt.Sprintf("%s: calyx-node did not answer in time (is its datastore down?): %v", doing, err), "")
 	}
 	code := types.ErrInternal
 	var apiErr *localapi.APIError

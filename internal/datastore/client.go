@@ -37,13 +37,15 @@ type Client struct {
 	log       *slog.Logger
 	endpoints []string
 	now       func() time.Time
+	health    healthState
 	closeOnce sync.Once
 	closeErr  error
 }
 
 // New connects to etcd and checks, within cfg.DialTimeout (default 5 s),
 // that it answers, so that a wrong or dead endpoint fails here, with an
-// error for which IsUnreachable is true, rather than on first use. log
+// error for which IsUnreachable is true (IsNoLeader when the members answer
+// but have no leader), rather than on first use. log
 // receives the client's own error-level messages; nil discards them.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error) {
 	if log == nil {
@@ -88,14 +90,26 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error) {
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	_, err = cli.Get(pctx, probeKey, clientv3.WithCountOnly())
 	cancel()
+	c := &Client{cli: cli, log: log, endpoints: endpoints, now: time.Now}
 	if err != nil {
-		_ = cli.Close()
+		defer cli.Close()
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("connecting to etcd at %s: %w", strings.Join(endpoints, ", "), ctx.Err())
 		}
+		if leaderLost(err) {
+			return nil, noLeader(endpoints, err)
+		}
+		// Members that answer a status request but not a read have no
+		// leader; say so rather than "unreachable".
+		if h := c.Check(ctx, min(timeout, DefaultHealthTimeout)); h.State == HealthNoLeader {
+			return nil, noLeader(endpoints, err)
+		}
+		if serverTimedOut(err) {
+			return nil, timedOut(endpoints, err)
+		}
 		return nil, unreachable(endpoints, err)
 	}
-	return &Client{cli: cli, log: log, endpoints: endpoints, now: time.Now}, nil
+	return c, nil
 }
 
 // Endpoints returns the endpoints the client was configured with.

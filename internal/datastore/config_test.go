@@ -62,7 +62,7 @@ func TestNewUnreachable(t *testing.T) {
 	if !datastore.IsUnreachable(err) {
 		t.Fatalf("New against dead endpoints: %v, want IsUnreachable", err)
 	}
-	want := "cannot reach etcd at " + eps[0] + ", " + eps[1] + ": context deadline exceeded (set --etcd-endpoints or CALYX_ETCD_ENDPOINTS; " +
+	want := "etcd at " + eps[0] + ", " + eps[1] + " unreachable: context deadline exceeded (set --etcd-endpoints or CALYX_ETCD_ENDPOINTS; " +
 		"for TLS also CALYX_ETCD_CA_FILE, CALYX_ETCD_CERT_FILE, CALYX_ETCD_KEY_FILE)"
 	if err.Error() != want {
 		t.Errorf("error:\n%s\nwant:\n%s", err, want)

@@ -9,7 +9,8 @@
 // revision (so a reader that has listed at revision R sees every later change
 // exactly once, in order). This package is the only one that imports the etcd
 // client; everything above it sees typed resources, sentinel predicates
-// (IsNotFound, IsConflict, IsAlreadyExists, IsUnreachable) and a syncer.
+// (IsNotFound, IsConflict, IsAlreadyExists, IsUnreachable, IsNoLeader,
+// IsUnavailable), a health monitor and a syncer.
 //
 // How, in short:
 //
@@ -33,6 +34,15 @@
 //     continue (compaction, etcd restart, lost leader) it lists again and
 //     delivers only the difference from what the handler already holds, so
 //     the handler never starts over.
+//   - Health. A request to an etcd that is down does not fail: the client
+//     waits for a connection, and a member without a leader holds
+//     linearizable requests. So MonitorHealth checks every second (one
+//     serializable read that requires a leader; when it fails, a status
+//     request to every member) and Health says whether etcd is available,
+//     unreachable (no member answers) or without a leader (members answer,
+//     none knows a leader). Callers fail fast on it, the Syncer reports
+//     itself out of sync, and a request that ran out of time is given its
+//     error.
 //   - StartEmbedded runs a single-member etcd in-process, so one host works
 //     out of the box; its and the client's zap logging are routed into the
 //     injected slog logger at warn (server) and error (client) level.

@@ -1,6 +1,7 @@
 package datastore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -18,6 +19,8 @@ const (
 	codeConflict
 	codeAlreadyExists
 	codeUnreachable
+	codeNoLeader
+	codeTimedOut
 )
 
 // storeError is every classified error this package returns. Callers test
@@ -58,6 +61,17 @@ func IsAlreadyExists(err error) bool { return hasCode(err, codeAlreadyExists) }
 // IsUnreachable reports whether err says that etcd could not be reached.
 func IsUnreachable(err error) bool { return hasCode(err, codeUnreachable) }
 
+// IsNoLeader reports whether err says that etcd answered but has no leader
+// (it lost quorum or is electing one), so it can neither read nor write.
+func IsNoLeader(err error) bool { return hasCode(err, codeNoLeader) }
+
+// IsUnavailable reports whether err says that etcd is down for now:
+// unreachable, without a leader, or failing to commit requests in time.
+// Such errors are worth retrying later.
+func IsUnavailable(err error) bool {
+	return IsUnreachable(err) || IsNoLeader(err) || hasCode(err, codeTimedOut)
+}
+
 func notFound(kind, name string) error {
 	return &storeError{code: codeNotFound, msg: fmt.Sprintf("%s %q not found", kind, name)}
 }
@@ -77,10 +91,47 @@ const envHint = "set --etcd-endpoints or " + EnvEndpoints + "; for TLS also " +
 	EnvCAFile + ", " + EnvCertFile + ", " + EnvKeyFile
 
 func unreachable(endpoints []string, err error) error {
+	var cause error = &hintError{err: err, hint: envHint}
+	if err == nil {
+		cause = nil
+	}
 	return &storeError{
 		code: codeUnreachable,
-		msg:  "cannot reach etcd at " + strings.Join(endpoints, ", "),
-		err:  &hintError{err: err, hint: envHint},
+		msg:  "etcd at " + strings.Join(endpoints, ", ") + " unreachable",
+		err:  cause,
+	}
+}
+
+// noLeader is the error of a reachable etcd that has no leader; err (may be
+// nil) is the cause.
+func noLeader(endpoints []string, err error) error {
+	return &storeError{
+		code: codeNoLeader,
+		msg: "etcd at " + strings.Join(endpoints, ", ") + " has no leader " +
+			"(its members answer but cannot elect one: is a quorum of members up and able to reach each other?)",
+		err: err,
+	}
+}
+
+// leaderLost reports whether err is etcd saying that it has no leader or
+// lost it while serving the request.
+func leaderLost(err error) bool {
+	return errors.Is(err, rpctypes.ErrNoLeader) || errors.Is(err, rpctypes.ErrLeaderChanged) ||
+		errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail)
+}
+
+// serverTimedOut reports whether err is etcd saying that it could not
+// commit the request in time (a leader election, a lost peer, overload).
+func serverTimedOut(err error) bool {
+	return errors.Is(err, rpctypes.ErrTimeout) || errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost)
+}
+
+// timedOut is the error of a request etcd did not commit in time.
+func timedOut(endpoints []string, err error) error {
+	return &storeError{
+		code: codeTimedOut,
+		msg:  "etcd at " + strings.Join(endpoints, ", ") + " did not complete the request in time (is it overloaded, or electing a leader?)",
+		err:  err,
 	}
 }
 
@@ -95,8 +146,9 @@ func (e *hintError) Error() string { return e.err.Error() + " (" + e.hint + ")" 
 func (e *hintError) Unwrap() error { return e.err }
 
 // wrapErr adds context to an error from the etcd client, classifying
-// "etcd is down" as unreachable and explaining the two server limits a big
-// batch can hit.
+// "etcd is down" as unreachable or without a leader and explaining the two
+// server limits a big batch can hit. A request that ran out of time while
+// the health monitor finds etcd unavailable gets the monitor's error.
 func (c *Client) wrapErr(what string, err error) error {
 	switch {
 	case errors.Is(err, rpctypes.ErrTooManyOps):
@@ -106,8 +158,19 @@ func (c *Client) wrapErr(what string, err error) error {
 	case errors.Is(err, rpctypes.ErrRequestTooLarge):
 		return fmt.Errorf("%s: the transaction is larger than the etcd server accepts "+
 			"(raise it with etcd --max-request-bytes): %w", what, err)
-	case status.Code(err) == codes.Unavailable, errors.Is(err, rpctypes.ErrNoLeader):
+	case leaderLost(err):
+		return fmt.Errorf("%s: %w", what, noLeader(c.endpoints, err))
+	case serverTimedOut(err):
+		if h := c.Health(); !h.Available() {
+			return fmt.Errorf("%s: %w (%w)", what, h.Err, err)
+		}
+		return fmt.Errorf("%s: %w", what, timedOut(c.endpoints, err))
+	case status.Code(err) == codes.Unavailable:
 		return fmt.Errorf("%s: %w", what, unreachable(c.endpoints, err))
+	case errors.Is(err, context.DeadlineExceeded), status.Code(err) == codes.DeadlineExceeded:
+		if h := c.Health(); !h.Available() {
+			return fmt.Errorf("%s: %w (%w)", what, h.Err, err)
+		}
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -66,7 +67,9 @@ type Handler interface {
 // Status is a syncer's progress, for health checks and the sync-lag metric.
 type Status struct {
 	// InSync is true while the watch is running after a snapshot or resync,
-	// false while the syncer is reconnecting.
+	// false while the syncer is reconnecting and while the client's health
+	// monitor finds etcd unavailable (the watch then delivers nothing, even
+	// though its stream resumes by itself once etcd is back).
 	InSync bool
 	// Revision is the etcd revision the handler is up to date with, and
 	// LastUpdate when it last advanced.
@@ -76,7 +79,8 @@ type Status struct {
 	Resyncs int
 }
 
-// Backoff between recovery attempts: doubling from min to max.
+// Backoff between recovery attempts: doubling from min to max, each delay
+// jittered (see retryDelay).
 const (
 	syncerMinBackoff = 50 * time.Millisecond
 	syncerMaxBackoff = 2 * time.Second
@@ -94,6 +98,7 @@ type Syncer struct {
 	kinds []api.KindInfo
 	log   *slog.Logger
 	now   func() time.Time
+	rand  func() float64 // in [0, 1), for the backoff's jitter
 
 	mu sync.Mutex // guards st
 	st Status
@@ -106,7 +111,7 @@ func NewSyncer(c *Client, kinds []api.KindInfo, log *slog.Logger) *Syncer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Syncer{c: c, log: log, now: time.Now}
+	s := &Syncer{c: c, log: log, now: time.Now, rand: rand.Float64}
 	if kinds != nil {
 		s.want = make(map[string]bool, len(kinds))
 		for _, k := range kinds {
@@ -122,8 +127,12 @@ func NewSyncer(c *Client, kinds []api.KindInfo, log *slog.Logger) *Syncer {
 // Status returns the syncer's current progress.
 func (s *Syncer) Status() Status {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.st
+	st := s.st
+	s.mu.Unlock()
+	if !s.c.Health().Available() {
+		st.InSync = false
+	}
+	return st
 }
 
 // entry is what the syncer remembers of each key the handler holds: enough
@@ -145,12 +154,12 @@ type syncState struct {
 
 // Run delivers the snapshot and then every change to h until ctx is done,
 // when it returns nil. It recovers from every etcd failure by itself,
-// logging each and retrying with a backoff that doubles from 50 ms to 2 s;
-// it returns an error only if the Client is closed under it. Each Run
+// logging each and retrying with a jittered backoff that doubles from
+// 50 ms to 2 s (so that nodes do not all relist at once); it returns an error only if the Client is closed under it. Each Run
 // starts with a new snapshot; run one at a time per Syncer.
 func (s *Syncer) Run(ctx context.Context, h Handler) error {
 	st := &syncState{h: h}
-	backoff := syncerMinBackoff
+	backoff := retryDelay{min: syncerMinBackoff, max: syncerMaxBackoff, rand: s.rand}
 	for {
 		progressed, err := s.listAndWatch(ctx, st)
 		if ctx.Err() != nil {
@@ -162,19 +171,43 @@ func (s *Syncer) Run(ctx context.Context, h Handler) error {
 			return fmt.Errorf("syncing: the datastore client was closed: %w", err)
 		}
 		if progressed {
-			backoff = syncerMinBackoff
+			backoff.reset()
 		}
 		if errors.Is(err, rpctypes.ErrCompacted) {
 			s.log.Info("datastore watch fell behind compaction; resyncing", "revision", st.rev, "err", err)
 			continue // nothing to wait for
 		}
-		s.log.Warn("datastore watch interrupted; resyncing", "revision", st.rev, "retry_in", backoff, "err", err)
-		if !sleep(ctx, backoff) {
+		d := backoff.next()
+		s.log.Warn("datastore watch interrupted; resyncing", "revision", st.rev, "retry_in", d, "err", err)
+		if !sleep(ctx, d) {
 			return nil
 		}
-		backoff = min(2*backoff, syncerMaxBackoff)
 	}
 }
+
+// retryDelay is an exponential backoff with jitter: the base delay doubles
+// from min to max, and each delay is drawn uniformly from [base/2,
+// base*3/2). Without the jitter every node whose watch broke at the same
+// moment (an etcd restart, a lost leader) would relist at the same moment,
+// again and again.
+type retryDelay struct {
+	min, max time.Duration
+	rand     func() float64 // in [0, 1)
+	base     time.Duration  // of the next delay; 0: min
+}
+
+// next returns the delay before the next attempt and doubles the base.
+func (r *retryDelay) next() time.Duration {
+	if r.base == 0 {
+		r.base = r.min
+	}
+	d := r.base/2 + time.Duration(r.rand()*float64(r.base))
+	r.base = min(2*r.base, r.max)
+	return d
+}
+
+// reset starts again from min.
+func (r *retryDelay) reset() { r.base = 0 }
 
 // listAndWatch lists, delivers the snapshot or the differences, and
 // watches until the watch fails. progressed reports whether the watch

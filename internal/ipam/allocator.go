@@ -130,7 +130,7 @@ func (a *Allocator) Stats() Stats {
 type nodeState struct {
 	name string
 
-	mu     sync.Mutex // guards following fields; held for a whole operation on the node
+	mu     nodeLock // guards following fields; held for a whole operation on the node
 	view   *view
 	blocks map[netip.Prefix]*ownBlock
 }
@@ -159,11 +159,35 @@ func (a *Allocator) node(name string) *nodeState {
 	defer a.mu.Unlock()
 	st := a.nodes[name]
 	if st == nil {
-		st = &nodeState{name: name, blocks: map[netip.Prefix]*ownBlock{}}
+		st = &nodeState{name: name, mu: newNodeLock(), blocks: map[netip.Prefix]*ownBlock{}}
 		a.nodes[name] = st
 	}
 	return st
 }
+
+// nodeLock is a mutex whose holder may be waiting on etcd, so that a
+// waiter must be able to give up when its context ends: otherwise, while
+// etcd is down, requests would queue behind each other far beyond their
+// deadlines.
+type nodeLock chan struct{}
+
+func newNodeLock() nodeLock { return make(nodeLock, 1) }
+
+// Lock waits for the lock however long it takes; for callers whose wait
+// is short (the holders' own requests are bounded).
+func (l nodeLock) Lock() { l <- struct{}{} }
+
+// lockCtx waits for the lock until ctx ends.
+func (l nodeLock) lockCtx(ctx context.Context) error {
+	select {
+	case l <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for another IPAM operation on this node: %w", context.Cause(ctx))
+	}
+}
+
+func (l nodeLock) Unlock() { <-l }
 
 func (a *Allocator) putOwn(st *nodeState, ob *ownBlock) {
 	st.blocks[ob.b.CIDR] = ob

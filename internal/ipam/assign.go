@@ -201,7 +201,9 @@ func (a *Allocator) AutoAssign(ctx context.Context, args AutoAssignArgs) (Assign
 	}
 	at := attribute(args.Handle, args.Node, args.Attrs)
 	st := a.node(args.Node)
-	st.mu.Lock()
+	if err := st.mu.lockCtx(ctx); err != nil {
+		return AssignResult{}, fmt.Errorf("%s: %w", what, err)
+	}
 	defer st.mu.Unlock()
 	if err := a.ensureView(ctx, st, false); err != nil {
 		return AssignResult{}, fmt.Errorf("%s: %w", what, err)

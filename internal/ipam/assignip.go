@@ -26,7 +26,9 @@ func (a *Allocator) AssignIP(ctx context.Context, args AssignIPArgs) error {
 	ip := args.IP.Unmap()
 	at := attribute(args.Handle, args.Node, args.Attrs)
 	st := a.node(args.Node)
-	st.mu.Lock()
+	if err := st.mu.lockCtx(ctx); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
 	defer st.mu.Unlock()
 	if err := a.ensureView(ctx, st, false); err != nil {
 		return fmt.Errorf("%s: %w", what, err)

@@ -302,7 +302,9 @@ func (a *Allocator) ReleaseEmptyBlocks(ctx context.Context, node string, now tim
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	st := a.node(node)
-	st.mu.Lock()
+	if err := st.mu.lockCtx(ctx); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
 	defer st.mu.Unlock()
 	if err := a.ensureView(ctx, st, false); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
