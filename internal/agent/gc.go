@@ -166,6 +166,11 @@ func (c *collector) collectEndpoint(ctx context.Context, name string) error {
 	if ok, err := s.host.HasLink(ctx, w.Spec.InterfaceName); ok || err != nil {
 		return err
 	}
+	// Only the holder of the node's claim may release its endpoints: a
+	// second calyx-node with this node's name finds none of its veths.
+	if err := s.checkClaim(ctx); err != nil {
+		return fmt.Errorf("not releasing endpoint %s: %w", name, err)
+	}
 	if err := s.release(ctx, handle, w); err != nil {
 		return err
 	}
@@ -277,6 +282,9 @@ func (s *service) releaseLeaked(ctx context.Context, handle string) (bool, error
 			return false, nil
 		}
 	}
+	if err := s.checkClaim(ctx); err != nil {
+		return false, fmt.Errorf("not releasing handle %s: %w", handle, err)
+	}
 	if err := s.alloc.ReleaseByHandle(ctx, handle); err != nil {
 		return false, fmt.Errorf("releasing handle %s: %w", handle, err)
 	}
@@ -290,6 +298,9 @@ func (s *service) releaseLeaked(ctx context.Context, handle string) (bool, error
 func (s *service) gc(ctx context.Context, req localapi.GCRequest) (localapi.GCResponse, error) {
 	if req.Network == "" {
 		return localapi.GCResponse{}, badRequestf("no network name given")
+	}
+	if err := s.checkClaim(ctx); err != nil {
+		return localapi.GCResponse{}, err
 	}
 	valid := map[localapi.Attachment]bool{}
 	for _, a := range req.Valid {

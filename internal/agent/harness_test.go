@@ -45,6 +45,7 @@ func startNode(t *testing.T, etcd *datastore.Embedded, h hooks, mod func(*Config
 		NodeName: "node-a", NodeIPv4: "192.0.2.10/24",
 		Etcd:    datastore.Config{Endpoints: etcd.Endpoints()},
 		Socket:  filepath.Join(t.TempDir(), "calyx.sock"),
+		DataDir: t.TempDir(),
 		GCGrace: time.Hour, ResyncInterval: time.Hour,
 	}
 	if mod != nil {

@@ -65,6 +65,7 @@ type service struct {
 	m      *metrics
 	mtu    int
 	now    func() time.Time
+	claim  nodeClaim // held while this process acts for node
 }
 
 // Gateways the container routes through: Calico's link-local IPv4
