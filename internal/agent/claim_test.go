@@ -95,8 +95,8 @@ func TestSecondNodeWithALiveNameExits(t *testing.T) {
 	hostB := newHost(t)
 	cfgB := Config{
 		NodeName: "node-a", NodeIPv4: "192.0.2.99/24", Netns: hostB.Path(),
-		Etcd:    datastore.Config{Endpoints: etcd.Endpoints()},
-		Socket:  filepath.Join(t.TempDir(), "calyx.sock"), DataDir: t.TempDir(),
+		Etcd:   datastore.Config{Endpoints: etcd.Endpoints()},
+		Socket: filepath.Join(t.TempDir(), "calyx.sock"), DataDir: t.TempDir(),
 		GCGrace: 200 * time.Millisecond, ResyncInterval: 100 * time.Millisecond,
 	}
 	err := runToExit(t, cfgB, hooks{})
