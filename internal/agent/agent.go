@@ -138,6 +138,15 @@ type hooks struct {
 	kernel   route.Kernel                    // nil: netlink in cfg.Netns
 	wrap     func(route.Kernel) route.Kernel // applied to the kernel in use
 	claimTTL time.Duration                   // 0: DefaultClaimTTL
+	alive    func(pid int) bool              // nil: processAlive
+}
+
+// aliveFunc returns the test's process liveness check, or processAlive.
+func (h hooks) aliveFunc() func(pid int) bool {
+	if h.alive != nil {
+		return h.alive
+	}
+	return processAlive
 }
 
 func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
@@ -227,7 +236,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 		return err
 	}
 	log.Info("node registered", "node", node.Metadata.Name, "resourceVersion", node.Metadata.ResourceVersion)
-	return serveNode(ctx, cfg, log, store, claim, kernel, apiL, metricsL)
+	return serveNode(ctx, cfg, log, store, claim, kernel, apiL, metricsL, h)
 }
 
 // serveNode runs calyx-node's goroutines until ctx ends or one fails: the
@@ -235,7 +244,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 // reconcile loop, and the garbage collectors. It returns after all have
 // stopped, so the caller closes the datastore client and the embedded etcd
 // only once nothing uses them.
-func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datastore.Client, claim *datastore.Claim, kernel route.Kernel, apiL, metricsL net.Listener) error {
+func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datastore.Client, claim *datastore.Claim, kernel route.Kernel, apiL, metricsL net.Listener, h hooks) error {
 	view := newView(cfg.NodeName, time.Now)
 	syncer := datastore.NewSyncer(store, syncerKinds(), log.With("component", "syncer"))
 	var reg prometheus.Registerer
@@ -251,7 +260,7 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 	host := route.New(kernel, log.With("component", "dataplane"))
 	svc := &service{
 		node: cfg.NodeName, log: log.With("component", "api"), store: store, alloc: alloc, host: host,
-		policy: allowAllPolicy{}, view: view, locks: newHandleLocks(), m: m, mtu: cfg.MTU, now: time.Now,
+		policy: allowAllPolicy{}, view: view, locks: newHandleLocks(), adds: newPendingAdds(h.aliveFunc()), m: m, mtu: cfg.MTU, now: time.Now,
 		claim: claim,
 	}
 	hl := health{node: cfg.NodeName, ready: func() (bool, string) {

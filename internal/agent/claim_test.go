@@ -277,7 +277,7 @@ func TestGCNeedsTheClaim(t *testing.T) {
 	sc.lost.Store(true)
 	svc := &service{
 		node: "node-a", log: log, store: store, alloc: alloc, host: route.New(route.NewFake(), log),
-		policy: allowAllPolicy{}, view: v, locks: newHandleLocks(), m: m, mtu: 1500, now: time.Now, claim: sc,
+		policy: allowAllPolicy{}, view: v, locks: newHandleLocks(), adds: newPendingAdds(processAlive), m: m, mtu: 1500, now: time.Now, claim: sc,
 	}
 	// An attachment whose veth never appeared (the fake kernel has none).
 	att := attachment("ctr-gone", "eth0")

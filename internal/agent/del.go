@@ -26,6 +26,7 @@ func (s *service) del(ctx context.Context, req localapi.DelRequest) error {
 		return err
 	}
 	defer unlock()
+	s.adds.done(req.Handle())
 	return s.releaseAttachment(ctx, req.Attachment)
 }
 

@@ -49,7 +49,8 @@ func isConflict(err error) bool {
 // unreachable or slow, or IPAM lost a compare-and-swap race too often.
 func isRetryable(err error) bool {
 	return datastore.IsUnreachable(err) || ipam.IsContention(err) ||
-		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errNotReady)
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errNotReady) ||
+		errors.Is(err, errAttachmentBusy)
 }
 
 // errNotReady says that calyx-node has not yet read the datastore.

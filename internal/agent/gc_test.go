@@ -99,7 +99,7 @@ func TestCollectHandlesReadsOnlyThisNode(t *testing.T) {
 	log := testLogger(t)
 	svc := &service{
 		node: "node-a", log: log, store: c, alloc: ipam.New(store), host: route.New(route.NewFake(), log),
-		view: v, locks: newHandleLocks(), m: m, now: time.Now, claim: heldClaim{},
+		view: v, locks: newHandleLocks(), adds: newPendingAdds(processAlive), m: m, now: time.Now, claim: heldClaim{},
 	}
 	unlock, err := svc.locks.lock(ctx, "a-busy")
 	if err != nil {

@@ -69,6 +69,7 @@ func startNode(t *testing.T, etcd *datastore.Embedded, h hooks, mod func(*Config
 	select {
 	case <-ready:
 	case err := <-done:
+		done <- err // for the cleanup's stop, which waits for it
 		t.Fatalf("calyx-node exited before it was ready: %v", err)
 	case <-time.After(60 * time.Second):
 		t.Fatal("calyx-node did not become ready")

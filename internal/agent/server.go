@@ -166,7 +166,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // serve serves h on l until ctx ends, then shuts down, letting requests in
 // flight finish (for at most 10 s).
 func serve(ctx context.Context, l net.Listener, h http.Handler, log *slog.Logger) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ConnContext: withPeerPID}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {

@@ -62,6 +62,7 @@ type service struct {
 	policy endpointPolicy
 	view   *view
 	locks  *handleLocks
+	adds   *pendingAdds // answered ADDs awaiting READY
 	m      *metrics
 	mtu    int
 	now    func() time.Time
