@@ -85,14 +85,19 @@ func parseHolder(b []byte) nodeHolder {
 type nodeHeldError struct {
 	node   string
 	holder nodeHolder
-	ttl    time.Duration
+	ttl    time.Duration // the claim TTL this calyx-node uses
+	left   time.Duration // the holder's lease's time left, when known
 	err    error
 }
 
 func (e *nodeHeldError) Error() string {
+	left := ""
+	if e.left > 0 {
+		left = fmt.Sprintf(" (in %s at most from now)", e.left)
+	}
 	return fmt.Sprintf("node %s is held by a live calyx-node at %s since %s: stop that calyx-node, or pick another --name; "+
-		"if that host is gone for good, its claim expires %s after it stopped (%s)",
-		e.node, e.holder.where(), e.holder.Since, e.ttl, e.err)
+		"if that host is gone for good, its claim expires %s after it stopped%s",
+		e.node, e.holder.where(), e.holder.Since, e.ttl, left)
 }
 
 func (e *nodeHeldError) Unwrap() []error { return []error{ErrNodeNameHeld, e.err} }
@@ -118,7 +123,7 @@ func claimNode(ctx context.Context, store *datastore.Client, cfg Config, hostID 
 	var held *datastore.ClaimHeldError
 	switch {
 	case errors.As(err, &held):
-		return nil, &nodeHeldError{node: cfg.NodeName, holder: parseHolder(held.Holder), ttl: ttl, err: err}
+		return nil, &nodeHeldError{node: cfg.NodeName, holder: parseHolder(held.Holder), ttl: ttl, left: time.Duration(held.TTL) * time.Second, err: err}
 	case err != nil:
 		return nil, fmt.Errorf("claiming node name %s: %w", cfg.NodeName, err)
 	}
