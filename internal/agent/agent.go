@@ -157,7 +157,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 	if err != nil {
 		return err
 	}
-	defer dirLock.Close()
+	defer func() { _ = dirLock.Close() }() // the kernel drops the lock at exit anyway
 	hostID, err := loadHostID(cfg.DataDir)
 	if err != nil {
 		return err

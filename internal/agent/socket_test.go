@@ -25,7 +25,7 @@ func TestListenUnixReplacesOnlyStaleSockets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ll.Close()
+	defer func() { _ = ll.Close() }()
 	file := filepath.Join(dir, "file")
 	if err := os.WriteFile(file, []byte("precious"), 0o644); err != nil {
 		t.Fatal(err)
@@ -55,7 +55,7 @@ func TestListenUnixReplacesOnlyStaleSockets(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				defer l.Close()
+				defer func() { _ = l.Close() }()
 				c, err := net.Dial("unix", tc.path)
 				if err != nil {
 					t.Fatalf("dialling the new socket: %v", err)

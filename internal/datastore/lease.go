@@ -284,15 +284,23 @@ func (cl *Claim) hold(ctx context.Context) error {
 				return nil
 			}
 			if wr.Err() != nil {
-				// Lost the leader or compacted: watch again from the
-				// current state.
-				if err := cl.Check(ctx); err != nil && IsClaimLost(err) {
-					var lost *ClaimLostError
-					errors.As(err, &lost)
+				// Lost the leader or compacted: look at the key, then watch
+				// again, no more than once a second. The keepalive goes on
+				// meanwhile and says when the lease ended.
+				cctx, ccancel := context.WithTimeout(hctx, 5*time.Second)
+				err := cl.Check(cctx)
+				ccancel()
+				var lost *ClaimLostError
+				if errors.As(err, &lost) {
 					if lost.Holder == nil {
 						return nil
 					}
 					return err
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(time.Second):
 				}
 				wch = cl.c.cli.Watch(clientv3.WithRequireLeader(hctx), cl.spec.Key, clientv3.WithRev(rev+1))
 				continue
