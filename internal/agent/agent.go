@@ -256,10 +256,11 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 	if err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
-	alloc := ipam.New(fencedStore{Client: store, fence: claim.Fence}, ipam.WithLogger(log.With("component", "ipam")))
+	fenced := fencedStore{Client: store, fence: claim.Fence}
+	alloc := ipam.New(fenced, ipam.WithLogger(log.With("component", "ipam")))
 	host := route.New(kernel, log.With("component", "dataplane"))
 	svc := &service{
-		node: cfg.NodeName, log: log.With("component", "api"), store: store, alloc: alloc, host: host,
+		node: cfg.NodeName, log: log.With("component", "api"), store: fenced, alloc: alloc, host: host,
 		policy: allowAllPolicy{}, view: view, locks: newHandleLocks(), adds: newPendingAdds(h.aliveFunc()), m: m, mtu: cfg.MTU, now: time.Now,
 		claim: claim,
 	}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/calyx-net/calyx/internal/api"
 	"github.com/calyx-net/calyx/internal/datastore"
 )
 
@@ -176,12 +177,26 @@ func (s *service) checkClaim(ctx context.Context) error {
 	return nil
 }
 
-// fencedStore is the allocator's datastore, every compare-and-swap of
-// which also requires the node claim to be as this process wrote it: an
-// allocator of a process that lost its node name writes nothing.
+// fencedStore is the datastore of the allocator and the local API: every
+// IPAM compare-and-swap and every endpoint delete also requires the node
+// claim to be as this process wrote it, in the same etcd transaction, so
+// that a process that lost its node name releases nothing.
 type fencedStore struct {
 	*datastore.Client
 	fence func() datastore.Cond
+}
+
+// Delete deletes a resource if the claim holds; with a resourceVersion it
+// is the plain guarded delete.
+func (f fencedStore) Delete(ctx context.Context, kind api.KindInfo, name, resourceVersion string) (api.Resource, error) {
+	if resourceVersion != "" {
+		return f.Client.Delete(ctx, kind, name, resourceVersion)
+	}
+	r, err := f.Client.DeleteFenced(ctx, kind, name, f.fence())
+	if datastore.IsClaimLost(err) {
+		return nil, fmt.Errorf("%w: %w", errClaimLost, err)
+	}
+	return r, err
 }
 
 func (f fencedStore) CASRead(ctx context.Context, conds []datastore.Cond, puts []datastore.RawPut, deletes []string) (bool, int64, []datastore.RawKV, error) {

@@ -266,7 +266,8 @@ func TestGCNeedsTheClaim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alloc := ipam.New(fencedStore{Client: store, fence: claim.Fence})
+	fenced := fencedStore{Client: store, fence: claim.Fence}
+	alloc := ipam.New(fenced)
 	v := newView("node-a", time.Now)
 	m, err := newMetrics(nil, v, func() datastore.Status { return datastore.Status{} }, time.Now)
 	if err != nil {
@@ -276,7 +277,7 @@ func TestGCNeedsTheClaim(t *testing.T) {
 	sc := &switchClaim{}
 	sc.lost.Store(true)
 	svc := &service{
-		node: "node-a", log: log, store: store, alloc: alloc, host: route.New(route.NewFake(), log),
+		node: "node-a", log: log, store: fenced, alloc: alloc, host: route.New(route.NewFake(), log),
 		policy: allowAllPolicy{}, view: v, locks: newHandleLocks(), adds: newPendingAdds(processAlive), m: m, mtu: 1500, now: time.Now, claim: sc,
 	}
 	// An attachment whose veth never appeared (the fake kernel has none).
@@ -310,8 +311,13 @@ func TestGCNeedsTheClaim(t *testing.T) {
 		t.Error("the collector kept an endpoint whose veth is gone while holding the claim")
 	}
 
-	// The allocator's writes are fenced by the claim: once another holder
-	// has the key, an allocation fails and writes nothing.
+	// The allocator's writes and endpoint deletes are fenced by the claim:
+	// once another holder has the key, they fail and write nothing.
+	kept := attachment("ctr-kept", "eth0")
+	keptAdd, err := svc.add(ctx, addReq(kept))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if ok, _, err := store.CAS(ctx, nil, []datastore.RawPut{{Key: nodeClaimKey("node-a"), Value: []byte(`{"hostID":"b"}`)}}, nil); err != nil || !ok {
 		t.Fatal(ok, err)
 	}
@@ -320,7 +326,13 @@ func TestGCNeedsTheClaim(t *testing.T) {
 	if !errors.Is(err, errClaimLost) {
 		t.Errorf("allocation after the claim was lost: %v, want errClaimLost", err)
 	}
+	if err := svc.release(ctx, kept.Handle(), getEndpoint(t, store, keptAdd.Endpoint)); !errors.Is(err, errClaimLost) {
+		t.Errorf("release after the claim was lost: %v, want errClaimLost", err)
+	}
 	if rev := mustRevision(t, store); rev != before {
-		t.Errorf("allocation after the claim was lost wrote: revision %d -> %d", before, rev)
+		t.Errorf("allocation and release after the claim was lost wrote: revision %d -> %d", before, rev)
+	}
+	if getEndpoint(t, store, keptAdd.Endpoint) == nil {
+		t.Error("an endpoint was deleted after the claim was lost")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/calyx-net/calyx/internal/api"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -327,4 +328,35 @@ func (cl *Claim) Release(ctx context.Context) error {
 		return cl.c.wrapErr("releasing claim "+cl.spec.Key, err)
 	}
 	return nil
+}
+
+// DeleteFenced deletes the named resource of kind if fence holds (the
+// claim it was taken from is still as its holder wrote it), like Delete
+// with no resourceVersion. When fence fails it deletes nothing and returns
+// a *ClaimLostError.
+func (c *Client) DeleteFenced(ctx context.Context, kind api.KindInfo, name string, fence Cond) (api.Resource, error) {
+	if err := checkName(kind.Kind, name); err != nil {
+		return nil, err
+	}
+	key := ResourceKey(kind, name)
+	resp, err := c.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(fence.Key), "=", fence.ModRevision)).
+		Then(clientv3.OpDelete(key, clientv3.WithPrevKV())).
+		Else(clientv3.OpGet(fence.Key)).
+		Commit()
+	if err != nil {
+		return nil, c.wrapErr(fmt.Sprintf("deleting %s %q", kind.Kind, name), err)
+	}
+	if !resp.Succeeded {
+		lost := &ClaimLostError{Key: fence.Key}
+		if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
+			lost.Holder = kvs[0].Value
+		}
+		return nil, fmt.Errorf("deleting %s %q: %w", kind.Kind, name, lost)
+	}
+	prev := resp.Responses[0].GetResponseDeleteRange().GetPrevKvs()
+	if len(prev) == 0 {
+		return nil, notFound(kind.Kind, name)
+	}
+	return c.decodeDeleted(kind, name, prev[0]), nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/calyx-net/calyx/internal/api"
 	"github.com/calyx-net/calyx/internal/datastore"
 )
 
@@ -73,6 +74,22 @@ func TestClaimHeldAndReplaced(t *testing.T) {
 	ok, _, err = c.CAS(testCtx(t), []datastore.Cond{a2.Fence()}, []datastore.RawPut{{Key: datastore.IPAMPrefix + "x", Value: []byte("1")}}, nil)
 	if err != nil || !ok {
 		t.Errorf("CAS fenced by the live claim: %v %v, want written", ok, err)
+	}
+	// Deletes fenced by a claim: refused by the replaced one, done by the
+	// live one.
+	ns := mustCreate(t, c, netSet("fenced", "10.0.0.0/8"))
+	k := kind(t, api.KindGlobalNetworkSet)
+	if _, err := c.DeleteFenced(testCtx(t), k, "fenced", fenceA); !datastore.IsClaimLost(err) {
+		t.Errorf("delete fenced by the replaced claim: %v, want lost", err)
+	}
+	if _, err := c.Get(testCtx(t), k, "fenced"); err != nil {
+		t.Errorf("after the refused delete: %v", err)
+	}
+	if got, err := c.DeleteFenced(testCtx(t), k, "fenced", a2.Fence()); err != nil || got.GetObjectMeta().Name != ns.GetObjectMeta().Name {
+		t.Errorf("delete fenced by the live claim: %v, %v", got, err)
+	}
+	if _, err := c.DeleteFenced(testCtx(t), k, "fenced", a2.Fence()); !datastore.IsNotFound(err) {
+		t.Errorf("fenced delete of a missing resource: %v, want not found", err)
 	}
 	// The replaced holder's Run notices (its lease was revoked) and
 	// reports the new holder instead of taking the key back.
