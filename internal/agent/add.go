@@ -40,7 +40,19 @@ func (s *service) add(ctx context.Context, req localapi.AddRequest) (localapi.Ad
 		return localapi.AddResponse{}, err
 	}
 	defer unlock()
+	if s.adds.busy(handle, s.now()) {
+		return localapi.AddResponse{}, busyError(req.ContainerID, req.IfName)
+	}
+	resp, err := s.addLocked(ctx, req, orch)
+	if err == nil {
+		s.adds.added(handle, peerPID(ctx), s.now())
+	}
+	return resp, err
+}
 
+// addLocked is add under the handle's lock.
+func (s *service) addLocked(ctx context.Context, req localapi.AddRequest, orch string) (localapi.AddResponse, error) {
+	handle := req.Handle()
 	cur, other, err := s.findEndpoint(ctx, req.Attachment, false)
 	if err != nil {
 		return localapi.AddResponse{}, err

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -144,12 +145,31 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 // hooks let tests run calyx-node over a fake kernel or watch its kernel
 // writes.
 type hooks struct {
-	kernel route.Kernel                    // nil: netlink in cfg.Netns
-	wrap   func(route.Kernel) route.Kernel // applied to the kernel in use
+	kernel   route.Kernel                    // nil: netlink in cfg.Netns
+	wrap     func(route.Kernel) route.Kernel // applied to the kernel in use
+	claimTTL time.Duration                   // 0: DefaultClaimTTL
+	alive    func(pid int) bool              // nil: processAlive
+}
+
+// aliveFunc returns the test's process liveness check, or processAlive.
+func (h hooks) aliveFunc() func(pid int) bool {
+	if h.alive != nil {
+		return h.alive
+	}
+	return processAlive
 }
 
 func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 	if err := cfg.validate(); err != nil {
+		return err
+	}
+	dirLock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = dirLock.Close() }() // the kernel drops the lock at exit anyway
+	hostID, err := loadHostID(cfg.DataDir)
+	if err != nil {
 		return err
 	}
 	ns, err := netns.Open(cfg.Netns)
@@ -217,12 +237,16 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 	}
 	defer store.Close()
 
+	claim, err := claimNode(ctx, store, cfg, hostID, cmp.Or(h.claimTTL, DefaultClaimTTL), log)
+	if err != nil {
+		return err
+	}
 	node, err := registerNode(ctx, store, cfg)
 	if err != nil {
 		return err
 	}
 	log.Info("node registered", "node", node.Metadata.Name, "resourceVersion", node.Metadata.ResourceVersion)
-	return serveNode(ctx, cfg, log, store, kernel, apiL, metricsL)
+	return serveNode(ctx, cfg, log, store, claim, kernel, apiL, metricsL, h)
 }
 
 // serveNode runs calyx-node's goroutines until ctx ends or one fails: the
@@ -230,7 +254,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 // reconcile loop, and the garbage collectors. It returns after all have
 // stopped, so the caller closes the datastore client and the embedded etcd
 // only once nothing uses them.
-func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datastore.Client, kernel route.Kernel, apiL, metricsL net.Listener) error {
+func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datastore.Client, claim *datastore.Claim, kernel route.Kernel, apiL, metricsL net.Listener, h hooks) error {
 	view := newView(cfg.NodeName, time.Now)
 	syncer := datastore.NewSyncer(store, syncerKinds(), log.With("component", "syncer"))
 	var reg prometheus.Registerer
@@ -242,12 +266,13 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 	if err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
-	alloc := ipam.New(store, ipam.WithLogger(log.With("component", "ipam")))
+	fenced := fencedStore{Client: store, fence: claim.Fence}
+	alloc := ipam.New(fenced, ipam.WithLogger(log.With("component", "ipam")))
 	host := route.New(kernel, log.With("component", "dataplane"))
 	svc := &service{
-		node: cfg.NodeName, log: log.With("component", "api"), store: store, alloc: alloc, host: host,
-		policy: allowAllPolicy{}, view: view, locks: newHandleLocks(), m: m, mtu: cfg.MTU, now: time.Now,
-		ds: store, dsTimeout: cfg.DatastoreTimeout,
+		node: cfg.NodeName, log: log.With("component", "api"), store: fenced, alloc: alloc, host: host,
+		policy: allowAllPolicy{}, view: view, locks: newHandleLocks(), adds: newPendingAdds(h.aliveFunc()), m: m, mtu: cfg.MTU, now: time.Now,
+		ds: store, dsTimeout: cfg.DatastoreTimeout, claim: claim,
 	}
 	hl := health{node: cfg.NodeName, ready: func() (bool, string) {
 		switch {
@@ -269,6 +294,7 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 		// outage is reported before requests start failing for it.
 		return store.MonitorHealth(gctx, datastore.HealthConfig{Timeout: min(cfg.DatastoreTimeout, datastore.DefaultHealthTimeout)})
 	})
+	g.Go(func() error { return keepClaim(gctx, claim, cfg.NodeName, log) })
 	g.Go(func() error { return syncer.Run(gctx, view) })
 	g.Go(func() error { return serve(gctx, apiL, apiHandler(svc, hl), log) })
 	if metricsL != nil {
@@ -277,7 +303,7 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 	g.Go(func() error { return loop.run(gctx) })
 	g.Go(func() error { return gc.run(gctx, gcInterval(cfg.GCGrace)) })
 	g.Go(func() error {
-		runBlockGC(gctx, alloc, cfg.NodeName, blockGCInterval, blockGCGrace, time.Now, log.With("component", "ipam"))
+		runBlockGC(gctx, alloc, svc.checkClaim, cfg.NodeName, blockGCInterval, blockGCGrace, time.Now, log.With("component", "ipam"))
 		return nil
 	})
 	g.Go(func() error {

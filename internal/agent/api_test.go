@@ -264,10 +264,11 @@ func TestReadyWithRecordedMACDoesNotWrite(t *testing.T) {
 }
 
 // An ADD retried after a crash, when the endpoint exists but its veth does
-// not, reuses the endpoint's addresses.
+// not, reuses the endpoint's addresses. The first ADD's plugin process is
+// gone (alive says so), as after a crash.
 func TestRetriedAddReusesAddresses(t *testing.T) {
 	etcd, _ := startTestEtcd(t)
-	n := startNode(t, etcd, hooks{kernel: route.NewFake()}, nil)
+	n := startNode(t, etcd, hooks{kernel: route.NewFake(), alive: func(int) bool { return false }}, nil)
 	att := attachment("ctr", "eth0")
 	var first, second localapi.AddResponse
 	if err := n.client.Do(t.Context(), localapi.PathCNIAdd, addReq(att), &first); err != nil {
@@ -575,7 +576,7 @@ func TestBadRequests(t *testing.T) {
 func TestSocketTakeover(t *testing.T) {
 	etcd, _ := startTestEtcd(t)
 	n := startNode(t, etcd, hooks{kernel: route.NewFake()}, nil)
-	if _, err := listenUnix(n.cfg.Socket); err == nil || !strings.Contains(err.Error(), "another calyx-node is serving it") {
+	if _, err := listenUnix(n.cfg.Socket); err == nil || !strings.Contains(err.Error(), "is serving it") {
 		t.Errorf("listening on a live socket: %v", err)
 	}
 	if err := n.stop(); err != nil {

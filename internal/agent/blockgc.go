@@ -24,8 +24,9 @@ type emptyBlockReleaser interface {
 }
 
 // runBlockGC releases the node's long-empty blocks every interval until ctx
-// ends. Failures are logged and retried at the next tick.
-func runBlockGC(ctx context.Context, r emptyBlockReleaser, node string, interval, grace time.Duration, now func() time.Time, log *slog.Logger) {
+// ends, each time only after checkClaim says that this process holds the
+// node's claim. Failures are logged and retried at the next tick.
+func runBlockGC(ctx context.Context, r emptyBlockReleaser, checkClaim func(context.Context) error, node string, interval, grace time.Duration, now func() time.Time, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -33,6 +34,12 @@ func runBlockGC(ctx context.Context, r emptyBlockReleaser, node string, interval
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if err := checkClaim(ctx); err != nil {
+			if ctx.Err() == nil {
+				log.Warn("not releasing empty IPAM blocks", "err", err)
+			}
+			continue
 		}
 		released, err := r.ReleaseEmptyBlocks(ctx, node, now(), grace)
 		if err != nil && ctx.Err() == nil {

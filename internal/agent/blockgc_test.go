@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -31,7 +33,7 @@ func TestBlockGCRunsUntilCancelled(t *testing.T) {
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		runBlockGC(ctx, f, "node-a", time.Millisecond, time.Hour, time.Now, slog.New(slog.DiscardHandler))
+		runBlockGC(ctx, f, func(context.Context) error { return nil }, "node-a", time.Millisecond, time.Hour, time.Now, slog.New(slog.DiscardHandler))
 	}()
 	<-f.done
 	cancel()
@@ -40,5 +42,27 @@ func TestBlockGCRunsUntilCancelled(t *testing.T) {
 	defer f.mu.Unlock()
 	if f.calls[0] != "node-a 1h0m0s" {
 		t.Errorf("calls %v", f.calls)
+	}
+}
+
+// A calyx-node that does not hold its node's claim releases no block.
+func TestBlockGCNeedsTheClaim(t *testing.T) {
+	f := &fakeReleaser{done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(t.Context())
+	checks := 0
+	check := func(context.Context) error {
+		if checks++; checks == 5 {
+			cancel()
+		}
+		return fmt.Errorf("node node-a: %w", errClaimLost)
+	}
+	runBlockGC(ctx, f, check, "node-a", time.Millisecond, time.Hour, time.Now, slog.New(slog.DiscardHandler))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.calls) != 0 || checks < 5 {
+		t.Errorf("released blocks %v after %d failed claim checks, want none", f.calls, checks)
+	}
+	if !errors.Is(check(ctx), errClaimLost) {
+		t.Error("the check's error is not errClaimLost")
 	}
 }

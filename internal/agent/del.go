@@ -33,6 +33,7 @@ func (s *service) del(ctx context.Context, req localapi.DelRequest) error {
 		return err
 	}
 	defer unlock()
+	s.adds.done(req.Handle())
 	handle := req.Handle()
 	dctx, cancel := s.datastoreContext(ctx)
 	defer cancel()

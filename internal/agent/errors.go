@@ -41,7 +41,8 @@ func notFoundf(format string, args ...any) error {
 // isRetryable reports whether err is transient: the datastore is
 // unreachable, without a leader or slow, or IPAM lost a compare-and-swap race too often.
 func isRetryable(err error) bool {
-	return isOutage(err) || ipam.IsContention(err) || errors.Is(err, errNotReady)
+	return isOutage(err) || ipam.IsContention(err) || errors.Is(err, errNotReady) ||
+		errors.Is(err, errAttachmentBusy)
 }
 
 // errNotReady says that calyx-node has not yet read the datastore.

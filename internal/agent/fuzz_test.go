@@ -112,7 +112,7 @@ func FuzzLocalAPI(f *testing.F) {
 	}
 	s := &service{
 		node: "node-a", log: slog.New(slog.DiscardHandler), store: failing{}, alloc: failing{}, host: failingHost{},
-		policy: failing{}, view: v, locks: newHandleLocks(), m: m, mtu: 1450, now: time.Now,
+		policy: failing{}, view: v, locks: newHandleLocks(), adds: newPendingAdds(func(int) bool { return false }), m: m, mtu: 1450, now: time.Now,
 	}
 	h := apiHandler(s, health{node: "node-a", ready: func() (bool, string) { return true, "" }})
 	known := map[int]bool{

@@ -170,6 +170,11 @@ func (c *collector) collectEndpoint(ctx context.Context, name string) error {
 	if ok, err := s.host.HasLink(ctx, w.Spec.InterfaceName); ok || err != nil {
 		return err
 	}
+	// Only the holder of the node's claim may release its endpoints: a
+	// second calyx-node with this node's name finds none of its veths.
+	if err := s.checkClaim(ctx); err != nil {
+		return fmt.Errorf("not releasing endpoint %s: %w", name, err)
+	}
 	// Bounded like a request, so that a DEL or ADD waiting for the
 	// handle's lock is not held up by an etcd outage.
 	dctx, cancel := s.datastoreContext(ctx)
@@ -285,6 +290,9 @@ func (s *service) releaseLeaked(ctx context.Context, handle string) (bool, error
 			return false, nil
 		}
 	}
+	if err := s.checkClaim(ctx); err != nil {
+		return false, fmt.Errorf("not releasing handle %s: %w", handle, err)
+	}
 	dctx, cancel := s.datastoreContext(ctx)
 	defer cancel()
 	if err := s.alloc.ReleaseByHandle(dctx, handle); err != nil {
@@ -300,6 +308,9 @@ func (s *service) releaseLeaked(ctx context.Context, handle string) (bool, error
 func (s *service) gc(ctx context.Context, req localapi.GCRequest) (localapi.GCResponse, error) {
 	if req.Network == "" {
 		return localapi.GCResponse{}, badRequestf("no network name given")
+	}
+	if err := s.checkClaim(ctx); err != nil {
+		return localapi.GCResponse{}, err
 	}
 	valid := map[localapi.Attachment]bool{}
 	for _, a := range req.Valid {

@@ -99,7 +99,7 @@ func TestCollectHandlesReadsOnlyThisNode(t *testing.T) {
 	log := testnet.Logger(t)
 	svc := &service{
 		node: "node-a", log: log, store: c, alloc: ipam.New(store), host: route.New(route.NewFake(), log),
-		view: v, locks: newHandleLocks(), m: m, now: time.Now,
+		view: v, locks: newHandleLocks(), adds: newPendingAdds(processAlive), m: m, now: time.Now, claim: heldClaim{},
 	}
 	unlock, err := svc.locks.lock(ctx, "a-busy")
 	if err != nil {
@@ -154,3 +154,8 @@ func TestCollectHandlesReadsOnlyThisNode(t *testing.T) {
 	// Never collected: held, in flight, not a CNI handle, another node's.
 	check(borrowedScanEvery, map[string]bool{"a-held": true, "a-busy": true, "a-tunnel": true, "b-leaked": true})
 }
+
+// heldClaim is a node claim this process always holds.
+type heldClaim struct{}
+
+func (heldClaim) Check(context.Context) error { return nil }

@@ -30,6 +30,7 @@ func startNode(t *testing.T, etcd *datastore.Embedded, h hooks, mod func(*Config
 	cfg := Config{
 		NodeName: "node-a", NodeIPv4: "192.0.2.10/24",
 		Socket:  filepath.Join(t.TempDir(), "calyx.sock"),
+		DataDir: t.TempDir(),
 		GCGrace: time.Hour, ResyncInterval: time.Hour,
 	}
 	if etcd != nil { // else mod names the datastore
@@ -56,6 +57,7 @@ func startNode(t *testing.T, etcd *datastore.Embedded, h hooks, mod func(*Config
 	select {
 	case <-ready:
 	case err := <-done:
+		done <- err // for the cleanup's stop, which waits for it
 		t.Fatalf("calyx-node exited before it was ready: %v", err)
 	case <-time.After(60 * time.Second):
 		t.Fatal("calyx-node did not become ready")

@@ -223,8 +223,10 @@ func TestKernelEndToEnd(t *testing.T) {
 	}
 	etcd, store := startTestEtcd(t)
 	host := newHost(t)
+	dataDir := t.TempDir() // kept across the restart: the same host
 	start := func(k *countingKernel) *testNode {
 		return startNode(t, etcd, hooks{wrap: k.wrap}, func(c *Config) {
+			c.DataDir = dataDir
 			c.Netns = host.Path()
 			c.NodeIPv4 = "" // detected from the host namespace's default route
 			c.ResyncInterval = 100 * time.Millisecond

@@ -75,6 +75,7 @@ func (s *service) ready(ctx context.Context, req localapi.ReadyRequest) (time.Du
 	if rerr != nil {
 		return took, rerr
 	}
+	s.adds.done(handle)
 	s.log.Debug("endpoint programmed", "endpoint", w.Metadata.Name, "hostIf", ep.IfName, "netlinkSeconds", took.Seconds())
 	return took, nil
 }

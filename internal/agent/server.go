@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -197,44 +195,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// listenUnix listens on the unix socket at path: it creates the
-// directory, removes a stale socket left by a calyx-node that died, and
-// refuses to take over the socket of one that is still serving. The socket
-// is mode 0660, owned by root: only root on this host may allocate
-// addresses and program endpoints.
-func listenUnix(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("creating the socket directory: %w", err)
-	}
-	if _, err := os.Lstat(path); err == nil {
-		c, derr := net.DialTimeout("unix", path, time.Second)
-		if derr == nil {
-			_ = c.Close()
-			return nil, fmt.Errorf("listening on %s: another calyx-node is serving it (stop it first, or pass --socket)", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("removing the stale socket %s: %w", path, err)
-		}
-	}
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("listening on %s: %w", path, err)
-	}
-	err = os.Chmod(path, 0o660)
-	if err == nil && os.Geteuid() == 0 {
-		err = os.Chown(path, 0, 0)
-	}
-	if err != nil {
-		_ = l.Close()
-		return nil, fmt.Errorf("setting the mode of %s: %w", path, err)
-	}
-	return l, nil
-}
-
 // serve serves h on l until ctx ends, then shuts down, letting requests in
 // flight finish (for at most 10 s).
 func serve(ctx context.Context, l net.Listener, h http.Handler, log *slog.Logger) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ConnContext: withPeerPID}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {

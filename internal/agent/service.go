@@ -62,6 +62,7 @@ type service struct {
 	policy endpointPolicy
 	view   *view
 	locks  *handleLocks
+	adds   *pendingAdds // answered ADDs awaiting READY
 	m      *metrics
 	mtu    int
 	now    func() time.Time
@@ -69,6 +70,7 @@ type service struct {
 	// the datastore work of one request (0: unbounded).
 	ds        datastoreHealth
 	dsTimeout time.Duration
+	claim     nodeClaim // held while this process acts for node
 }
 
 // Gateways the container routes through: Calico's link-local IPv4

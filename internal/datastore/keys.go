@@ -12,7 +12,8 @@ import (
 // Key layout. Every typed resource lives at Prefix + lower-case kind + "/" +
 // name, e.g. /calyx/v1/ippool/pool-a. IPAM keeps raw JSON documents under
 // IPAMPrefix (blocks, affinities, handles), read and written with GetRaw,
-// ListRaw and CAS; nothing else is stored under /calyx/.
+// ListRaw and CAS; claims (lease-bound keys, see lease.go) live under
+// ClaimPrefix; nothing else is stored under /calyx/.
 const (
 	Prefix     = "/calyx/v1/"
 	IPAMPrefix = "/calyx/ipam/v1/"

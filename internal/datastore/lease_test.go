@@ -1,0 +1,181 @@
+package datastore_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/calyx-net/calyx/internal/api"
+	"github.com/calyx-net/calyx/internal/datastore"
+)
+
+const claimKey = datastore.ClaimPrefix + "nodes/n1"
+
+func claimOf(t *testing.T, c *datastore.Client, value string, ttl time.Duration, replace func([]byte) bool) (*datastore.Claim, error) {
+	t.Helper()
+	return c.Claim(testCtx(t), datastore.ClaimSpec{Key: claimKey, Value: []byte(value), TTL: ttl, Replace: replace})
+}
+
+func storedClaim(t *testing.T, c *datastore.Client) string {
+	t.Helper()
+	v, _, err := c.GetRaw(testCtx(t), claimKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(v)
+}
+
+// A live claim of another holder is refused, naming the holder and
+// writing nothing; a holder Replace accepts takes it at once, and the
+// replaced holder sees that it lost it.
+func TestClaimHeldAndReplaced(t *testing.T) {
+	c := setup(t)
+	a, err := claimOf(t, c, "host-a", time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Check(testCtx(t)); err != nil {
+		t.Fatalf("check of a fresh claim: %v", err)
+	}
+	before := mustRevision(t, c)
+	_, err = claimOf(t, c, "host-b", time.Hour, func(h []byte) bool { return string(h) == "host-b" })
+	var held *datastore.ClaimHeldError
+	if !errors.As(err, &held) || !datastore.IsClaimHeld(err) || string(held.Holder) != "host-a" || held.TTL <= 0 {
+		t.Fatalf("second claim: %v (%+v), want held by host-a with a TTL", err, held)
+	}
+	if after := mustRevision(t, c); after != before {
+		t.Errorf("a refused claim wrote: revision %d -> %d", before, after)
+	}
+	if _, err := c.Claim(testCtx(t), datastore.ClaimSpec{Key: "/calyx/v1/node/n1", Value: []byte("x"), TTL: time.Second}); err == nil {
+		t.Error("a claim outside ClaimPrefix was accepted")
+	}
+
+	// The same host restarting: replaced at once, although the lease has
+	// an hour left.
+	fenceA := a.Fence()
+	a2, err := claimOf(t, c, "host-a restarted", time.Hour, func(h []byte) bool { return string(h) == "host-a" })
+	if err != nil {
+		t.Fatalf("replacing a claim Replace accepts: %v", err)
+	}
+	if got := storedClaim(t, c); got != "host-a restarted" {
+		t.Errorf("stored claim %q", got)
+	}
+	if err := a.Check(testCtx(t)); !datastore.IsClaimLost(err) {
+		t.Errorf("check of the replaced claim: %v, want lost", err)
+	}
+	if err := a2.Check(testCtx(t)); err != nil {
+		t.Errorf("check of the new claim: %v", err)
+	}
+	ok, _, err := c.CAS(testCtx(t), []datastore.Cond{fenceA}, []datastore.RawPut{{Key: datastore.IPAMPrefix + "x", Value: []byte("1")}}, nil)
+	if err != nil || ok {
+		t.Errorf("CAS fenced by the replaced claim: %v %v, want refused", ok, err)
+	}
+	ok, _, err = c.CAS(testCtx(t), []datastore.Cond{a2.Fence()}, []datastore.RawPut{{Key: datastore.IPAMPrefix + "x", Value: []byte("1")}}, nil)
+	if err != nil || !ok {
+		t.Errorf("CAS fenced by the live claim: %v %v, want written", ok, err)
+	}
+	// Deletes fenced by a claim: refused by the replaced one, done by the
+	// live one.
+	ns := mustCreate(t, c, netSet("fenced", "10.0.0.0/8"))
+	k := kind(t, api.KindGlobalNetworkSet)
+	if _, err := c.DeleteFenced(testCtx(t), k, "fenced", fenceA); !datastore.IsClaimLost(err) {
+		t.Errorf("delete fenced by the replaced claim: %v, want lost", err)
+	}
+	if _, err := c.Get(testCtx(t), k, "fenced"); err != nil {
+		t.Errorf("after the refused delete: %v", err)
+	}
+	if got, err := c.DeleteFenced(testCtx(t), k, "fenced", a2.Fence()); err != nil || got.GetObjectMeta().Name != ns.GetObjectMeta().Name {
+		t.Errorf("delete fenced by the live claim: %v, %v", got, err)
+	}
+	if _, err := c.DeleteFenced(testCtx(t), k, "fenced", a2.Fence()); !datastore.IsNotFound(err) {
+		t.Errorf("fenced delete of a missing resource: %v, want not found", err)
+	}
+	// The replaced holder's Run notices (its lease was revoked) and
+	// reports the new holder instead of taking the key back.
+	err = a.Run(testCtx(t), nil)
+	var lost *datastore.ClaimLostError
+	if !errors.As(err, &lost) || string(lost.Holder) != "host-a restarted" {
+		t.Errorf("Run of the replaced claim: %v, want lost to host-a restarted", err)
+	}
+	if got := storedClaim(t, c); got != "host-a restarted" {
+		t.Errorf("stored claim after the loser's Run: %q", got)
+	}
+}
+
+// A claim whose holder stopped without releasing it can be taken by
+// another holder once its lease expired.
+func TestClaimExpires(t *testing.T) {
+	c := setup(t)
+	if _, err := claimOf(t, c, "host-a", time.Second, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Never kept alive, as after kill -9.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := claimOf(t, c, "host-b", time.Hour, nil)
+		if err == nil {
+			break
+		}
+		if !datastore.IsClaimHeld(err) || time.Now().After(deadline) {
+			t.Fatalf("claiming after the holder stopped: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := storedClaim(t, c); got != "host-b" {
+		t.Errorf("stored claim %q, want host-b", got)
+	}
+}
+
+// Run keeps the claim alive; when its lease ends and nobody else holds the
+// key, it takes the key again; when another holder writes the key, Run
+// returns that it lost it.
+func TestClaimRunRetakesAndLoses(t *testing.T) {
+	c := setup(t)
+	a, err := claimOf(t, c, "host-a", 2*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	retaken := make(chan struct{}, 10)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, func() { retaken <- struct{}{} }) }()
+
+	// Kept alive past several TTLs.
+	time.Sleep(5 * time.Second)
+	if err := a.Check(testCtx(t)); err != nil {
+		t.Fatalf("claim after 5 s of Run with a 2 s TTL: %v", err)
+	}
+	// The lease ends (as when etcd was out of reach past the TTL).
+	old := a.Fence()
+	if err := a.Release(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-retaken:
+	case err := <-done:
+		t.Fatalf("Run returned %v, want it to take the key again", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the claim was not taken again")
+	}
+	if err := a.Check(testCtx(t)); err != nil || a.Fence() == old {
+		t.Errorf("claim after the re-take: %v, fence %v (was %v)", err, a.Fence(), old)
+	}
+	// Another holder writes the key: Run stops with the holder.
+	if ok, _, err := c.CAS(testCtx(t), nil, []datastore.RawPut{{Key: claimKey, Value: []byte("host-b")}}, nil); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	select {
+	case err := <-done:
+		var lost *datastore.ClaimLostError
+		if !errors.As(err, &lost) || string(lost.Holder) != "host-b" {
+			t.Errorf("Run: %v, want lost to host-b", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not notice the claim was taken")
+	}
+	if got := storedClaim(t, c); got != "host-b" {
+		t.Errorf("stored claim %q, want host-b left alone", got)
+	}
+}
