@@ -40,6 +40,8 @@ func TestWrapErrClassifiesOutages(t *testing.T) {
 		{"leader changed", HealthOK, rpctypes.ErrLeaderChanged, true, false, true, "has no leader"},
 		{"timeout due to leader fail", HealthOK, rpctypes.ErrTimeoutDueToLeaderFail, true, false, true, "has no leader"},
 		{"server timeout, health ok", HealthOK, rpctypes.ErrTimeout, false, false, true, "did not complete the request in time"},
+		{"server gave up at the deadline, health ok", HealthOK, status.Error(codes.Unknown, context.DeadlineExceeded.Error()), false, false, true, "did not complete the request in time"},
+		{"server gave up at the deadline, no leader known", HealthNoLeader, status.Error(codes.Unknown, context.DeadlineExceeded.Error()), true, false, true, "has no leader"},
 		{"server timeout, no leader known", HealthNoLeader, rpctypes.ErrTimeout, true, false, true, "has no leader"},
 		{"grpc unavailable", HealthOK, status.Error(codes.Unavailable, "connection refused"), false, true, true, "unreachable"},
 		{"deadline, health ok", HealthOK, deadline, false, false, false, "context deadline exceeded"},

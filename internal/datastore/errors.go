@@ -122,8 +122,15 @@ func leaderLost(err error) bool {
 
 // serverTimedOut reports whether err is etcd saying that it could not
 // commit the request in time (a leader election, a lost peer, overload).
+// That includes the server giving up at the request's own deadline, which
+// reaches the client as a status with code Unknown and the context's
+// message rather than as DeadlineExceeded.
 func serverTimedOut(err error) bool {
-	return errors.Is(err, rpctypes.ErrTimeout) || errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost)
+	if errors.Is(err, rpctypes.ErrTimeout) || errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost) {
+		return true
+	}
+	st, ok := status.FromError(err)
+	return ok && st.Code() == codes.Unknown && st.Message() == context.DeadlineExceeded.Error()
 }
 
 // timedOut is the error of a request etcd did not commit in time.
