@@ -61,6 +61,9 @@ const (
 	renewBefore = 30 * 24 * time.Hour
 )
 
+// DirName is the PKI directory's name under calyx-node's data directory.
+const DirName = "etcd-pki"
+
 // Options tunes Ensure. The zero value is usable.
 type Options struct {
 	// Hosts are extra subject alternative names for the server and peer
