@@ -43,7 +43,7 @@ func startNode(t *testing.T, etcd *datastore.Embedded, h hooks, mod func(*Config
 	t.Helper()
 	cfg := Config{
 		NodeName: "node-a", NodeIPv4: "192.0.2.10/24",
-		Etcd:    datastore.Config{Endpoints: etcd.Endpoints()},
+		Etcd:    testnet.ClientConfig(etcd),
 		Socket:  filepath.Join(t.TempDir(), "calyx.sock"),
 		GCGrace: time.Hour, ResyncInterval: time.Hour,
 	}

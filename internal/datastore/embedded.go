@@ -164,17 +164,11 @@ func (c EmbeddedConfig) etcdConfig(closing *atomic.Bool) (*embed.Config, error) 
 // validate refuses plain-http URLs and missing TLS files, so that the
 // embedded etcd can never serve anyone without a certificate.
 func (c EmbeddedConfig) validate() error {
-	for _, u := range []struct{ flag, url string }{
-		{"--etcd-listen-client-url", c.ClientURL},
-		{"--etcd-listen-peer-url", c.PeerURL},
-	} {
-		pu, err := url.Parse(u.url)
-		if err != nil {
-			return fmt.Errorf("%s %q: %w", u.flag, u.url, err)
-		}
-		if pu.Scheme != "https" || pu.Host == "" {
-			return fmt.Errorf("%s %s: the embedded etcd serves only TLS with client certificates; use https://HOST:PORT", u.flag, u.url)
-		}
+	if _, err := ListenHost("--etcd-listen-client-url", c.ClientURL); err != nil {
+		return err
+	}
+	if _, err := ListenHost("--etcd-listen-peer-url", c.PeerURL); err != nil {
+		return err
 	}
 	for _, f := range []struct{ name, path string }{
 		{"server certificate", c.ServerCertFile}, {"server key", c.ServerKeyFile},
@@ -186,6 +180,23 @@ func (c EmbeddedConfig) validate() error {
 		}
 	}
 	return nil
+}
+
+// ListenHost checks that rawURL, given by flag, is an https:// URL the
+// embedded etcd may listen on, and returns its host (name or address,
+// without brackets or port), which its server certificate must cover.
+func ListenHost(flag, rawURL string) (string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", fmt.Errorf("%s %q: %w", flag, rawURL, err)
+	}
+	if u.Scheme != "https" {
+		return "", fmt.Errorf("%s %s: the embedded etcd serves only TLS with client certificates; use https://", flag, rawURL)
+	}
+	if u.Hostname() == "" || u.Port() == "" {
+		return "", fmt.Errorf("%s %s: expected https://HOST:PORT", flag, rawURL)
+	}
+	return u.Hostname(), nil
 }
 
 // startError explains a failed start, naming the URL whose port is taken.
