@@ -64,7 +64,10 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 	if !c.usesTLS() {
 		return nil, nil
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	// The session cache lets a reconnect (after an etcd restart or a
+	// dropped connection) resume the TLS session instead of repeating the
+	// full certificate exchange.
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ClientSessionCache: tls.NewLRUClientSessionCache(0)}
 	if c.CAFile != "" {
 		pem, err := readTLSFile("CA certificate", c.CAFile, "--etcd-ca-file", EnvCAFile, "etcdCACertFile")
 		if err != nil {
