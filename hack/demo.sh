@@ -3,7 +3,9 @@
 #
 #   cxd-lan            a namespace holding the hosts' LAN: bridge br0
 #   cxd-h1..cxd-h3     three "hosts", each with eth0 on br0 and a calyx-node;
-#                      h1's calyx-node runs the embedded etcd, h2 and h3 use it
+#                      h1's calyx-node runs the embedded etcd (TLS with client
+#                      certificates); h2 and h3 join it with copies of h1's
+#                      ca.crt, client.crt and client.key, as real hosts would
 #   cxd-c*             containers, attached by the real `calyx` CNI plugin
 #                      called exactly the way the Mesos CNI isolator calls it
 #
@@ -18,13 +20,20 @@ BIN=$(pwd)/${BIN:-bin}
 work=$(mktemp -d /tmp/calyx-demo.XXXXXX)
 HOSTS=(h1 h2 h3)
 declare -A HOST_IP=([h1]=192.0.2.11 [h2]=192.0.2.12 [h3]=192.0.2.13)
-ETCD="http://192.0.2.11:2379"
+ETCD="https://192.0.2.11:2379"
+PKI="$work/h1/etcd-pki" # made by h1's calyx-node on first start
 pids=()
 containers=() # "name host network cid"
 
 say() { printf '\n== %s\n' "$*"; }
 inns() { local n=$1; shift; ip netns exec "cxd-$n" "$@"; }
-ctl() { echo "\$ calyxctl $*"; inns h1 env -i PATH="$PATH" CALYX_ETCD_ENDPOINTS="$ETCD" "$BIN/calyxctl" "$@"; }
+# etcdenv HOST: the CALYX_ETCD_* settings that reach h1's etcd from HOST.
+etcdenv() {
+	local d="$PKI"
+	[ "$1" = h1 ] || d="$work/$1/etcd-client"
+	echo CALYX_ETCD_ENDPOINTS="$ETCD" CALYX_ETCD_CA_FILE="$d/ca.crt" CALYX_ETCD_CERT_FILE="$d/client.crt" CALYX_ETCD_KEY_FILE="$d/client.key"
+}
+ctl() { echo "\$ calyxctl $*"; inns h1 env -i PATH="$PATH" $(etcdenv h1) "$BIN/calyxctl" "$@"; }
 
 # cni HOST COMMAND NAME NETWORK CID: run the calyx plugin as the Mesos
 # isolator does: a bare environment, stdin the saved network config.
@@ -80,16 +89,20 @@ for h in "${HOSTS[@]}"; do
 	mkdir -p "$work/$h"
 	args=(--name "$h" --ip "${HOST_IP[$h]}/24" --data-dir "$work/$h" --socket "$work/$h/calyx.sock" --gc-grace 10m)
 	if [ "$h" = h1 ]; then
-		args+=(--etcd-listen-client-url "$ETCD" --etcd-listen-peer-url "http://192.0.2.11:2380")
+		args+=(--etcd-listen-client-url "$ETCD" --etcd-listen-peer-url "https://192.0.2.11:2380")
 	else
-		args+=(--etcd-endpoints "$ETCD")
+		# Joining: copies of the first host's CA and client certificate.
+		mkdir -m 0700 "$work/$h/etcd-client"
+		cp "$PKI/ca.crt" "$PKI/client.crt" "$PKI/client.key" "$work/$h/etcd-client/"
+		d="$work/$h/etcd-client"
+		args+=(--etcd-endpoints "$ETCD" --etcd-ca-file "$d/ca.crt" --etcd-cert-file "$d/client.crt" --etcd-key-file "$d/client.key")
 	fi
 	# Started directly (not through a shell function) so that $! is
 	# calyx-node itself: ip netns exec and env exec into it.
 	ip netns exec "cxd-$h" env -i PATH="$PATH" "$BIN/calyx-node" "${args[@]}" >"$work/$h/node.log" 2>&1 &
 	pids+=($!)
 	for _ in $(seq 1 200); do
-		[ -S "$work/$h/calyx.sock" ] && inns "$h" env -i PATH="$PATH" CALYX_ETCD_ENDPOINTS="$ETCD" "$BIN/calyxctl" get node "$h" >/dev/null 2>&1 && break
+		[ -S "$work/$h/calyx.sock" ] && inns "$h" env -i PATH="$PATH" $(etcdenv "$h") "$BIN/calyxctl" get node "$h" >/dev/null 2>&1 && break
 		sleep 0.1
 	done
 	[ -S "$work/$h/calyx.sock" ] || { cat "$work/$h/node.log"; echo "calyx-node on $h did not start"; exit 1; }

@@ -50,14 +50,16 @@ import (
 	"github.com/calyx-net/calyx/bench/report"
 	"github.com/calyx-net/calyx/internal/api"
 	"github.com/calyx-net/calyx/internal/datastore"
+	"github.com/calyx-net/calyx/internal/pki"
 	"go.etcd.io/etcd/api/v3/version"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
 
 const (
-	clientURL = "http://127.0.0.1:23791"
-	peerURL   = "http://127.0.0.1:23801"
+	clientURL = "https://127.0.0.1:23791"
+	peerURL   = "https://127.0.0.1:23801"
 )
 
 func main() {
@@ -102,17 +104,30 @@ func run(rounds, n, conc int) error {
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	e, err := datastore.StartEmbedded(ctx, datastore.EmbeddedConfig{DataDir: filepath.Join(dir, "etcd"), Name: "bench", ClientURL: clientURL, PeerURL: peerURL, Log: log})
+	// TLS with client certificates, as calyx-node runs it.
+	files, err := pki.Ensure(filepath.Join(dir, "etcd-pki"), pki.Options{})
+	if err != nil {
+		return err
+	}
+	e, err := datastore.StartEmbedded(ctx, datastore.EmbeddedConfig{
+		DataDir: filepath.Join(dir, "etcd"), Name: "bench", ClientURL: clientURL, PeerURL: peerURL, Log: log,
+		ServerCertFile: files.ServerCert, ServerKeyFile: files.ServerKey,
+		PeerCertFile: files.PeerCert, PeerKeyFile: files.PeerKey, CAFile: files.CACert,
+	})
 	if err != nil {
 		return err
 	}
 	defer e.Close()
-	calyx, err := datastore.New(ctx, datastore.Config{Endpoints: e.Endpoints()}, log)
+	calyx, err := datastore.New(ctx, datastore.Config{Endpoints: e.Endpoints(), CAFile: files.CACert, CertFile: files.ClientCert, KeyFile: files.ClientKey}, log)
 	if err != nil {
 		return err
 	}
 	defer calyx.Close()
-	raw, err := clientv3.New(clientv3.Config{Endpoints: e.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	tlsCfg, err := (transport.TLSInfo{CertFile: files.ClientCert, KeyFile: files.ClientKey, TrustedCAFile: files.CACert}).ClientConfig()
+	if err != nil {
+		return fmt.Errorf("loading the bench's client certificate: %w", err)
+	}
+	raw, err := clientv3.New(clientv3.Config{Endpoints: e.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop(), TLS: tlsCfg})
 	if err != nil {
 		return err
 	}

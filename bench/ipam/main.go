@@ -29,12 +29,13 @@ import (
 
 	"github.com/calyx-net/calyx/bench/report"
 	"github.com/calyx-net/calyx/internal/datastore"
+	"github.com/calyx-net/calyx/internal/pki"
 )
 
 const (
 	rounds      = 3
-	clientURL   = "http://127.0.0.1:23791"
-	peerURL     = "http://127.0.0.1:23801"
+	clientURL   = "https://127.0.0.1:23791"
+	peerURL     = "https://127.0.0.1:23801"
 	hostLocal   = "/usr/lib/cni/host-local"
 	seqN        = 500  // sequential allocations per round (a)
 	hostLocalN  = 100  // host-local ADDs per round (d)
@@ -63,14 +64,21 @@ func run() error {
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
 	log := slog.New(slog.DiscardHandler)
+	// TLS with client certificates, as calyx-node runs it.
+	files, err := pki.Ensure(dir+"/etcd-pki", pki.Options{})
+	if err != nil {
+		return err
+	}
 	emb, err := datastore.StartEmbedded(ctx, datastore.EmbeddedConfig{
 		DataDir: dir + "/etcd", Name: "bench", ClientURL: clientURL, PeerURL: peerURL, Log: log,
+		ServerCertFile: files.ServerCert, ServerKeyFile: files.ServerKey,
+		PeerCertFile: files.PeerCert, PeerKeyFile: files.PeerKey, CAFile: files.CACert,
 	})
 	if err != nil {
 		return err
 	}
 	defer emb.Close()
-	b, err := newBench(ctx, dir, log)
+	b, err := newBench(ctx, dir, log, files)
 	if err != nil {
 		return err
 	}

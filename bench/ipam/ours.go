@@ -9,11 +9,13 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/calyx-net/calyx/internal/api"
 	"github.com/calyx-net/calyx/internal/datastore"
 	"github.com/calyx-net/calyx/internal/ipam"
+	"github.com/calyx-net/calyx/internal/pki"
 )
 
 // bench holds the connections shared by the rounds. Every simulated host
@@ -27,10 +29,13 @@ type bench struct {
 	seq   *ipam.Allocator     // the one long-running host of (a)
 }
 
-func newBench(ctx context.Context, dir string, log *slog.Logger) (*bench, error) {
+func newBench(ctx context.Context, dir string, log *slog.Logger, files *pki.Files) (*bench, error) {
 	b := &bench{dir: dir, log: log}
-	cfg := datastore.Config{Endpoints: []string{clientURL}}
-	var err error
+	cfg := datastore.Config{Endpoints: []string{clientURL}, CAFile: files.CACert, CertFile: files.ClientCert, KeyFile: files.ClientKey}
+	tlsCfg, err := (transport.TLSInfo{CertFile: files.ClientCert, KeyFile: files.ClientKey, TrustedCAFile: files.CACert}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("loading the bench's client certificate: %w", err)
+	}
 	if b.admin, err = datastore.New(ctx, cfg, log); err != nil {
 		return nil, err
 	}
@@ -40,7 +45,7 @@ func newBench(ctx context.Context, dir string, log *slog.Logger) (*bench, error)
 			return nil, err
 		}
 		b.hosts = append(b.hosts, c)
-		rc, err := clientv3.New(clientv3.Config{Endpoints: []string{clientURL}, DialTimeout: 5 * time.Second})
+		rc, err := clientv3.New(clientv3.Config{Endpoints: []string{clientURL}, DialTimeout: 5 * time.Second, TLS: tlsCfg})
 		if err != nil {
 			return nil, err
 		}

@@ -31,20 +31,20 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("calyx-node", flag.ContinueOnError)
 	host, _ := os.Hostname()
-	env := datastore.ConfigFromEnv(os.Getenv)
 	var cfg agent.Config
-	var endpoints, logLevel string
+	var etcdFlags datastore.Settings
+	var logLevel string
 	var showVersion bool
 	fs.StringVar(&cfg.NodeName, "name", strings.ToLower(host), "this host's node name")
 	fs.StringVar(&cfg.NodeIPv4, "ip", "", "this host's IPv4 address with prefix, e.g. 10.0.0.5/24 (default: detected from the interface of the default route)")
 	fs.StringVar(&cfg.ASNumber, "as", "", "this node's BGP AS number (default: the cluster's)")
-	fs.StringVar(&endpoints, "etcd-endpoints", os.Getenv("CALYX_ETCD_ENDPOINTS"), "comma-separated etcd endpoints; empty runs an embedded etcd (env CALYX_ETCD_ENDPOINTS)")
-	fs.StringVar(&cfg.Etcd.CAFile, "etcd-ca-file", env.CAFile, "CA certificate for etcd TLS (env CALYX_ETCD_CA_FILE)")
-	fs.StringVar(&cfg.Etcd.CertFile, "etcd-cert-file", env.CertFile, "client certificate for etcd TLS (env CALYX_ETCD_CERT_FILE)")
-	fs.StringVar(&cfg.Etcd.KeyFile, "etcd-key-file", env.KeyFile, "client key for etcd TLS (env CALYX_ETCD_KEY_FILE)")
-	fs.StringVar(&cfg.DataDir, "data-dir", agent.DefaultDataDir, "state directory; the embedded etcd keeps its data in DIR/etcd")
-	fs.StringVar(&cfg.EmbeddedClientURL, "etcd-listen-client-url", "http://127.0.0.1:2379", "where the embedded etcd serves clients")
-	fs.StringVar(&cfg.EmbeddedPeerURL, "etcd-listen-peer-url", "http://127.0.0.1:2380", "where the embedded etcd listens for peers")
+	fs.StringVar(&etcdFlags.Endpoints, "etcd-endpoints", "", "comma-separated etcd endpoints; empty runs an embedded etcd (env CALYX_ETCD_ENDPOINTS)")
+	fs.StringVar(&etcdFlags.CAFile, "etcd-ca-file", "", "CA certificate for etcd TLS (env CALYX_ETCD_CA_FILE)")
+	fs.StringVar(&etcdFlags.CertFile, "etcd-cert-file", "", "client certificate for etcd TLS (env CALYX_ETCD_CERT_FILE)")
+	fs.StringVar(&etcdFlags.KeyFile, "etcd-key-file", "", "client key for etcd TLS (env CALYX_ETCD_KEY_FILE)")
+	fs.StringVar(&cfg.DataDir, "data-dir", agent.DefaultDataDir, "state directory; the embedded etcd keeps its data in DIR/etcd and its CA and certificates in DIR/etcd-pki")
+	fs.StringVar(&cfg.EmbeddedClientURL, "etcd-listen-client-url", datastore.DefaultEmbeddedClientURL, "where the embedded etcd serves clients (https:// only: TLS with client certificates)")
+	fs.StringVar(&cfg.EmbeddedPeerURL, "etcd-listen-peer-url", datastore.DefaultEmbeddedPeerURL, "where the embedded etcd listens for peers (https:// only: TLS with client certificates)")
 	fs.StringVar(&cfg.Socket, "socket", localapi.DefaultSocket, "unix socket of the local API the CNI plugins call")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "127.0.0.1:9091", "where /metrics, /healthz and /readyz are served over HTTP; empty disables")
 	fs.IntVar(&cfg.MTU, "mtu", agent.DefaultMTU, "container interface MTU when the CNI config sets none")
@@ -67,11 +67,11 @@ func run(args []string) error {
 	// Host names are case-insensitive and node names lower-case, so that
 	// --name %H works in the systemd unit whatever the host's spelling.
 	cfg.NodeName = strings.ToLower(cfg.NodeName)
-	for _, e := range strings.Split(endpoints, ",") {
-		if e = strings.TrimSpace(e); e != "" {
-			cfg.Etcd.Endpoints = append(cfg.Etcd.Endpoints, e)
-		}
+	etcd, err := resolveEtcd(etcdFlags, os.Getenv)
+	if err != nil {
+		return err
 	}
+	cfg.Etcd = etcd
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: expected debug, info, warn or error", logLevel)
@@ -84,4 +84,21 @@ func run(args []string) error {
 	defer stop()
 	log.Info("calyx-node starting", "version", version, "node", cfg.NodeName)
 	return agent.Run(ctx, cfg, log)
+}
+
+// resolveEtcd resolves the datastore settings from the flags and the
+// environment (calyx-node reads no calyxctl.yaml). With none, calyx-node
+// runs its embedded etcd with its own PKI, so TLS files without endpoints
+// are a mistake worth naming.
+func resolveEtcd(flags datastore.Settings, getenv func(string) string) (datastore.Config, error) {
+	cfg, err := datastore.Resolve(datastore.Sources{Flags: flags, Getenv: getenv})
+	if err != nil {
+		return cfg, err
+	}
+	if len(cfg.Endpoints) == 0 && (cfg.CAFile != "" || cfg.CertFile != "" || cfg.KeyFile != "") {
+		return cfg, fmt.Errorf("--etcd-ca-file, --etcd-cert-file or --etcd-key-file (or %s, %s, %s) is set without --etcd-endpoints (%s): "+
+			"they are for an external etcd; the embedded etcd uses the certificates it makes under --data-dir/etcd-pki",
+			datastore.EnvCAFile, datastore.EnvCertFile, datastore.EnvKeyFile, datastore.EnvEndpoints)
+	}
+	return cfg, nil
 }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"path/filepath"
 	"regexp"
 	"time"
 
@@ -23,7 +22,7 @@ import (
 )
 
 // DefaultDataDir is where calyx-node keeps its state, the embedded etcd's
-// data among it (under etcd/).
+// data (under etcd/) and certificates (under etcd-pki/) among it.
 const DefaultDataDir = "/var/lib/calyx"
 
 // Defaults of Config's optional fields.
@@ -45,12 +44,14 @@ type Config struct {
 	// ASNumber is this node's BGP AS number; empty means the cluster's.
 	ASNumber string
 	// Etcd names an external etcd. With no endpoints, calyx-node runs an
-	// embedded single-member etcd under DataDir.
+	// embedded single-member etcd under DataDir, serving only TLS with
+	// client certificates from DataDir/etcd-pki (created on first start).
 	Etcd datastore.Config
 	// DataDir holds calyx-node's state; default DefaultDataDir.
 	DataDir string
 	// EmbeddedClientURL and EmbeddedPeerURL are where the embedded etcd
-	// listens; defaults http://127.0.0.1:2379 and http://127.0.0.1:2380.
+	// listens (https:// only); defaults https://127.0.0.1:2379 and
+	// https://127.0.0.1:2380.
 	EmbeddedClientURL, EmbeddedPeerURL string
 	// Socket is the local API's unix socket; default
 	// localapi.DefaultSocket.
@@ -213,23 +214,16 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 
 	etcdCfg := cfg.Etcd
 	if len(etcdCfg.Endpoints) == 0 {
-		emb, err := datastore.StartEmbedded(ctx, datastore.EmbeddedConfig{
-			DataDir:   filepath.Join(cfg.DataDir, "etcd"),
-			Name:      cfg.NodeName,
-			ClientURL: cfg.EmbeddedClientURL,
-			PeerURL:   cfg.EmbeddedPeerURL,
-			Log:       log,
-		})
+		emb, embCfg, err := startEmbedded(ctx, cfg, log)
 		if err != nil {
-			return fmt.Errorf("starting embedded etcd: %w", err)
+			return err
 		}
 		defer func() {
 			if err := emb.Close(); err != nil {
 				log.Warn("stopping embedded etcd", "err", err)
 			}
 		}()
-		etcdCfg.Endpoints = emb.Endpoints()
-		log.Info("embedded etcd started", "endpoints", etcdCfg.Endpoints, "dataDir", filepath.Join(cfg.DataDir, "etcd"))
+		etcdCfg = embCfg
 	}
 	store, err := datastore.New(ctx, etcdCfg, log.With("component", "datastore"))
 	if err != nil {

@@ -34,7 +34,7 @@ func startNode(t *testing.T, etcd *datastore.Embedded, h hooks, mod func(*Config
 		GCGrace: time.Hour, ResyncInterval: time.Hour,
 	}
 	if etcd != nil { // else mod names the datastore
-		cfg.Etcd = datastore.Config{Endpoints: etcd.Endpoints()}
+		cfg.Etcd = testnet.ClientConfig(etcd)
 	}
 	if mod != nil {
 		mod(&cfg)

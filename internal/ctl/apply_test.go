@@ -43,7 +43,7 @@ spec:
 // kubectl does, and that get -o yaml|json applies back unchanged.
 func TestApplyUnchanged(t *testing.T) {
 	e := testnet.StartEtcd(t)
-	ep := e.Endpoints()[0]
+	ep := testnet.ClientFlags(e)
 	c := testnet.NewClient(t, e)
 	getAll := func() string {
 		t.Helper()

@@ -15,7 +15,7 @@ import (
 // from the file is written: apply is all or nothing. It needs only etcd,
 // so it runs without root.
 func TestCalyxctlBadInput(t *testing.T) {
-	ep := testnet.StartEtcd(t).Endpoints()[0]
+	ep := testnet.ClientFlags(testnet.StartEtcd(t))
 	dir := t.TempDir()
 	good := "apiVersion: calyx.dev/v1\nkind: GlobalNetworkSet\nmetadata: {name: canary}\nspec: {nets: [192.0.2.0/28]}\n---\n"
 	cases := []struct {
@@ -55,8 +55,9 @@ func TestCalyxctlBadInput(t *testing.T) {
 	}
 
 	t.Run("unreachable etcd", func(t *testing.T) {
-		dead := fmt.Sprintf("http://127.0.0.1:%d", testnet.FreePorts(t, 1)[0])
-		_, _, err := run(t, dead, "", "get", "pools")
+		dead := fmt.Sprintf("https://127.0.0.1:%d", testnet.FreePorts(t, 1)[0])
+		conn := append([]string{"--etcd-endpoints", dead}, ep[2:]...) // the same certificates
+		_, _, err := run(t, conn, "", "get", "pools")
 		if err == nil {
 			t.Fatal("get against a dead endpoint succeeded")
 		}

@@ -15,8 +15,9 @@ import (
 
 func TestMain(m *testing.M) { testnet.VerifyNoLeaks(m) }
 
-// run executes calyxctl in-process against endpoint with the given stdin.
-func run(t *testing.T, endpoint, stdin string, args ...string) (string, string, error) {
+// run executes calyxctl in-process with the datastore flags conn (from
+// testnet.ClientFlags or EtcdCluster.ClientFlags) and the given stdin.
+func run(t *testing.T, conn []string, stdin string, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	cmd := NewCommand(Options{
@@ -24,16 +25,16 @@ func run(t *testing.T, endpoint, stdin string, args ...string) (string, string, 
 		Getenv:   func(string) string { return "" },
 		ReadFile: func(string) ([]byte, error) { return nil, fs.ErrNotExist },
 	})
-	cmd.SetArgs(append([]string{"--etcd-endpoints", endpoint}, args...))
+	cmd.SetArgs(append(append([]string(nil), conn...), args...))
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	err := cmd.ExecuteContext(ctx)
 	return out.String(), errb.String(), err
 }
 
-func mustRun(t *testing.T, endpoint, stdin string, args ...string) string {
+func mustRun(t *testing.T, conn []string, stdin string, args ...string) string {
 	t.Helper()
-	out, errOut, err := run(t, endpoint, stdin, args...)
+	out, errOut, err := run(t, conn, stdin, args...)
 	if err != nil {
 		t.Fatalf("calyxctl %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
 	}
@@ -52,7 +53,7 @@ func wantContains(t *testing.T, what, got string, wants ...string) {
 func TestIPAMCommands(t *testing.T) {
 	e := testnet.StartEtcd(t)
 	c := testnet.NewClient(t, e)
-	ep := e.Endpoints()[0]
+	ep := testnet.ClientFlags(e)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	in := "apiVersion: calyx.dev/v1\nkind: IPPool\nmetadata: {name: pool-a}\nspec: {cidr: 10.65.0.0/16}\n---\n" +

@@ -11,7 +11,7 @@ import (
 // one line naming every endpoint.
 func TestEtcdNoLeaderOrUnreachable(t *testing.T) {
 	cl := testnet.StartEtcdCluster(t, 3, testnet.EtcdClusterOptions{})
-	eps := strings.Join(cl.Endpoints(), ",")
+	eps := cl.ClientFlags()
 	mustRun(t, eps, "", "get", "ippools")
 
 	check := func(what, state string) {

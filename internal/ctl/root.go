@@ -61,7 +61,8 @@ func NewCommand(opts Options) *cobra.Command {
 Datastore settings come from flags, then CALYX_ETCD_ENDPOINTS, CALYX_ETCD_CA_FILE,
 CALYX_ETCD_CERT_FILE and CALYX_ETCD_KEY_FILE, then ` + DefaultConfigFile + `;
 with none of them, calyxctl uses the embedded etcd of a local calyx-node
-(http://127.0.0.1:2379).`,
+(https://127.0.0.1:2379 with the client certificate in ` + DefaultPKIDir + `,
+readable by root only).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -70,10 +71,10 @@ with none of them, calyxctl uses the embedded etcd of a local calyx-node
 	root.SetErr(opts.Err)
 	pf := root.PersistentFlags()
 	pf.StringVarP(&c.conn.configFile, "config", "c", "", "settings file (default "+DefaultConfigFile+" if it exists)")
-	pf.StringVar(&c.conn.endpoints, "etcd-endpoints", "", "comma-separated etcd endpoints (env CALYX_ETCD_ENDPOINTS)")
-	pf.StringVar(&c.conn.caFile, "etcd-ca-file", "", "CA certificate for etcd TLS (env CALYX_ETCD_CA_FILE)")
-	pf.StringVar(&c.conn.certFile, "etcd-cert-file", "", "client certificate for etcd TLS (env CALYX_ETCD_CERT_FILE)")
-	pf.StringVar(&c.conn.keyFile, "etcd-key-file", "", "client key for etcd TLS (env CALYX_ETCD_KEY_FILE)")
+	pf.StringVar(&c.conn.Endpoints, "etcd-endpoints", "", "comma-separated etcd endpoints (env CALYX_ETCD_ENDPOINTS)")
+	pf.StringVar(&c.conn.CAFile, "etcd-ca-file", "", "CA certificate for etcd TLS (env CALYX_ETCD_CA_FILE)")
+	pf.StringVar(&c.conn.CertFile, "etcd-cert-file", "", "client certificate for etcd TLS (env CALYX_ETCD_CERT_FILE)")
+	pf.StringVar(&c.conn.KeyFile, "etcd-key-file", "", "client key for etcd TLS (env CALYX_ETCD_KEY_FILE)")
 	pf.BoolVar(&c.debug, "debug", false, "log datastore activity to stderr")
 	root.AddCommand(
 		c.writeCommand(writeCreate),

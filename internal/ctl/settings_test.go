@@ -21,13 +21,14 @@ func TestResolveConfig(t *testing.T) {
 		want    datastore.Config
 		wantErr string
 	}{
-		{name: "defaults", want: datastore.Config{Endpoints: []string{"http://127.0.0.1:2379"}}},
+		{name: "defaults: the local calyx-node's etcd and PKI", want: datastore.Config{Endpoints: []string{"https://127.0.0.1:2379"},
+			CAFile: "/var/lib/calyx/etcd-pki/ca.crt", CertFile: "/var/lib/calyx/etcd-pki/client.crt", KeyFile: "/var/lib/calyx/etcd-pki/client.key"}},
 		{name: "file", files: map[string][]byte{DefaultConfigFile: file},
 			want: datastore.Config{Endpoints: []string{"https://file-a:2379", "https://file-b:2379"}, CAFile: "/file/ca.pem"}},
 		{name: "env beats file", files: map[string][]byte{DefaultConfigFile: file},
 			env:  map[string]string{"CALYX_ETCD_ENDPOINTS": "https://env:2379", "CALYX_ETCD_KEY_FILE": "/env/key.pem"},
 			want: datastore.Config{Endpoints: []string{"https://env:2379"}, CAFile: "/file/ca.pem", KeyFile: "/env/key.pem"}},
-		{name: "flags beat env", flags: connFlags{endpoints: "https://flag:2379", caFile: "/flag/ca.pem"},
+		{name: "flags beat env", flags: connFlags{Settings: datastore.Settings{Endpoints: "https://flag:2379", CAFile: "/flag/ca.pem"}},
 			env:  map[string]string{"CALYX_ETCD_ENDPOINTS": "https://env:2379", "CALYX_ETCD_CA_FILE": "/env/ca.pem"},
 			want: datastore.Config{Endpoints: []string{"https://flag:2379"}, CAFile: "/flag/ca.pem"}},
 		{name: "explicit file missing", flags: connFlags{configFile: "/nope.yaml"}, wantErr: "/nope.yaml"},

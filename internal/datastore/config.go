@@ -3,35 +3,28 @@ package datastore
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
 )
 
-// Environment variables read by ConfigFromEnv. The same names are used by
-// every Calyx binary.
-const (
-	EnvEndpoints = "CALYX_ETCD_ENDPOINTS"
-	EnvCAFile    = "CALYX_ETCD_CA_FILE"
-	EnvCertFile  = "CALYX_ETCD_CERT_FILE"
-	EnvKeyFile   = "CALYX_ETCD_KEY_FILE"
-)
-
 // Defaults.
 const (
 	// DefaultEndpoint is where a calyx-node's embedded etcd listens.
-	DefaultEndpoint = "http://127.0.0.1:2379"
+	DefaultEndpoint = "https://127.0.0.1:2379"
 	// DefaultDialTimeout bounds New's first contact with etcd, so that a
 	// wrong endpoint fails in seconds rather than hanging.
 	DefaultDialTimeout = 5 * time.Second
 )
 
-// Config says how to reach etcd. The zero value means the local embedded
-// etcd over plain HTTP.
+// Config says how to reach etcd. Resolve builds it from flags,
+// environment and calyxctl.yaml.
 type Config struct {
-	// Endpoints are etcd client URLs. Empty means DefaultEndpoint (with
-	// https when TLS files are set). An endpoint without a scheme gets
+	// Endpoints are etcd client URLs. Empty means 127.0.0.1:2379 (https
+	// when TLS files are set, else http). An endpoint without a scheme gets
 	// http:// or, with TLS, https://.
 	Endpoints []string
 	// CAFile verifies the server's certificate (empty: system roots).
@@ -39,31 +32,6 @@ type Config struct {
 	CAFile, CertFile, KeyFile string
 	// DialTimeout bounds the connectivity probe in New (0: 5 s).
 	DialTimeout time.Duration
-}
-
-// ConfigFromEnv reads CALYX_ETCD_ENDPOINTS (comma-separated),
-// CALYX_ETCD_CA_FILE, CALYX_ETCD_CERT_FILE and CALYX_ETCD_KEY_FILE through
-// getenv (os.Getenv in a binary, a map in a test).
-func ConfigFromEnv(getenv func(string) string) Config {
-	cfg := Config{
-		Endpoints: splitEndpoints(getenv(EnvEndpoints)),
-		CAFile:    strings.TrimSpace(getenv(EnvCAFile)),
-		CertFile:  strings.TrimSpace(getenv(EnvCertFile)),
-		KeyFile:   strings.TrimSpace(getenv(EnvKeyFile)),
-	}
-	cfg.Endpoints = cfg.resolvedEndpoints()
-	return cfg
-}
-
-// splitEndpoints splits a comma-separated list, dropping blanks.
-func splitEndpoints(s string) []string {
-	var out []string
-	for _, e := range strings.Split(s, ",") {
-		if e = strings.TrimSpace(e); e != "" {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 func (c Config) usesTLS() bool { return c.CAFile != "" || c.CertFile != "" || c.KeyFile != "" }
@@ -85,7 +53,7 @@ func (c Config) resolvedEndpoints() []string {
 		out = append(out, e)
 	}
 	if len(out) == 0 {
-		out = []string{scheme + strings.TrimPrefix(DefaultEndpoint, "http://")}
+		out = []string{scheme + strings.TrimPrefix(DefaultEndpoint, "https://")}
 	}
 	return out
 }
@@ -96,11 +64,14 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 	if !c.usesTLS() {
 		return nil, nil
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	// The session cache lets a reconnect (after an etcd restart or a
+	// dropped connection) resume the TLS session instead of repeating the
+	// full certificate exchange.
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ClientSessionCache: tls.NewLRUClientSessionCache(0)}
 	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
+		pem, err := readTLSFile("CA certificate", c.CAFile, "--etcd-ca-file", EnvCAFile, "etcdCACertFile")
 		if err != nil {
-			return nil, fmt.Errorf("reading etcd CA file: %w", err)
+			return nil, err
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
@@ -113,13 +84,13 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 			c.CertFile, c.KeyFile, EnvCertFile, EnvKeyFile)
 	}
 	if c.CertFile != "" {
-		certPEM, err := os.ReadFile(c.CertFile)
+		certPEM, err := readTLSFile("client certificate", c.CertFile, "--etcd-cert-file", EnvCertFile, "etcdCertFile")
 		if err != nil {
-			return nil, fmt.Errorf("reading etcd client certificate file: %w", err)
+			return nil, err
 		}
-		keyPEM, err := os.ReadFile(c.KeyFile)
+		keyPEM, err := readTLSFile("client key", c.KeyFile, "--etcd-key-file", EnvKeyFile, "etcdKeyFile")
 		if err != nil {
-			return nil, fmt.Errorf("reading etcd client key file: %w", err)
+			return nil, err
 		}
 		pair, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
@@ -128,4 +99,25 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 		cfg.Certificates = []tls.Certificate{pair}
 	}
 	return cfg, nil
+}
+
+// readTLSFile reads one TLS file. Its error is one line that names the
+// file and says how to point Calyx elsewhere: the usual case is a non-root
+// user running calyxctl against the root-only keys of the local PKI.
+func readTLSFile(what, path, flag, env, fileField string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read etcd %s %s: %w (run as a user who can read it, or point %s, %s or spec.%s in %s at a copy you can read)",
+			what, path, unwrapPathError(err), flag, env, fileField, DefaultConfigFile)
+	}
+	return data, nil
+}
+
+// unwrapPathError drops the "open PATH:" prefix the message already has.
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

@@ -3,6 +3,7 @@ package datastore_test
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -17,39 +18,72 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-func TestConfigFromEnv(t *testing.T) {
-	tlsEnv := map[string]string{
-		"CALYX_ETCD_CA_FILE":   "/etc/calyx/ca.pem",
-		"CALYX_ETCD_CERT_FILE": "/etc/calyx/cert.pem",
-		"CALYX_ETCD_KEY_FILE":  "/etc/calyx/key.pem",
-	}
-	withTLS := func(env map[string]string) map[string]string {
-		for k, v := range tlsEnv {
-			env[k] = v
-		}
-		return env
-	}
-	tlsFiles := datastore.Config{CAFile: "/etc/calyx/ca.pem", CertFile: "/etc/calyx/cert.pem", KeyFile: "/etc/calyx/key.pem"}
+func TestResolve(t *testing.T) {
+	file := []byte("apiVersion: calyx.dev/v1\nkind: CalyxctlConfig\nspec:\n" +
+		"  etcdEndpoints: https://file-a:2379, https://file-b:2379\n  etcdCACertFile: /file/ca.crt\n  etcdKeyFile: /file/client.key\n")
+	const path = "/etc/calyx/calyxctl.yaml"
+	local := datastore.Config{Endpoints: []string{"https://127.0.0.1:2379"}, CAFile: "/pki/ca.crt", CertFile: "/pki/client.crt", KeyFile: "/pki/client.key"}
 	for _, tc := range []struct {
-		name string
-		env  map[string]string
-		want datastore.Config
+		name     string
+		flags    datastore.Settings
+		env      map[string]string
+		files    map[string][]byte
+		noFile   bool // calyx-node: no config file
+		explicit bool
+		def      datastore.Config
+		want     datastore.Config
+		wantErr  string
 	}{
-		{"nothing set", map[string]string{}, datastore.Config{Endpoints: []string{"http://127.0.0.1:2379"}}},
-		{"blank list", map[string]string{"CALYX_ETCD_ENDPOINTS": " , ,"}, datastore.Config{Endpoints: []string{"http://127.0.0.1:2379"}}},
-		{"two endpoints with spaces", map[string]string{"CALYX_ETCD_ENDPOINTS": " http://10.0.0.1:2379 ,http://10.0.0.2:2379,"},
-			datastore.Config{Endpoints: []string{"http://10.0.0.1:2379", "http://10.0.0.2:2379"}}},
-		{"no scheme", map[string]string{"CALYX_ETCD_ENDPOINTS": "10.0.0.1:2379"},
-			datastore.Config{Endpoints: []string{"http://10.0.0.1:2379"}}},
-		{"TLS without endpoints", withTLS(map[string]string{}),
-			datastore.Config{Endpoints: []string{"https://127.0.0.1:2379"}, CAFile: tlsFiles.CAFile, CertFile: tlsFiles.CertFile, KeyFile: tlsFiles.KeyFile}},
-		{"TLS, no scheme", withTLS(map[string]string{"CALYX_ETCD_ENDPOINTS": "etcd-1:2379,https://etcd-2:2379"}),
-			datastore.Config{Endpoints: []string{"https://etcd-1:2379", "https://etcd-2:2379"}, CAFile: tlsFiles.CAFile, CertFile: tlsFiles.CertFile, KeyFile: tlsFiles.KeyFile}},
+		{name: "nothing set: the default", def: local, want: local},
+		{name: "nothing set, no default (calyx-node: embedded)", noFile: true, want: datastore.Config{}},
+		{name: "blank list is unset", env: map[string]string{"CALYX_ETCD_ENDPOINTS": " , ,"}, def: local, want: local},
+		{name: "file", files: map[string][]byte{path: file}, def: local,
+			want: datastore.Config{Endpoints: []string{"https://file-a:2379", "https://file-b:2379"}, CAFile: "/file/ca.crt", KeyFile: "/file/client.key"}},
+		{name: "env beats file, field by field", files: map[string][]byte{path: file}, def: local,
+			env:  map[string]string{"CALYX_ETCD_ENDPOINTS": " https://env-1:2379 ,https://env-2:2379,", "CALYX_ETCD_KEY_FILE": "/env/client.key"},
+			want: datastore.Config{Endpoints: []string{"https://env-1:2379", "https://env-2:2379"}, CAFile: "/file/ca.crt", KeyFile: "/env/client.key"}},
+		{name: "flags beat env and file", files: map[string][]byte{path: file}, def: local,
+			flags: datastore.Settings{Endpoints: "https://flag:2379", CAFile: "/flag/ca.crt"},
+			env:   map[string]string{"CALYX_ETCD_ENDPOINTS": "https://env:2379", "CALYX_ETCD_CA_FILE": "/env/ca.crt", "CALYX_ETCD_CERT_FILE": "/env/client.crt"},
+			want:  datastore.Config{Endpoints: []string{"https://flag:2379"}, CAFile: "/flag/ca.crt", CertFile: "/env/client.crt", KeyFile: "/file/client.key"}},
+		{name: "calyx-node ignores calyxctl.yaml", noFile: true, files: map[string][]byte{path: file},
+			env:  map[string]string{"CALYX_ETCD_ENDPOINTS": "https://env:2379"},
+			want: datastore.Config{Endpoints: []string{"https://env:2379"}}},
+		{name: "explicit file missing", explicit: true, wantErr: path},
+		{name: "unknown field in file", files: map[string][]byte{path: []byte("kind: CalyxctlConfig\nspec:\n  etcdEndpoint: x\n")},
+			wantErr: "etcdEndpoint"},
+		{name: "wrong kind in file", files: map[string][]byte{path: []byte("kind: Other\nspec: {}\n")},
+			wantErr: "CalyxctlConfig"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := datastore.ConfigFromEnv(func(k string) string { return tc.env[k] })
+			src := datastore.Sources{
+				Flags:              tc.flags,
+				Getenv:             func(k string) string { return tc.env[k] },
+				ConfigFile:         path,
+				ConfigFileExplicit: tc.explicit,
+				ReadFile: func(p string) ([]byte, error) {
+					if b, ok := tc.files[p]; ok {
+						return b, nil
+					}
+					return nil, fs.ErrNotExist
+				},
+				Default: tc.def,
+			}
+			if tc.noFile {
+				src.ConfigFile = ""
+			}
+			got, err := datastore.Resolve(src)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one mentioning %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("ConfigFromEnv (-want +got):\n%s", diff)
+				t.Errorf("Resolve (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -104,7 +138,7 @@ func TestEmbeddedPortInUse(t *testing.T) {
 	}
 	defer l.Close()
 	cfg := testnet.EtcdConfig(t)
-	cfg.ClientURL = "http://" + l.Addr().String()
+	cfg.ClientURL = "https://" + l.Addr().String()
 	_, err = datastore.StartEmbedded(context.Background(), cfg)
 	if err == nil || !strings.Contains(err.Error(), cfg.ClientURL+" is already in use") {
 		t.Fatalf("StartEmbedded on a taken port: %v", err)

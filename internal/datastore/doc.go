@@ -44,8 +44,13 @@
 //     itself out of sync, and a request that ran out of time is given its
 //     error.
 //   - StartEmbedded runs a single-member etcd in-process, so one host works
-//     out of the box; its and the client's zap logging are routed into the
-//     injected slog logger at warn (server) and error (client) level.
+//     out of the box; it serves only TLS and requires a client certificate
+//     on both its client and peer ports (internal/pki makes the files). Its
+//     and the client's zap logging are routed into the injected slog logger
+//     at warn (server) and error (client) level.
+//   - Resolve is the one place flags, CALYX_ETCD_* variables and
+//     calyxctl.yaml become a Config, with the same precedence in every
+//     binary.
 //
 // Validation is the caller's job: the datastore stores what it is given
 // (refusing only what would break the key layout, such as an empty name).

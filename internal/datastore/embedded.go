@@ -20,25 +20,29 @@ import (
 // Embedded-etcd defaults.
 const (
 	DefaultEmbeddedName      = "calyx"
-	DefaultEmbeddedClientURL = "http://127.0.0.1:2379"
-	DefaultEmbeddedPeerURL   = "http://127.0.0.1:2380"
+	DefaultEmbeddedClientURL = "https://127.0.0.1:2379"
+	DefaultEmbeddedPeerURL   = "https://127.0.0.1:2380"
 	// embeddedStartTimeout bounds the wait for the server to be ready.
 	embeddedStartTimeout = 60 * time.Second
 )
 
-// EmbeddedConfig describes a single-member etcd run in-process. Only
-// DataDir is required.
+// EmbeddedConfig describes a single-member etcd run in-process. DataDir
+// and the TLS files are required: the embedded etcd serves only TLS, and
+// only to clients and peers that present a certificate signed by CAFile
+// (internal/pki makes all of them).
 type EmbeddedConfig struct {
 	DataDir   string
 	Name      string // member name (default "calyx")
-	ClientURL string // where clients connect (default http://127.0.0.1:2379)
-	PeerURL   string // where peers would connect (default http://127.0.0.1:2380)
+	ClientURL string // where clients connect (default https://127.0.0.1:2379)
+	PeerURL   string // where peers would connect (default https://127.0.0.1:2380)
 	// Log receives the server's warnings and errors; nil discards them.
 	Log *slog.Logger
-	// TLS for clients: with CertFile and KeyFile set, ClientURL must be
-	// https://; with ClientCAFile set too, clients must present a
-	// certificate signed by it.
-	CertFile, KeyFile, ClientCAFile string
+	// ServerCertFile and ServerKeyFile are presented on the client port,
+	// PeerCertFile and PeerKeyFile on the peer port (as server and as
+	// client); CAFile verifies clients and peers.
+	ServerCertFile, ServerKeyFile string
+	PeerCertFile, PeerKeyFile     string
+	CAFile                        string
 	// MaxTxnOps is the most operations one transaction may hold (default
 	// 2048, etcd's own default is 128), so that Batch can write a large
 	// calyxctl apply atomically.
@@ -83,6 +87,9 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	cfg = cfg.withDefaults()
 	if cfg.DataDir == "" {
 		return nil, fmt.Errorf("starting embedded etcd: no data directory")
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	closing := new(atomic.Bool)
 	ecfg, err := cfg.etcdConfig(closing)
@@ -139,15 +146,57 @@ func (c EmbeddedConfig) etcdConfig(closing *atomic.Bool) (*embed.Config, error) 
 	// and client connection for nothing.
 	ecfg.EnableGRPCGateway = false
 	ecfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(newZapLogger(c.Log, zapcore.WarnLevel, "etcd", closing))
-	if c.CertFile != "" || c.KeyFile != "" {
-		ecfg.ClientTLSInfo = transport.TLSInfo{
-			CertFile:       c.CertFile,
-			KeyFile:        c.KeyFile,
-			TrustedCAFile:  c.ClientCAFile,
-			ClientCertAuth: c.ClientCAFile != "",
-		}
+	ecfg.ClientTLSInfo = transport.TLSInfo{
+		CertFile:       c.ServerCertFile,
+		KeyFile:        c.ServerKeyFile,
+		TrustedCAFile:  c.CAFile,
+		ClientCertAuth: true,
+	}
+	ecfg.PeerTLSInfo = transport.TLSInfo{
+		CertFile:       c.PeerCertFile,
+		KeyFile:        c.PeerKeyFile,
+		TrustedCAFile:  c.CAFile,
+		ClientCertAuth: true,
 	}
 	return ecfg, nil
+}
+
+// validate refuses plain-http URLs and missing TLS files, so that the
+// embedded etcd can never serve anyone without a certificate.
+func (c EmbeddedConfig) validate() error {
+	if _, err := ListenHost("--etcd-listen-client-url", c.ClientURL); err != nil {
+		return err
+	}
+	if _, err := ListenHost("--etcd-listen-peer-url", c.PeerURL); err != nil {
+		return err
+	}
+	for _, f := range []struct{ name, path string }{
+		{"server certificate", c.ServerCertFile}, {"server key", c.ServerKeyFile},
+		{"peer certificate", c.PeerCertFile}, {"peer key", c.PeerKeyFile},
+		{"CA certificate", c.CAFile},
+	} {
+		if f.path == "" {
+			return fmt.Errorf("starting embedded etcd: no %s file (the embedded etcd serves only TLS with client certificates)", f.name)
+		}
+	}
+	return nil
+}
+
+// ListenHost checks that rawURL, given by flag, is an https:// URL the
+// embedded etcd may listen on, and returns its host (name or address,
+// without brackets or port), which its server certificate must cover.
+func ListenHost(flag, rawURL string) (string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", fmt.Errorf("%s %q: %w", flag, rawURL, err)
+	}
+	if u.Scheme != "https" {
+		return "", fmt.Errorf("%s %s: the embedded etcd serves only TLS with client certificates; use https://", flag, rawURL)
+	}
+	if u.Hostname() == "" || u.Port() == "" {
+		return "", fmt.Errorf("%s %s: expected https://HOST:PORT", flag, rawURL)
+	}
+	return u.Hostname(), nil
 }
 
 // startError explains a failed start, naming the URL whose port is taken.

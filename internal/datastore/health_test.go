@@ -121,7 +121,9 @@ func TestHealthLeaderQuorumAndUnreachable(t *testing.T) {
 	waitFor(t, "the syncer to drop out of sync", func() bool { return !s.Status().InSync })
 	// New says "no leader" rather than "cannot reach".
 	nctx, ncancel := context.WithTimeout(t.Context(), 30*time.Second)
-	_, err = datastore.New(nctx, datastore.Config{Endpoints: cl.Endpoints(), DialTimeout: 2 * time.Second}, nil)
+	ncfg := cl.ClientConfig()
+	ncfg.DialTimeout = 2 * time.Second
+	_, err = datastore.New(nctx, ncfg, nil)
 	ncancel()
 	if !datastore.IsNoLeader(err) {
 		t.Errorf("New without a leader: %v, want IsNoLeader", err)

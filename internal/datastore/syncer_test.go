@@ -310,7 +310,7 @@ func TestSyncerSurvivesEtcdRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	aside := cfg
-	aside.ClientURL = fmt.Sprintf("http://127.0.0.1:%d", testnet.FreePorts(t, 1)[0])
+	aside.ClientURL = fmt.Sprintf("https://127.0.0.1:%d", testnet.FreePorts(t, 1)[0])
 	e = testnet.StartEtcdWith(t, aside)
 	w.c = testnet.NewClient(t, e)
 	w.apply(pool("e", "10.5.0.0/16", nil))

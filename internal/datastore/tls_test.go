@@ -2,17 +2,13 @@ package datastore_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"fmt"
-	"math/big"
-	"net"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,82 +16,13 @@ import (
 	"github.com/calyx-net/calyx/internal/testnet"
 )
 
-// pki is a CA with a server and a client certificate, as PEM files.
-type pki struct {
-	ca, serverCert, serverKey, clientCert, clientKey string
-}
-
-func newPKI(t *testing.T) pki {
-	t.Helper()
-	dir := t.TempDir()
-	write := func(name, typ string, der []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	newKey := func() *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	now := time.Now()
-	caKey := newKey()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "calyx test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf := func(serial int64, cn string, usage x509.ExtKeyUsage) (cert, key string) {
-		k := newKey()
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kder, err := x509.MarshalECPrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return write(cn+".pem", "CERTIFICATE", der), write(cn+"-key.pem", "EC PRIVATE KEY", kder)
-	}
-	p := pki{ca: write("ca.pem", "CERTIFICATE", caDER)}
-	p.serverCert, p.serverKey = leaf(2, "server", x509.ExtKeyUsageServerAuth)
-	p.clientCert, p.clientKey = leaf(3, "client", x509.ExtKeyUsageClientAuth)
-	return p
-}
-
 func TestTLS(t *testing.T) {
-	p := newPKI(t)
-	cfg := testnet.EtcdConfig(t)
-	cfg.ClientURL = fmt.Sprintf("https://127.0.0.1:%d", testnet.FreePorts(t, 1)[0])
-	cfg.CertFile, cfg.KeyFile, cfg.ClientCAFile = p.serverCert, p.serverKey, p.ca
-	e := testnet.StartEtcdWith(t, cfg)
-
-	// The settings as an operator gives them, through the environment.
-	env := map[string]string{
-		"CALYX_ETCD_ENDPOINTS": e.Endpoints()[0],
-		"CALYX_ETCD_CA_FILE":   p.ca,
-		"CALYX_ETCD_CERT_FILE": p.clientCert,
-		"CALYX_ETCD_KEY_FILE":  p.clientKey,
+	e := testnet.StartEtcd(t)
+	good := testnet.ClientConfig(e)
+	if !strings.HasPrefix(good.Endpoints[0], "https://") {
+		t.Fatalf("test etcd serves %s, want https", good.Endpoints[0])
 	}
-	c, err := datastore.New(testCtx(t), datastore.ConfigFromEnv(func(k string) string { return env[k] }), nil)
+	c, err := datastore.New(testCtx(t), good, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +34,7 @@ func TestTLS(t *testing.T) {
 
 	// Without a client certificate the server refuses the connection.
 	_, err = datastore.New(context.Background(), datastore.Config{
-		Endpoints: e.Endpoints(), CAFile: p.ca, DialTimeout: 500 * time.Millisecond,
+		Endpoints: e.Endpoints(), CAFile: good.CAFile, DialTimeout: 500 * time.Millisecond,
 	}, nil)
 	if !datastore.IsUnreachable(err) {
 		t.Errorf("New without a client certificate: %v, want IsUnreachable", err)
@@ -115,9 +42,105 @@ func TestTLS(t *testing.T) {
 
 	// Plain http with TLS files set is a configuration mistake.
 	_, err = datastore.New(context.Background(), datastore.Config{
-		Endpoints: []string{"http://127.0.0.1:2379"}, CAFile: p.ca,
+		Endpoints: []string{"http://127.0.0.1:2379"}, CAFile: good.CAFile,
 	}, nil)
 	if err == nil || datastore.IsUnreachable(err) {
 		t.Errorf("New with http:// and TLS files: %v", err)
+	}
+}
+
+// TestEmbeddedPeerPortNeedsClientCert checks that the peer port, which
+// answers /members, talks to nobody but holders of a certificate from the
+// cluster's CA.
+func TestEmbeddedPeerPortNeedsClientCert(t *testing.T) {
+	cfg := testnet.EtcdConfig(t)
+	testnet.StartEtcdWith(t, cfg)
+	members := strings.TrimPrefix(cfg.PeerURL, "https://") + "/members"
+	ca, err := os.ReadFile(cfg.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca)
+	get := func(url string, tlsCfg *tls.Config) (int, string, error) {
+		tr := &http.Transport{TLSClientConfig: tlsCfg, DisableKeepAlives: true}
+		defer tr.CloseIdleConnections()
+		hc := &http.Client{Timeout: 10 * time.Second, Transport: tr}
+		resp, err := hc.Get(url)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), nil
+	}
+
+	if code, body, err := get("http://"+members, nil); err == nil && (code == http.StatusOK || strings.Contains(body, cfg.Name)) {
+		t.Errorf("plain http GET /members on the peer port: %d %q, want a refusal", code, body)
+	}
+	if code, body, err := get("https://"+members, &tls.Config{RootCAs: roots}); err == nil {
+		t.Errorf("https GET /members without a client certificate: %d %q, want a TLS refusal", code, body)
+	}
+	// The same request with the peer certificate works, so the refusals
+	// above are about the certificate and nothing else.
+	pair, err := tls.LoadX509KeyPair(cfg.PeerCertFile, cfg.PeerKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body, err := get("https://"+members, &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}})
+	if err != nil || code != http.StatusOK || !strings.Contains(body, cfg.Name) {
+		t.Errorf("GET /members with the peer certificate: %d %q %v, want 200 naming member %q", code, body, err, cfg.Name)
+	}
+}
+
+func TestEmbeddedRefusesPlainHTTP(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*datastore.EmbeddedConfig)
+		want string
+	}{
+		{"http client URL", func(c *datastore.EmbeddedConfig) { c.ClientURL = "http://127.0.0.1:1" },
+			"--etcd-listen-client-url http://127.0.0.1:1: the embedded etcd serves only TLS with client certificates; use https://"},
+		{"http peer URL", func(c *datastore.EmbeddedConfig) { c.PeerURL = "http://127.0.0.1:2" },
+			"--etcd-listen-peer-url http://127.0.0.1:2: the embedded etcd serves only TLS with client certificates; use https://"},
+		{"no CA", func(c *datastore.EmbeddedConfig) { c.CAFile = "" }, "no CA certificate file"},
+		{"no server key", func(c *datastore.EmbeddedConfig) { c.ServerKeyFile = "" }, "no server key file"},
+		{"no peer certificate", func(c *datastore.EmbeddedConfig) { c.PeerCertFile = "" }, "no peer certificate file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testnet.EtcdConfig(t)
+			tc.edit(&cfg)
+			e, err := datastore.StartEmbedded(context.Background(), cfg)
+			if err == nil {
+				e.Close()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("StartEmbedded: %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestUnreadableKeyError checks the one-line error a user gets who cannot
+// read the client key (root can read any file, so a directory stands in
+// for an unreadable file).
+func TestUnreadableKeyError(t *testing.T) {
+	f := testnet.PKI(t)
+	bad := filepath.Join(t.TempDir(), "client.key")
+	if err := os.Mkdir(bad, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, err := datastore.New(context.Background(), datastore.Config{CAFile: f.CACert, CertFile: f.ClientCert, KeyFile: bad}, nil)
+	if err == nil {
+		t.Fatal("New with an unreadable key succeeded")
+	}
+	msg := err.Error()
+	for _, want := range []string{"cannot read etcd client key " + bad + ": ", "--etcd-key-file", "CALYX_ETCD_KEY_FILE", "calyxctl.yaml"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not contain %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "\n") {
+		t.Errorf("error spans several lines: %q", msg)
 	}
 }

@@ -90,12 +90,14 @@ func TestConcurrentHostsWithConnectionCuts(t *testing.T) {
 	e := testnet.StartEtcd(t)
 	ev := &env{t: t, c: testnet.NewClient(t, e)}
 	ev.apply(testnet.IPPool("big", "10.100.0.0/16", 26))
-	target := strings.TrimPrefix(e.Endpoints()[0], "http://")
+	target := strings.TrimPrefix(e.Endpoints()[0], "https://")
 	hosts := make([]*host, nHosts)
 	for i := range hosts {
 		h := &host{name: fmt.Sprintf("host-%02d", i), proxy: testnet.StartProxy(t, target)}
 		ev.apply(node(h.name, nil))
-		cl, err := datastore.New(testCtx(t), datastore.Config{Endpoints: []string{h.proxy.URL()}, DialTimeout: 20 * time.Second},
+		cfg := testnet.ClientConfig(e)
+		cfg.Endpoints, cfg.DialTimeout = []string{h.proxy.URL()}, 20*time.Second
+		cl, err := datastore.New(testCtx(t), cfg,
 			slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)

@@ -14,18 +14,26 @@ import (
 )
 
 // EtcdConfig returns the configuration of a fresh embedded etcd for t: free
-// loopback ports, data in t.TempDir(), no fsync, logs discarded. Tests that
-// restart the server pass it to StartEtcdWith more than once.
+// loopback ports served over TLS with client certificates from a fresh PKI
+// (see PKI and ClientConfig), data in t.TempDir(), no fsync, logs
+// discarded. Tests that restart the server pass it to StartEtcdWith more
+// than once.
 func EtcdConfig(t testing.TB) datastore.EmbeddedConfig {
 	t.Helper()
 	ports := FreePorts(t, 2)
+	f := PKI(t)
 	return datastore.EmbeddedConfig{
-		DataDir:       filepath.Join(t.TempDir(), "etcd"), // etcd creates it 0700
-		Name:          "test",
-		ClientURL:     fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
-		PeerURL:       fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
-		Log:           slog.New(slog.DiscardHandler),
-		UnsafeNoFsync: true,
+		DataDir:        filepath.Join(t.TempDir(), "etcd"), // etcd creates it 0700
+		Name:           "test",
+		ClientURL:      fmt.Sprintf("https://127.0.0.1:%d", ports[0]),
+		PeerURL:        fmt.Sprintf("https://127.0.0.1:%d", ports[1]),
+		Log:            slog.New(slog.DiscardHandler),
+		UnsafeNoFsync:  true,
+		ServerCertFile: f.ServerCert,
+		ServerKeyFile:  f.ServerKey,
+		PeerCertFile:   f.PeerCert,
+		PeerKeyFile:    f.PeerKey,
+		CAFile:         f.CACert,
 	}
 }
 
@@ -69,12 +77,13 @@ func startEtcd(t testing.TB, cfg datastore.EmbeddedConfig) (*datastore.Embedded,
 	return e, nil
 }
 
-// NewClient connects a datastore client to e, closed when t ends.
+// NewClient connects a datastore client to e with the client certificate
+// of its PKI, closed when t ends.
 func NewClient(t testing.TB, e *datastore.Embedded) *datastore.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := datastore.New(ctx, datastore.Config{Endpoints: e.Endpoints()}, slog.New(slog.DiscardHandler))
+	c, err := datastore.New(ctx, ClientConfig(e), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("connecting to etcd: %v", err)
 	}

@@ -40,12 +40,13 @@ type EtcdClusterTLS struct {
 }
 
 // EtcdClusterOptions configure StartEtcdCluster; the zero value is a
-// plain-http cluster of the etcd on $PATH.
+// cluster of the etcd on $PATH serving TLS with client certificates from a
+// fresh test PKI.
 type EtcdClusterOptions struct {
 	// Bin is the etcd binary; default "etcd" looked up in $PATH. The test
 	// is skipped when it is not installed.
 	Bin string
-	// TLS, when set, secures client and/or peer traffic.
+	// TLS names the certificates; nil: a fresh PKI (see PKI).
 	TLS *EtcdClusterTLS
 }
 
@@ -91,6 +92,17 @@ func StartEtcdCluster(t testing.TB, n int, opts EtcdClusterOptions) *EtcdCluster
 	path, err := exec.LookPath(bin)
 	if err != nil {
 		t.Skipf("etcd binary %q not found (install Debian's etcd-server package, see hack/install-deps.sh): %v", bin, err)
+	}
+	if opts.TLS == nil {
+		// Like calyx-node's embedded etcd, the cluster serves only TLS
+		// with client certificates, on the client and the peer port.
+		f := PKI(t)
+		opts.TLS = &EtcdClusterTLS{
+			CAFile:         f.CACert,
+			ServerCertFile: f.ServerCert, ServerKeyFile: f.ServerKey,
+			PeerCertFile: f.PeerCert, PeerKeyFile: f.PeerKey,
+			ClientCertFile: f.ClientCert, ClientKeyFile: f.ClientKey,
+		}
 	}
 	hc, err := statusHTTPClient(opts.TLS)
 	if err != nil {
@@ -241,6 +253,16 @@ func (c *EtcdCluster) Member(i int) *EtcdMember { return c.members[i] }
 
 // Size is the number of members.
 func (c *EtcdCluster) Size() int { return len(c.members) }
+
+// ClientFlags are the calyxctl / calyx-node flags that reach every member.
+func (c *EtcdCluster) ClientFlags() []string {
+	cfg := c.ClientConfig()
+	flags := []string{"--etcd-endpoints", strings.Join(cfg.Endpoints, ",")}
+	if c.tls != nil {
+		flags = append(flags, "--etcd-ca-file", cfg.CAFile, "--etcd-cert-file", cfg.CertFile, "--etcd-key-file", cfg.KeyFile)
+	}
+	return flags
+}
 
 // ClientConfig is a datastore configuration for every member.
 func (c *EtcdCluster) ClientConfig() datastore.Config {

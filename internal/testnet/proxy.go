@@ -36,8 +36,9 @@ func StartProxy(t testing.TB, target string) *Proxy {
 	return p
 }
 
-// URL is the proxy's address as an http:// URL, for an etcd client.
-func (p *Proxy) URL() string { return "http://" + p.l.Addr().String() }
+// URL is the proxy's address as an https:// URL, for an etcd client
+// (the proxy forwards TLS untouched; the test PKI covers 127.0.0.1).
+func (p *Proxy) URL() string { return "https://" + p.l.Addr().String() }
 
 // Cut closes every forwarded connection and refuses new ones (accepting and
 // closing them at once) until Restore.

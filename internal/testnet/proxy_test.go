@@ -12,10 +12,10 @@ import (
 
 func TestProxyCutAndRestore(t *testing.T) {
 	e := testnet.StartEtcd(t)
-	p := testnet.StartProxy(t, e.Endpoints()[0][len("http://"):])
+	p := testnet.StartProxy(t, e.Endpoints()[0][len("https://"):])
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	c, err := datastore.New(ctx, datastore.Config{Endpoints: []string{p.URL()}}, slog.New(slog.DiscardHandler))
+	c, err := datastore.New(ctx, proxied(e, p), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,4 +38,11 @@ func TestProxyCutAndRestore(t *testing.T) {
 	if p.Cuts() != 1 {
 		t.Errorf("Cuts() = %d", p.Cuts())
 	}
+}
+
+// proxied is e's client configuration with the proxy as the endpoint.
+func proxied(e *datastore.Embedded, p *testnet.Proxy) datastore.Config {
+	cfg := testnet.ClientConfig(e)
+	cfg.Endpoints = []string{p.URL()}
+	return cfg
 }

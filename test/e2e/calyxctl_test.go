@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/calyx-net/calyx/internal/datastore"
+	"github.com/calyx-net/calyx/internal/pki"
 	"github.com/calyx-net/calyx/internal/testnet"
 )
 
@@ -31,14 +33,14 @@ func startNode(t *testing.T, name string) *node {
 	n := &node{dataDir: t.TempDir(), log: &bytes.Buffer{}}
 	ports := testnet.FreePorts(t, 2)
 	cport, pport := ports[0], ports[1]
-	n.endpoint = fmt.Sprintf("http://127.0.0.1:%d", cport)
+	n.endpoint = fmt.Sprintf("https://127.0.0.1:%d", cport)
 	// calyx-node runs here so that the test reaches its embedded etcd on
 	// this loopback, but it programs a namespace of the test's own
 	// (--netns): the root namespace's kernel state is never touched.
 	hostNS := testnet.NewNS(t)
 	n.cmd = exec.Command(bin("calyx-node"), "--name", name, "--ip", "192.0.2.10/24", "--data-dir", n.dataDir,
 		"--netns", hostNS.Path(), "--socket", filepath.Join(n.dataDir, "calyx.sock"), "--metrics-addr", "",
-		"--etcd-listen-client-url", n.endpoint, "--etcd-listen-peer-url", fmt.Sprintf("http://127.0.0.1:%d", pport))
+		"--etcd-listen-client-url", n.endpoint, "--etcd-listen-peer-url", fmt.Sprintf("https://127.0.0.1:%d", pport))
 	n.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
 	if err := n.cmd.Start(); err != nil {
@@ -73,19 +75,35 @@ func (n *node) stop(t *testing.T) {
 
 // ctl runs calyxctl against the node's etcd with a clean environment.
 func (n *node) ctl(args ...string) (stdout, stderr string, err error) {
-	return runCtl(n.endpoint, "", args...)
+	return runCtl(n.etcdEnv(n.endpoint), "", args...)
 }
 
 // ctlIn runs calyxctl with the given standard input.
 func (n *node) ctlIn(in string, args ...string) (stdout, stderr string, err error) {
-	return runCtl(n.endpoint, in, args...)
+	return runCtl(n.etcdEnv(n.endpoint), in, args...)
 }
 
-func runCtl(endpoint, in string, args ...string) (string, string, error) {
+// etcdConfig is how a client reaches the node's embedded etcd: its client
+// certificate from the PKI calyx-node made under its data directory.
+func (n *node) etcdConfig() datastore.Config {
+	f := pki.Paths(filepath.Join(n.dataDir, pki.DirName))
+	return datastore.Config{Endpoints: []string{n.endpoint}, CAFile: f.CACert, CertFile: f.ClientCert, KeyFile: f.ClientKey}
+}
+
+// etcdEnv is the CALYX_ETCD_* environment for endpoint with the node's
+// client certificate.
+func (n *node) etcdEnv(endpoint string) []string {
+	c := n.etcdConfig()
+	return []string{"CALYX_ETCD_ENDPOINTS=" + endpoint, "CALYX_ETCD_CA_FILE=" + c.CAFile,
+		"CALYX_ETCD_CERT_FILE=" + c.CertFile, "CALYX_ETCD_KEY_FILE=" + c.KeyFile}
+}
+
+// runCtl runs calyxctl with a clean environment plus env.
+func runCtl(env []string, in string, args ...string) (string, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin("calyxctl"), args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "CALYX_ETCD_ENDPOINTS=" + endpoint}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
 	cmd.Stdin = strings.NewReader(in)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

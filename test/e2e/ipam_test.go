@@ -25,7 +25,7 @@ func TestCalyxctlIPAM(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	store, err := datastore.New(ctx, datastore.Config{Endpoints: []string{n.endpoint}}, slog.New(slog.DiscardHandler))
+	store, err := datastore.New(ctx, n.etcdConfig(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/calyx-net/calyx/internal/localapi"
+	"github.com/calyx-net/calyx/internal/pki"
 )
 
 // Build builds calyx, calyx-ipam, calyx-node and calyxctl into dir, from
@@ -121,11 +122,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.IP == "" {
 		cfg.IP = "192.0.2.10/24"
 	}
-	n := &Node{cfg: cfg, socket: filepath.Join(cfg.WorkDir, "calyx.sock"), endpoint: "http://127.0.0.1:2379",
+	n := &Node{cfg: cfg, socket: filepath.Join(cfg.WorkDir, "calyx.sock"), endpoint: "https://127.0.0.1:2379",
 		log: &syncBuffer{}, done: make(chan struct{})}
 	args := []string{"--name", cfg.Name, "--ip", cfg.IP, "--data-dir", filepath.Join(cfg.WorkDir, "data"),
 		"--socket", n.socket, "--metrics-addr", cfg.MetricsAddr, "--log-level", "debug",
-		"--etcd-listen-client-url", n.endpoint, "--etcd-listen-peer-url", "http://127.0.0.1:2380"}
+		"--etcd-listen-client-url", n.endpoint, "--etcd-listen-peer-url", "https://127.0.0.1:2380"}
 	if err := addUplink(cfg.NS, cfg.IP); err != nil {
 		return nil, err
 	}
@@ -222,6 +223,18 @@ func (n *Node) Socket() string { return n.socket }
 // Endpoint is the embedded etcd's client URL, reachable inside NS.
 func (n *Node) Endpoint() string { return n.endpoint }
 
+// PKI is where calyx-node keeps its embedded etcd's CA and certificates
+// (under its data directory); a client of Endpoint presents
+// ClientCert/ClientKey and verifies with CACert.
+func (n *Node) PKI() pki.Files { return pki.Paths(filepath.Join(n.cfg.WorkDir, "data", pki.DirName)) }
+
+// EtcdEnv is the CALYX_ETCD_* environment that reaches the node's etcd.
+func (n *Node) EtcdEnv() []string {
+	f := n.PKI()
+	return []string{"CALYX_ETCD_ENDPOINTS=" + n.endpoint, "CALYX_ETCD_CA_FILE=" + f.CACert,
+		"CALYX_ETCD_CERT_FILE=" + f.ClientCert, "CALYX_ETCD_KEY_FILE=" + f.ClientKey}
+}
+
 // NS is the host's namespace.
 func (n *Node) NS() ns.NetNS { return n.cfg.NS }
 
@@ -231,7 +244,7 @@ func (n *Node) Log() string { return n.log.String() }
 // Ctl runs calyxctl against the node's etcd, inside its namespace.
 func (n *Node) Ctl(ctx context.Context, stdin string, args ...string) (string, string, error) {
 	cmd := exec.CommandContext(ctx, filepath.Join(n.cfg.BinDir, "calyxctl"), args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "CALYX_ETCD_ENDPOINTS=" + n.endpoint}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, n.EtcdEnv()...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
