@@ -192,7 +192,7 @@ func (f fencedStore) Delete(ctx context.Context, kind api.KindInfo, name, resour
 	if resourceVersion != "" {
 		return f.Client.Delete(ctx, kind, name, resourceVersion)
 	}
-	r, err := f.Client.DeleteFenced(ctx, kind, name, f.fence())
+	r, err := f.DeleteFenced(ctx, kind, name, f.fence())
 	if datastore.IsClaimLost(err) {
 		return nil, fmt.Errorf("%w: %w", errClaimLost, err)
 	}

@@ -84,13 +84,13 @@ func TestEmbeddedEtcdServesOnlyTLS(t *testing.T) {
 	if err != nil {
 		t.Fatalf("client with the PKI's client certificate: %v", err)
 	}
-	c.Close()
+	_ = c.Close()
 	for name, bad := range map[string]datastore.Config{
 		"no client certificate": {Endpoints: withCert.Endpoints, CAFile: files.CACert, DialTimeout: 500 * time.Millisecond},
 		"plain http":            {Endpoints: []string{strings.Replace(cfg.EmbeddedClientURL, "https", "http", 1)}, DialTimeout: 500 * time.Millisecond},
 	} {
 		if c, err := datastore.New(ctx, bad, nil); err == nil {
-			c.Close()
+			_ = c.Close()
 			t.Errorf("%s: the embedded etcd accepted the client", name)
 		}
 	}
@@ -110,7 +110,7 @@ func TestEmbeddedEtcdServesOnlyTLS(t *testing.T) {
 	if err != nil {
 		t.Fatalf("client after a restart: %v", err)
 	}
-	c.Close()
+	_ = c.Close()
 }
 
 func TestEmbeddedEtcdRefusesHTTPURL(t *testing.T) {

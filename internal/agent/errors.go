@@ -30,10 +30,6 @@ func badRequestf(format string, args ...any) error {
 	return withStatus(http.StatusBadRequest, format, args...)
 }
 
-func conflictf(format string, args ...any) error {
-	return withStatus(http.StatusConflict, format, args...)
-}
-
 func notFoundf(format string, args ...any) error {
 	return withStatus(http.StatusNotFound, format, args...)
 }

@@ -32,11 +32,11 @@ func apiErrorBody(err error) localapi.Error {
 
 // timedDo runs a local API call and fails the test when it outlives
 // outageBound.
-func timedDo(t *testing.T, n *testNode, path string, req, resp any) error {
+func timedDo(t *testing.T, n *testNode, path string, req any) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), outageBound)
 	defer cancel()
-	err := n.client.Do(ctx, path, req, resp)
+	err := n.client.Do(ctx, path, req, nil)
 	if ctx.Err() != nil {
 		t.Fatalf("%s did not answer within %s during the outage", path, outageBound)
 	}
@@ -97,14 +97,14 @@ func TestEtcdOutage(t *testing.T) {
 	}
 
 	// ADD: code 11 at once, naming the state.
-	err := timedDo(t, n, localapi.PathCNIAdd, addReq(attachment("c-new", "eth0")), nil)
+	err := timedDo(t, n, localapi.PathCNIAdd, addReq(attachment("c-new", "eth0")))
 	if b := apiErrorBody(err); apiStatus(err) != http.StatusServiceUnavailable || b.Code != cniTryAgainLater ||
 		!strings.Contains(b.Message, "etcd at "+ecfg.ClientURL+" unreachable") {
 		t.Errorf("ADD during the outage: %v (status %d, code %d), want 503, code 11, etcd unreachable", err, apiStatus(err), b.Code)
 	}
 
 	// DEL: the host side goes, and the DEL succeeds.
-	if err := timedDo(t, n, localapi.PathCNIDel, localapi.DelRequest{Attachment: att}, nil); err != nil {
+	if err := timedDo(t, n, localapi.PathCNIDel, localapi.DelRequest{Attachment: att}); err != nil {
 		t.Errorf("DEL during the outage: %v, want success", err)
 	}
 	if ok, _ := route.New(fake, testnet.Logger(t)).HasLink(ctx, add.HostIfName); ok {
@@ -189,14 +189,14 @@ func TestEtcdClusterLeaderAndQuorumLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl.Kill(leader)
-	if err := timedDo(t, n, localapi.PathCNIAdd, addReq(attachment("c-l0", "eth0")), nil); err != nil {
+	if err := timedDo(t, n, localapi.PathCNIAdd, addReq(attachment("c-l0", "eth0"))); err != nil {
 		wantTryAgain(t, "ADD as the leader dies", err, "has no leader", "did not answer within", "unreachable")
 	}
 	if _, err := cl.WaitLeader(ctx); err != nil {
 		t.Fatal(err)
 	}
 	testnet.WaitFor(t, "an ADD to succeed under the new leader", func() bool {
-		err := timedDo(t, n, localapi.PathCNIAdd, addReq(attachment("c-l1", "eth0")), nil)
+		err := timedDo(t, n, localapi.PathCNIAdd, addReq(attachment("c-l1", "eth0")))
 		if err != nil {
 			wantTryAgain(t, "ADD after a new leader", err, "has no leader", "did not answer within", "unreachable")
 		}
@@ -235,10 +235,10 @@ func TestEtcdClusterLeaderAndQuorumLoss(t *testing.T) {
 		return readyErr != nil && strings.Contains(apiErrorBody(readyErr).Message, "has no leader")
 	})
 	// Now known: the ADD fails at once, saying why.
-	err = timedDo(t, n, localapi.PathCNIAdd, addReq(attachment("c-q-known", "eth0")), nil)
+	err = timedDo(t, n, localapi.PathCNIAdd, addReq(attachment("c-q-known", "eth0")))
 	wantTryAgain(t, "ADD once the monitor knows", err, "has no leader")
 	// DEL removes the host side and succeeds.
-	if err := timedDo(t, n, localapi.PathCNIDel, localapi.DelRequest{Attachment: att}, nil); err != nil {
+	if err := timedDo(t, n, localapi.PathCNIDel, localapi.DelRequest{Attachment: att}); err != nil {
 		t.Errorf("DEL without quorum: %v, want success", err)
 	}
 	if ok, _ := route.New(fake, testnet.Logger(t)).HasLink(ctx, add.HostIfName); ok {

@@ -112,7 +112,7 @@ func TestEmbeddedRefusesPlainHTTP(t *testing.T) {
 			tc.edit(&cfg)
 			e, err := datastore.StartEmbedded(context.Background(), cfg)
 			if err == nil {
-				e.Close()
+				_ = e.Close()
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("StartEmbedded: %v, want an error containing %q", err, tc.want)

@@ -101,7 +101,7 @@ func TestEtcdClusterTLS(t *testing.T) {
 	noCert := c.ClientConfig()
 	noCert.CertFile, noCert.KeyFile, noCert.DialTimeout = "", "", 2*time.Second
 	if cl2, err := datastore.New(ctx, noCert, nil); err == nil {
-		cl2.Close()
+		_ = cl2.Close()
 		t.Error("etcd accepted a client without a certificate")
 	}
 }
