@@ -96,10 +96,15 @@ func StartEtcdCluster(t testing.TB, n int, opts EtcdClusterOptions) *EtcdCluster
 	if opts.TLS == nil {
 		// Like calyx-node's embedded etcd, the cluster serves only TLS
 		// with client certificates, on the client and the peer port.
+		// The client port serves the peer certificate: etcd 3.4's JSON
+		// gateway, which Leader and Status use, dials the member's own
+		// gRPC port with the serving certificate as its client
+		// certificate, so that certificate must allow client
+		// authentication too, as the peer certificate does.
 		f := PKI(t)
 		opts.TLS = &EtcdClusterTLS{
 			CAFile:         f.CACert,
-			ServerCertFile: f.ServerCert, ServerKeyFile: f.ServerKey,
+			ServerCertFile: f.PeerCert, ServerKeyFile: f.PeerKey,
 			PeerCertFile: f.PeerCert, PeerKeyFile: f.PeerKey,
 			ClientCertFile: f.ClientCert, ClientKeyFile: f.ClientKey,
 		}
@@ -372,9 +377,11 @@ func (c *EtcdCluster) Leader(ctx context.Context) int {
 	return -1
 }
 
-// WaitLeader waits until some running member reports a leader and returns
-// its index.
+// WaitLeader waits, at most two minutes, until some running member reports
+// a leader and returns its index.
 func (c *EtcdCluster) WaitLeader(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
 	for {
 		if l := c.Leader(ctx); l >= 0 {
 			return l, nil
