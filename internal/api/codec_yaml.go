@@ -14,18 +14,31 @@ import (
 // would: numbers become json.Number, timestamps stay strings, and the
 // YAML 1.1 booleans (yes, no, on, off, y, n) that Kubernetes tooling reads
 // as booleans are booleans here too. A key given twice in a mapping is an
-// error, as is nesting deeper than MaxDepth or expanding (through aliases)
-// to more than maxDocumentValues values.
+// error, as is nesting deeper than MaxDepth or expanding (through aliases
+// and merges) to more than maxDocumentValues values.
 type yamlConverter struct {
 	lineBase int // lines of input before the YAML stream
-	values   int
-	path     []pathSeg
+	// values counts the nodes visited so far: every value, every merge
+	// source and every merged key, including those a merge skips because
+	// the key is already set. Skipped keys leave no value behind, but
+	// merges of merges can visit exponentially many of them, so the
+	// budget bounds the work, not only the size of the result.
+	values int
+	path   []pathSeg
+}
+
+// count charges one visited node against the document's budget.
+func (c *yamlConverter) count() error {
+	c.values++
+	if c.values > maxDocumentValues {
+		return fmt.Errorf("the document holds more than the limit of %d values (counting those repeated through aliases and merges)", maxDocumentValues)
+	}
+	return nil
 }
 
 func (c *yamlConverter) value(n *yaml.Node, depth int) (any, error) {
-	c.values++
-	if c.values > maxDocumentValues {
-		return nil, fmt.Errorf("the document holds more than the limit of %d values (counting those repeated through aliases)", maxDocumentValues)
+	if err := c.count(); err != nil {
+		return nil, err
 	}
 	switch n.Kind {
 	case yaml.AliasNode:
@@ -69,7 +82,15 @@ func (c *yamlConverter) mapping(n *yaml.Node, depth int, m map[string]any, mergi
 	var merges []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		kn, vn := n.Content[i], n.Content[i+1]
-		if kn.Kind == yaml.ScalarNode && kn.ShortTag() == "!!merge" {
+		isMerge := kn.Kind == yaml.ScalarNode && kn.ShortTag() == "!!merge"
+		if merging || isMerge {
+			// Each merged key is work even when it is skipped below, as
+			// is each "<<" entry (even one merging an empty list).
+			if err := c.count(); err != nil {
+				return err
+			}
+		}
+		if isMerge {
 			merges = append(merges, vn)
 			continue
 		}
@@ -105,6 +126,9 @@ func (c *yamlConverter) mapping(n *yaml.Node, depth int, m map[string]any, mergi
 			}
 			if src.Kind != yaml.MappingNode {
 				return c.errorf(mn, "a merge (<<) needs a mapping or a list of mappings")
+			}
+			if err := c.count(); err != nil {
+				return err
 			}
 			if err := c.mapping(src, depth, m, true); err != nil {
 				return err

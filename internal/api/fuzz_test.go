@@ -34,6 +34,7 @@ func FuzzDecode(f *testing.F) {
 		goodPool, goodPool+"---\n"+goodPool, profileJSON("a")+"\n---\n"+profileJSON("b"), profileJSON("a")+profileJSON("b"),
 		"["+profileJSON("a")+"]", `{"apiVersion": "calyx.dev/v1", "kind": "List", "items": [`+profileJSON("a")+`]}`,
 		"--- {apiVersion: calyx.dev/v1, kind: Profile, metadata: {name: x}}\n", "a: &x [1]\nb: *x\n", "<<: {a: 1}\n",
+		"a: &a {k: v}\nb: &b {<<: [*a, *a], j: w}\nc: {<<: [*b, *b, *a]}\n",
 		strings.Repeat("[", 70)+strings.Repeat("]", 70), "\xef\xbb\xbf"+goodPool, "null\n", "",
 	)
 	for _, s := range seeds {

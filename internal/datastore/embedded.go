@@ -2,16 +2,20 @@ package datastore
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/calyx-net/calyx/internal/pki"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap/zapcore"
@@ -39,7 +43,9 @@ type EmbeddedConfig struct {
 	Log *slog.Logger
 	// ServerCertFile and ServerKeyFile are presented on the client port,
 	// PeerCertFile and PeerKeyFile on the peer port (as server and as
-	// client); CAFile verifies clients and peers.
+	// client); CAFile verifies clients and peers. The peer port accepts
+	// only certificates named pki.PeerCommonName, as pki's peer.crt is,
+	// so PeerCertFile must carry that common name.
 	ServerCertFile, ServerKeyFile string
 	PeerCertFile, PeerKeyFile     string
 	CAFile                        string
@@ -152,11 +158,15 @@ func (c EmbeddedConfig) etcdConfig(closing *atomic.Bool) (*embed.Config, error) 
 		TrustedCAFile:  c.CAFile,
 		ClientCertAuth: true,
 	}
+	// The CA also signs the client certificate, which every joining host
+	// holds; the peer port must not take it for a member's, so it
+	// accepts (and, dialling, expects) only the peer certificate's name.
 	ecfg.PeerTLSInfo = transport.TLSInfo{
 		CertFile:       c.PeerCertFile,
 		KeyFile:        c.PeerKeyFile,
 		TrustedCAFile:  c.CAFile,
 		ClientCertAuth: true,
+		AllowedCNs:     []string{pki.PeerCommonName},
 	}
 	return ecfg, nil
 }
@@ -178,6 +188,29 @@ func (c EmbeddedConfig) validate() error {
 		if f.path == "" {
 			return fmt.Errorf("starting embedded etcd: no %s file (the embedded etcd serves only TLS with client certificates)", f.name)
 		}
+	}
+	return c.checkPeerCert()
+}
+
+// checkPeerCert refuses a peer certificate that the peer port of another
+// member (or this one) would not accept: one whose common name is not
+// pki.PeerCommonName.
+func (c EmbeddedConfig) checkPeerCert() error {
+	b, err := os.ReadFile(c.PeerCertFile)
+	if err != nil {
+		return fmt.Errorf("starting embedded etcd: reading peer certificate: %w", err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return fmt.Errorf("starting embedded etcd: peer certificate %s: expected a PEM CERTIFICATE block", c.PeerCertFile)
+	}
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return fmt.Errorf("starting embedded etcd: parsing peer certificate %s: %w", c.PeerCertFile, err)
+	}
+	if cn := cert.Subject.CommonName; cn != pki.PeerCommonName {
+		return fmt.Errorf("starting embedded etcd: peer certificate %s has common name %q, expected %q (the peer port accepts only certificates with that name)",
+			c.PeerCertFile, cn, pki.PeerCommonName)
 	}
 	return nil
 }

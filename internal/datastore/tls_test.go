@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/calyx-net/calyx/internal/datastore"
+	"github.com/calyx-net/calyx/internal/pki"
 	"github.com/calyx-net/calyx/internal/testnet"
 )
 
@@ -50,8 +51,9 @@ func TestTLS(t *testing.T) {
 }
 
 // TestEmbeddedPeerPortNeedsClientCert checks that the peer port, which
-// answers /members, talks to nobody but holders of a certificate from the
-// cluster's CA.
+// answers /members, talks to nobody but holders of the peer certificate:
+// not to those without a certificate, and not to holders of the client
+// certificate (which the same CA signs and every joining host has).
 func TestEmbeddedPeerPortNeedsClientCert(t *testing.T) {
 	cfg := testnet.EtcdConfig(t)
 	testnet.StartEtcdWith(t, cfg)
@@ -81,6 +83,14 @@ func TestEmbeddedPeerPortNeedsClientCert(t *testing.T) {
 	if code, body, err := get("https://"+members, &tls.Config{RootCAs: roots}); err == nil {
 		t.Errorf("https GET /members without a client certificate: %d %q, want a TLS refusal", code, body)
 	}
+	f := pki.Paths(filepath.Dir(cfg.CAFile))
+	clientPair, err := tls.LoadX509KeyPair(f.ClientCert, f.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body, err := get("https://"+members, &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{clientPair}}); err == nil {
+		t.Errorf("https GET /members with the client certificate: %d %q, want a TLS refusal", code, body)
+	}
 	// The same request with the peer certificate works, so the refusals
 	// above are about the certificate and nothing else.
 	pair, err := tls.LoadX509KeyPair(cfg.PeerCertFile, cfg.PeerKeyFile)
@@ -106,6 +116,10 @@ func TestEmbeddedRefusesPlainHTTP(t *testing.T) {
 		{"no CA", func(c *datastore.EmbeddedConfig) { c.CAFile = "" }, "no CA certificate file"},
 		{"no server key", func(c *datastore.EmbeddedConfig) { c.ServerKeyFile = "" }, "no server key file"},
 		{"no peer certificate", func(c *datastore.EmbeddedConfig) { c.PeerCertFile = "" }, "no peer certificate file"},
+		{"client certificate as peer certificate", func(c *datastore.EmbeddedConfig) {
+			f := pki.Paths(filepath.Dir(c.CAFile))
+			c.PeerCertFile, c.PeerKeyFile = f.ClientCert, f.ClientKey
+		}, `has common name "calyx client", expected "calyx etcd peer"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testnet.EtcdConfig(t)

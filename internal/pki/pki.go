@@ -61,6 +61,12 @@ const (
 	renewBefore = 30 * 24 * time.Hour
 )
 
+// PeerCommonName is the subject common name of the peer certificate. The
+// embedded etcd's peer port accepts only certificates with this name, so
+// that the client certificate, of which every joining host holds a copy,
+// does not make its holder an etcd member.
+const PeerCommonName = "calyx etcd peer"
+
 // DirName is the PKI directory's name under calyx-node's data directory.
 const DirName = "etcd-pki"
 
@@ -132,7 +138,7 @@ func Ensure(dir string, opts Options) (*Files, error) {
 		hosts     []string
 	}{
 		{f.ServerCert, f.ServerKey, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, "calyx etcd server", hosts},
-		{f.PeerCert, f.PeerKey, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, "calyx etcd peer", hosts},
+		{f.PeerCert, f.PeerKey, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, PeerCommonName, hosts},
 		{f.ClientCert, f.ClientKey, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, "calyx client", nil},
 	} {
 		if leafUsable(l.cert, l.key, ca.cert, l.hosts, now) {
