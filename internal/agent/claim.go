@@ -136,8 +136,21 @@ func claimNode(ctx context.Context, store *datastore.Client, cfg Config, hostID 
 // took it (the lease expired while etcd was out of reach, and another
 // calyx-node claimed the name), it returns an error that stops calyx-node.
 func keepClaim(ctx context.Context, claim *datastore.Claim, node string, log *slog.Logger) error {
-	err := claim.Run(ctx, func() {
-		log.Warn("node name claimed again after its lease expired (etcd was out of reach for longer than the claim's TTL)", "node", node)
+	retrying := false // since the last re-take: log its first failure only
+	err := claim.Run(ctx, datastore.ClaimEvents{
+		Retaken: func() {
+			retrying = false
+			log.Warn("node name claimed again after its lease expired (etcd was out of reach for longer than the claim's TTL)", "node", node)
+		},
+		Retrying: func(err error) {
+			if !retrying {
+				log.Warn("node name claim lapsed (etcd out of reach for longer than the claim's TTL): taking it again once etcd answers; "+
+					"meanwhile requests that write to etcd fail with try-again-later", "node", node, "err", err)
+			} else {
+				log.Debug("taking the node name claim again failed", "node", node, "err", err)
+			}
+			retrying = true
+		},
 	})
 	var lost *datastore.ClaimLostError
 	if errors.As(err, &lost) {
