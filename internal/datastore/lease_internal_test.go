@@ -50,7 +50,7 @@ func (f *flakyEtcd) Revoke(context.Context, clientv3.LeaseID) (*clientv3.LeaseRe
 	return &clientv3.LeaseRevokeResponse{}, nil
 }
 
-func (f *flakyEtcd) KeepAlive(ctx context.Context, _ clientv3.LeaseID) (<-chan *clientv3.LeaseKeepAliveResponse, error) {
+func (f *flakyEtcd) KeepAlive(_ context.Context, _ clientv3.LeaseID) (<-chan *clientv3.LeaseKeepAliveResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	ch := make(chan *clientv3.LeaseKeepAliveResponse)
