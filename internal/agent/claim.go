@@ -50,6 +50,23 @@ func IsNodeNameHeld(err error) bool { return errors.Is(err, ErrNodeNameHeld) }
 // errClaimLost says that this calyx-node no longer holds its node's claim.
 var errClaimLost = errors.New("this calyx-node no longer holds its node name")
 
+// errClaimLapsed says that this calyx-node's claim lapsed and nobody else
+// took it: its lease expired while etcd was out of reach for longer than
+// the claim's TTL, and keepClaim is taking it again. Unlike errClaimLost
+// it passes: requests that fail with it are worth retrying (CNI code 11).
+var errClaimLapsed = errors.New("this calyx-node's claim on its node name lapsed while etcd was out of reach; " +
+	"it is being taken again (retry in a moment)")
+
+// fencedError is the error of a fenced write refused because the claim is
+// not as this process wrote it: errClaimLapsed when the key is gone (lost
+// has no holder), errClaimLost when another holder wrote it.
+func fencedError(lost *datastore.ClaimLostError) error {
+	if lost.Holder == nil {
+		return fmt.Errorf("%w: %w", errClaimLapsed, lost)
+	}
+	return fmt.Errorf("%w: %w", errClaimLost, lost)
+}
+
 func nodeClaimKey(node string) string { return datastore.ClaimPrefix + "nodes/" + node }
 
 // nodeHolder is the value of a node-name claim.
@@ -136,8 +153,21 @@ func claimNode(ctx context.Context, store *datastore.Client, cfg Config, hostID 
 // took it (the lease expired while etcd was out of reach, and another
 // calyx-node claimed the name), it returns an error that stops calyx-node.
 func keepClaim(ctx context.Context, claim *datastore.Claim, node string, log *slog.Logger) error {
-	err := claim.Run(ctx, func() {
-		log.Warn("node name claimed again after its lease expired (etcd was out of reach for longer than the claim's TTL)", "node", node)
+	retrying := false // since the last re-take: log its first failure only
+	err := claim.Run(ctx, datastore.ClaimEvents{
+		Retaken: func() {
+			retrying = false
+			log.Warn("node name claimed again after its lease expired (etcd was out of reach for longer than the claim's TTL)", "node", node)
+		},
+		Retrying: func(err error) {
+			if !retrying {
+				log.Warn("node name claim lapsed (etcd out of reach for longer than the claim's TTL): taking it again once etcd answers; "+
+					"meanwhile requests that write to etcd fail with try-again-later", "node", node, "err", err)
+			} else {
+				log.Debug("taking the node name claim again failed", "node", node, "err", err)
+			}
+			retrying = true
+		},
 	})
 	var lost *datastore.ClaimLostError
 	if errors.As(err, &lost) {
@@ -192,9 +222,15 @@ func (f fencedStore) Delete(ctx context.Context, kind api.KindInfo, name, resour
 	if resourceVersion != "" {
 		return f.Client.Delete(ctx, kind, name, resourceVersion)
 	}
-	r, err := f.DeleteFenced(ctx, kind, name, f.fence())
-	if datastore.IsClaimLost(err) {
-		return nil, fmt.Errorf("%w: %w", errClaimLost, err)
+	fence := f.fence()
+	r, err := f.DeleteFenced(ctx, kind, name, fence)
+	if now := f.fence(); datastore.IsClaimLost(err) && now.ModRevision != fence.ModRevision {
+		// The claim was taken again (a new lease) since fence was read.
+		r, err = f.DeleteFenced(ctx, kind, name, now)
+	}
+	var lost *datastore.ClaimLostError
+	if errors.As(err, &lost) {
+		return nil, fmt.Errorf("deleting %s %q: %w", kind.Kind, name, fencedError(lost))
 	}
 	return r, err
 }
@@ -215,7 +251,7 @@ func (f fencedStore) CASRead(ctx context.Context, conds []datastore.Cond, puts [
 		if last.ModRevision != 0 {
 			holder = last.Value
 		}
-		return false, rev, nil, fmt.Errorf("writing IPAM state: %w: %w", errClaimLost, &datastore.ClaimLostError{Key: fence.Key, Holder: holder})
+		return false, rev, nil, fmt.Errorf("writing IPAM state: %w", fencedError(&datastore.ClaimLostError{Key: fence.Key, Holder: holder}))
 	}
 	return false, rev, cur[:len(cur)-1], nil
 }

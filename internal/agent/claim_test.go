@@ -18,6 +18,7 @@ import (
 	"github.com/calyx-net/calyx/internal/dataplane/route"
 	"github.com/calyx-net/calyx/internal/datastore"
 	"github.com/calyx-net/calyx/internal/ipam"
+	"github.com/calyx-net/calyx/internal/localapi"
 	"github.com/calyx-net/calyx/internal/testnet"
 	cnins "github.com/containernetworking/plugins/pkg/ns"
 	"github.com/google/go-cmp/cmp"
@@ -334,5 +335,105 @@ func TestGCNeedsTheClaim(t *testing.T) {
 	}
 	if getEndpoint(t, store, keptAdd.Endpoint) == nil {
 		t.Error("an endpoint was deleted after the claim was lost")
+	}
+}
+
+// A fenced write refused because the claim lapsed (its key is gone, and
+// keepClaim is taking it again) is "try again later"; one refused because
+// another holder has the claim is not.
+func TestClaimLapsedIsRetryable(t *testing.T) {
+	key := nodeClaimKey("node-a")
+	for _, tc := range []struct {
+		name   string
+		err    error
+		status int
+		code   uint
+	}{
+		{"lapsed", fmt.Errorf("writing IPAM state: %w", fencedError(&datastore.ClaimLostError{Key: key})), 503, cniTryAgainLater},
+		{"taken by another host", fmt.Errorf("writing IPAM state: %w", fencedError(&datastore.ClaimLostError{Key: key, Holder: []byte(`{"hostID":"b"}`)})), 500, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if status, code := classify(tc.err); status != tc.status || code != tc.code {
+				t.Errorf("classify(%v) = %d, %d; want %d, %d", tc.err, status, code, tc.status, tc.code)
+			}
+		})
+	}
+}
+
+// While the node claim lapsed, ADD fails with "try again later" and DEL
+// removes the host side and succeeds, leaving the rest to garbage
+// collection; once another host holds the claim, DEL fails. A delete
+// fenced by a claim that was taken again since uses the new fence.
+func TestClaimLapsedAddAndDel(t *testing.T) {
+	_, store := startTestEtcd(t)
+	ctx := t.Context()
+	key := nodeClaimKey("node-a")
+	claim, err := store.Claim(ctx, datastore.ClaimSpec{Key: key, Value: []byte(`{"hostID":"a"}`), TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stale atomic.Bool // the next fence read is an outdated one
+	fence := func() datastore.Cond {
+		f := claim.Fence()
+		if stale.Swap(false) {
+			f.ModRevision--
+		}
+		return f
+	}
+	fenced := fencedStore{Client: store, fence: fence}
+	v := newView("node-a", time.Now)
+	m, err := newMetrics(nil, v, func() datastore.Status { return datastore.Status{} }, func() datastore.Health { return datastore.Health{} }, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := testnet.Logger(t)
+	svc := &service{
+		node: "node-a", log: log, store: fenced, alloc: ipam.New(fenced), host: route.New(route.NewFake(), log),
+		policy: allowAllPolicy{}, view: v, locks: newHandleLocks(), adds: newPendingAdds(processAlive), m: m, mtu: 1500, now: time.Now, claim: claim,
+	}
+	added := map[string]string{} // container -> endpoint
+	for _, cid := range []string{"ctr-stale", "ctr-lapsed", "ctr-lost"} {
+		resp, err := svc.add(ctx, addReq(attachment(cid, "eth0")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		added[cid] = resp.Endpoint
+	}
+	// A fence read just before the claim was taken again: the delete
+	// goes through with the current one.
+	stale.Store(true)
+	if err := svc.del(ctx, localapi.DelRequest{Attachment: attachment("ctr-stale", "eth0")}); err != nil {
+		t.Errorf("DEL with an outdated fence of a held claim: %v", err)
+	}
+	if getEndpoint(t, store, added["ctr-stale"]) != nil {
+		t.Error("DEL with an outdated fence of a held claim left the endpoint")
+	}
+
+	// The lease expired in an outage: the key is gone.
+	if ok, _, err := store.CAS(ctx, nil, nil, []string{key}); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	_, err = svc.add(ctx, addReq(attachment("ctr-new", "eth0")))
+	if status, code := classify(err); !errors.Is(err, errClaimLapsed) || code != cniTryAgainLater || status != 503 {
+		t.Errorf("ADD while the claim lapsed: %v (HTTP %d, code %d), want try again later (503, 11)", err, status, code)
+	}
+	if err := svc.del(ctx, localapi.DelRequest{Attachment: attachment("ctr-lapsed", "eth0")}); err != nil {
+		t.Errorf("DEL while the claim lapsed: %v, want success", err)
+	}
+	if getEndpoint(t, store, added["ctr-lapsed"]) == nil {
+		t.Error("DEL while the claim lapsed deleted the endpoint: the fence did not hold")
+	}
+
+	// Another host took the claim: DEL fails, and is not retryable.
+	if ok, _, err := store.CAS(ctx, nil, []datastore.RawPut{{Key: key, Value: []byte(`{"hostID":"b"}`)}}, nil); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	err = svc.del(ctx, localapi.DelRequest{Attachment: attachment("ctr-lost", "eth0")})
+	if _, code := classify(err); !errors.Is(err, errClaimLost) || code == cniTryAgainLater {
+		t.Errorf("DEL after another host took the claim: %v (code %d), want the claim lost, not retryable", err, code)
+	}
+	_, err = svc.add(ctx, addReq(attachment("ctr-new", "eth0")))
+	if _, code := classify(err); !errors.Is(err, errClaimLost) || code == cniTryAgainLater {
+		t.Errorf("ADD after another host took the claim: %v (code %d), want the claim lost, not retryable", err, code)
 	}
 }

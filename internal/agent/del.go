@@ -23,7 +23,8 @@ import (
 // tear containers down during an etcd outage: the endpoint, whose veth is
 // now gone, and its addresses are released by garbage collection once
 // etcd is back (an attachment whose endpoint was never seen leaves a
-// handle no endpoint holds, which the collector releases too).
+// handle no endpoint holds, which the collector releases too). So does it
+// while the node claim lapsed in an outage is being taken again.
 func (s *service) del(ctx context.Context, req localapi.DelRequest) error {
 	if err := checkAttachment(req.Attachment); err != nil {
 		return err
@@ -49,8 +50,10 @@ func (s *service) del(ctx context.Context, req localapi.DelRequest) error {
 		return err
 	}
 	if down == nil {
+		// A lapsed claim (being taken again after an outage) refuses the
+		// release like an outage does, and is treated like one.
 		err := s.releaseStore(dctx, handle, w)
-		if err = s.outageError(dctx, err); !isOutage(err) {
+		if err = s.outageError(dctx, err); !isOutage(err) && !errors.Is(err, errClaimLapsed) {
 			return err
 		}
 		down = err

@@ -35,10 +35,12 @@ func notFoundf(format string, args ...any) error {
 }
 
 // isRetryable reports whether err is transient: the datastore is
-// unreachable, without a leader or slow, or IPAM lost a compare-and-swap race too often.
+// unreachable, without a leader or slow, the node claim lapsed in an
+// outage and is being taken again, or IPAM lost a compare-and-swap race
+// too often. A claim another holder took is not: calyx-node exits.
 func isRetryable(err error) bool {
-	return isOutage(err) || ipam.IsContention(err) || errors.Is(err, errNotReady) ||
-		errors.Is(err, errAttachmentBusy)
+	return isOutage(err) || errors.Is(err, errClaimLapsed) || ipam.IsContention(err) ||
+		errors.Is(err, errNotReady) || errors.Is(err, errAttachmentBusy)
 }
 
 // errNotReady says that calyx-node has not yet read the datastore.

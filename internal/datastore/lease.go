@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -82,9 +83,10 @@ type Claim struct {
 	c    *Client
 	spec ClaimSpec
 
-	mu    sync.Mutex // guards following fields
-	lease clientv3.LeaseID
-	rev   int64 // the key's ModRevision when this process wrote it
+	mu       sync.Mutex // guards following fields
+	lease    clientv3.LeaseID
+	rev      int64            // the key's ModRevision when this process wrote it
+	watching func(from int64) // tests: called when a watch of the key starts
 }
 
 // maxClaimAttempts bounds the races Claim may lose to other writers of the
@@ -191,29 +193,57 @@ func (cl *Claim) Fence() Cond {
 // Check reads the key and returns nil if it is still this process's claim,
 // a *ClaimLostError if it is not.
 func (cl *Claim) Check(ctx context.Context) error {
+	_, err := cl.check(ctx)
+	return err
+}
+
+// check is Check that also returns the revision etcd read the key at.
+func (cl *Claim) check(ctx context.Context) (int64, error) {
 	resp, err := cl.c.cli.Get(ctx, cl.spec.Key)
 	if err != nil {
-		return cl.c.wrapErr("reading claim "+cl.spec.Key, err)
+		return 0, cl.c.wrapErr("reading claim "+cl.spec.Key, err)
 	}
 	cl.mu.Lock()
 	lease, rev := cl.lease, cl.rev
 	cl.mu.Unlock()
+	at := resp.Header.Revision
 	if len(resp.Kvs) == 0 {
-		return &ClaimLostError{Key: cl.spec.Key}
+		return at, &ClaimLostError{Key: cl.spec.Key}
 	}
 	if kv := resp.Kvs[0]; clientv3.LeaseID(kv.Lease) != lease || kv.ModRevision != rev {
-		return &ClaimLostError{Key: cl.spec.Key, Holder: kv.Value}
+		return at, &ClaimLostError{Key: cl.spec.Key, Holder: kv.Value}
 	}
-	return nil
+	return at, nil
 }
+
+// ClaimEvents are the callbacks of Run; each may be nil.
+type ClaimEvents struct {
+	// Retaken is called after each re-take of the claim.
+	Retaken func()
+	// Retrying is called when a re-take failed for a reason that may pass
+	// (etcd unreachable, without a quorum, too slow); Run tries again
+	// after a pause.
+	Retrying func(err error)
+}
+
+// Claim re-take backoff: from claimRetryMin, doubling, to claimRetryMax,
+// jittered; each attempt bounded by claimAttemptLimit, so that a request
+// etcd never answers does not hold up the next.
+const (
+	claimRetryMin     = 100 * time.Millisecond
+	claimRetryMax     = 2 * time.Second
+	claimAttemptLimit = 10 * time.Second
+)
 
 // Run keeps the claim alive until ctx ends, then returns nil, leaving the
 // lease to expire a TTL later (a restart of the same holder replaces it at
 // once). When the lease expires (etcd was out of reach for longer than the
-// TTL) and nobody else took the key, Run takes it again; when another
-// holder took it, Run returns a *ClaimLostError. onRetake, if set, is
-// called after each re-take.
-func (cl *Claim) Run(ctx context.Context, onRetake func()) error {
+// TTL) and nobody else took the key, Run takes it again, retrying for as
+// long as etcd is unavailable; when another holder took it, Run returns a
+// *ClaimLostError. Run also ends, with an error, when the client was
+// closed.
+func (cl *Claim) Run(ctx context.Context, ev ClaimEvents) error {
+	backoff := retryDelay{min: claimRetryMin, max: claimRetryMax, rand: rand.Float64}
 	for {
 		err := cl.hold(ctx)
 		if ctx.Err() != nil {
@@ -222,40 +252,71 @@ func (cl *Claim) Run(ctx context.Context, onRetake func()) error {
 		if err != nil {
 			return err
 		}
-		// The lease is gone. Take the key again unless another holder did.
+		// The lease is gone, or no longer answers. Take the key again
+		// unless another holder did.
+		backoff.reset()
 		for {
-			ok, err := cl.take(ctx, false)
+			err := cl.retake(ctx)
 			if ctx.Err() != nil {
 				return nil
 			}
-			if IsClaimHeld(err) {
-				var held *ClaimHeldError
-				errors.As(err, &held)
-				if !bytes.Equal(held.Holder, cl.spec.Value) {
-					return &ClaimLostError{Key: cl.spec.Key, Holder: held.Holder}
-				}
-				// Our own earlier write, its lease not yet expired: only
-				// that is replaced here, never another process's claim
-				// (even one spec.Replace would accept), so that two
-				// holders never take the key from each other in turn.
-				ok, err = cl.takeOwn(ctx)
-			}
-			if ok {
-				if onRetake != nil {
-					onRetake()
+			if err == nil {
+				if ev.Retaken != nil {
+					ev.Retaken()
 				}
 				break
 			}
-			if err != nil && !IsUnreachable(err) && !errors.Is(err, context.DeadlineExceeded) {
+			if IsClaimLost(err) {
 				return err
+			}
+			if cl.c.cli.Ctx().Err() != nil {
+				return fmt.Errorf("keeping claim %s: the etcd client was closed: %w", cl.spec.Key, err)
+			}
+			// etcd unavailable or slow (a lost quorum, a partition), or
+			// an error this process cannot judge: the claim is not taken
+			// by another holder, so keep trying; giving up here would stop
+			// the holder for the rest of the outage.
+			if ev.Retrying != nil {
+				ev.Retrying(err)
 			}
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-time.After(time.Second):
+			case <-time.After(backoff.next()):
 			}
 		}
 	}
+}
+
+// retake makes one attempt to take the key again after the lease ended:
+// nil when taken, a *ClaimLostError when another holder has it, another
+// error when the attempt failed (or lost a race to another writer, in
+// which case the next attempt sees the winner).
+func (cl *Claim) retake(ctx context.Context) error {
+	actx, cancel := context.WithTimeout(ctx, claimAttemptLimit)
+	defer cancel()
+	ok, err := cl.take(actx, false)
+	var held *ClaimHeldError
+	if errors.As(err, &held) {
+		if !bytes.Equal(held.Holder, cl.spec.Value) {
+			return &ClaimLostError{Key: cl.spec.Key, Holder: held.Holder}
+		}
+		// Our own earlier write, its lease not yet expired: only that is
+		// replaced here, never another process's claim (even one
+		// spec.Replace would accept), so that two holders never take the
+		// key from each other in turn.
+		ok, err = cl.takeOwn(actx)
+		if errors.As(err, &held) {
+			return &ClaimLostError{Key: cl.spec.Key, Holder: held.Holder}
+		}
+	}
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return fmt.Errorf("re-taking claim %s: another writer changed the key meanwhile", cl.spec.Key)
+	}
+	return nil
 }
 
 // hold keeps the current lease alive and watches the key. It returns nil
@@ -271,7 +332,10 @@ func (cl *Claim) hold(ctx context.Context) error {
 	if err != nil {
 		return nil // the lease is gone already: take the key again
 	}
-	wch := cl.c.cli.Watch(clientv3.WithRequireLeader(hctx), cl.spec.Key, clientv3.WithRev(rev+1))
+	// from is the first revision the watch has not yet covered: the key
+	// is known to be as written up to from-1.
+	from := rev + 1
+	wch := cl.watch(hctx, from)
 	for {
 		select {
 		case <-ctx.Done():
@@ -286,10 +350,12 @@ func (cl *Claim) hold(ctx context.Context) error {
 			}
 			if wr.Err() != nil {
 				// Lost the leader or compacted: look at the key, then watch
-				// again, no more than once a second. The keepalive goes on
-				// meanwhile and says when the lease ended.
+				// again from the revision of that look (a watch from an
+				// older one fails again once etcd compacted past it), no
+				// more than once a second. The keepalive goes on meanwhile
+				// and says when the lease ended.
 				cctx, ccancel := context.WithTimeout(hctx, 5*time.Second)
-				err := cl.Check(cctx)
+				at, err := cl.check(cctx)
 				ccancel()
 				var lost *ClaimLostError
 				if errors.As(err, &lost) {
@@ -298,12 +364,15 @@ func (cl *Claim) hold(ctx context.Context) error {
 					}
 					return err
 				}
+				if err == nil {
+					from = at + 1
+				}
 				select {
 				case <-ctx.Done():
 					return nil
 				case <-time.After(time.Second):
 				}
-				wch = cl.c.cli.Watch(clientv3.WithRequireLeader(hctx), cl.spec.Key, clientv3.WithRev(rev+1))
+				wch = cl.watch(hctx, from)
 				continue
 			}
 			for _, ev := range wr.Events {
@@ -316,6 +385,17 @@ func (cl *Claim) hold(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// watch watches the key from revision from on.
+func (cl *Claim) watch(ctx context.Context, from int64) clientv3.WatchChan {
+	cl.mu.Lock()
+	hook := cl.watching
+	cl.mu.Unlock()
+	if hook != nil {
+		hook(from)
+	}
+	return cl.c.cli.Watch(clientv3.WithRequireLeader(ctx), cl.spec.Key, clientv3.WithRev(from))
 }
 
 // Release deletes the claim and revokes its lease, so that another holder

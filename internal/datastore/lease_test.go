@@ -3,11 +3,13 @@ package datastore_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/calyx-net/calyx/internal/api"
 	"github.com/calyx-net/calyx/internal/datastore"
+	"github.com/calyx-net/calyx/internal/testnet"
 )
 
 const claimKey = datastore.ClaimPrefix + "nodes/n1"
@@ -93,7 +95,7 @@ func TestClaimHeldAndReplaced(t *testing.T) {
 	}
 	// The replaced holder's Run notices (its lease was revoked) and
 	// reports the new holder instead of taking the key back.
-	err = a.Run(testCtx(t), nil)
+	err = a.Run(testCtx(t), datastore.ClaimEvents{})
 	var lost *datastore.ClaimLostError
 	if !errors.As(err, &lost) || string(lost.Holder) != "host-a restarted" {
 		t.Errorf("Run of the replaced claim: %v, want lost to host-a restarted", err)
@@ -140,7 +142,7 @@ func TestClaimRunRetakesAndLoses(t *testing.T) {
 	defer cancel()
 	retaken := make(chan struct{}, 10)
 	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, func() { retaken <- struct{}{} }) }()
+	go func() { done <- a.Run(ctx, datastore.ClaimEvents{Retaken: func() { retaken <- struct{}{} }}) }()
 
 	// Kept alive past several TTLs.
 	time.Sleep(5 * time.Second)
@@ -177,5 +179,152 @@ func TestClaimRunRetakesAndLoses(t *testing.T) {
 	}
 	if got := storedClaim(t, c); got != "host-b" {
 		t.Errorf("stored claim %q, want host-b left alone", got)
+	}
+}
+
+// A claim whose holder loses etcd's quorum for longer than the TTL is not
+// given up: while the surviving member answers "no leader" or "timed
+// out", Run keeps trying, and it takes the claim again once the quorum is
+// back.
+func TestClaimRunSurvivesLostQuorum(t *testing.T) {
+	cl := testnet.StartEtcdCluster(t, 3, testnet.EtcdClusterOptions{})
+	c, err := datastore.New(testCtx(t), cl.ClientConfig(), testnet.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	a, err := claimOf(t, c, "host-a", 2*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var mu sync.Mutex
+	var failures []error
+	retaken := make(chan struct{}, 10)
+	done := make(chan error, 1)
+	go func() {
+		done <- a.Run(ctx, datastore.ClaimEvents{
+			Retaken: func() { retaken <- struct{}{} },
+			Retrying: func(err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				failures = append(failures, err)
+			},
+		})
+	}()
+	old := a.Fence()
+
+	// Two of three members stop: the last answers, without a leader.
+	for i := 1; i < 3; i++ {
+		cl.Stop(i)
+	}
+	// The keepalive gets no answer for a TTL, so Run tries to take the
+	// claim again, which fails while there is no quorum.
+	testnet.WaitFor(t, "Run to fail to re-take the claim without a quorum", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned %v without a quorum, want it to keep trying", err)
+		default:
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return len(failures) > 0
+	})
+	mu.Lock()
+	first := failures[0]
+	mu.Unlock()
+	if !datastore.IsUnavailable(first) && !errors.Is(first, context.DeadlineExceeded) {
+		t.Errorf("re-take without a quorum failed with %v, want an unavailable datastore or a deadline", first)
+	}
+
+	// The quorum is back: the claim is taken again.
+	for i := 1; i < 3; i++ {
+		if err := cl.Start(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-retaken:
+	case err := <-done:
+		t.Fatalf("Run returned %v after the quorum came back, want it to take the claim again", err)
+	case <-time.After(testnet.WaitTimeout):
+		t.Fatal("the claim was not taken again after the quorum came back")
+	}
+	if err := a.Check(testCtx(t)); err != nil || a.Fence() == old {
+		t.Errorf("claim after the re-take: %v, fence %v (was %v)", err, a.Fence(), old)
+	}
+	if got := storedClaim(t, c); got != "host-a" {
+		t.Errorf("stored claim %q, want host-a", got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run after cancel: %v", err)
+	}
+}
+
+// Once etcd compacted past the revision the claim was written at, a
+// restarted watch of the claim starts from a revision etcd still has,
+// instead of failing with "compacted" again every second.
+func TestClaimWatchAfterCompaction(t *testing.T) {
+	c := setup(t)
+	a, err := claimOf(t, c, "host-a", time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if ok, _, err := c.CAS(testCtx(t), nil, []datastore.RawPut{{Key: datastore.IPAMPrefix + "x", Value: []byte{byte('0' + i)}}}, nil); err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+	}
+	compacted := mustRevision(t, c)
+	if err := c.Compact(testCtx(t), compacted); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var starts []int64
+	datastore.SetClaimWatchHook(a, func(from int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		starts = append(starts, from)
+	})
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, datastore.ClaimEvents{}) }()
+
+	// The first watch, from just after the claim, fails as compacted; the
+	// next starts after the revision the claim was checked at.
+	testnet.WaitFor(t, "the claim's watch to restart", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(starts) >= 2
+	})
+	mu.Lock()
+	got := append([]int64(nil), starts[:2]...)
+	mu.Unlock()
+	if want := a.Fence().ModRevision + 1; got[0] != want {
+		t.Errorf("first watch from %d, want %d", got[0], want)
+	}
+	if got[1] <= compacted {
+		t.Errorf("restarted watch from %d, want after the compaction at %d", got[1], compacted)
+	}
+	// The restarted watch works: another holder's write ends Run.
+	if ok, _, err := c.CAS(testCtx(t), nil, []datastore.RawPut{{Key: claimKey, Value: []byte("host-b")}}, nil); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	select {
+	case err := <-done:
+		var lost *datastore.ClaimLostError
+		if !errors.As(err, &lost) || string(lost.Holder) != "host-b" {
+			t.Errorf("Run: %v, want lost to host-b", err)
+		}
+	case <-time.After(testnet.WaitTimeout):
+		t.Fatal("Run did not notice the claim was taken")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(starts) != 2 {
+		t.Errorf("watch started %d times (from %v), want twice", len(starts), starts)
 	}
 }
