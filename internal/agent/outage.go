@@ -79,10 +79,13 @@ func (s *service) datastoreContext(ctx context.Context) (context.Context, contex
 // now (at most diagnoseTimeout more) when that does, else a timeout error. Other
 // errors are returned unchanged.
 func (s *service) outageError(ctx context.Context, err error) error {
-	if err == nil || datastore.IsUnavailable(err) {
+	if err == nil || datastore.IsUnreachable(err) || datastore.IsNoLeader(err) {
 		return err
 	}
-	if !errors.Is(context.Cause(ctx), errDatastoreDeadline) {
+	// etcd itself may say it could not commit in time (an election, a lost
+	// quorum) before the monitor has noticed: name the state for that too.
+	serverTimedOut := datastore.IsUnavailable(err)
+	if !serverTimedOut && !errors.Is(context.Cause(ctx), errDatastoreDeadline) {
 		return err
 	}
 	if uerr := s.unavailable(); uerr != nil {
@@ -97,6 +100,9 @@ func (s *service) outageError(ctx context.Context, err error) error {
 		if !h.Available() {
 			return fmt.Errorf("%w (%w)", h.Err, err)
 		}
+	}
+	if serverTimedOut {
+		return err
 	}
 	return &datastoreTimeoutError{timeout: s.dsTimeout, err: err}
 }
