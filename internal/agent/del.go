@@ -23,7 +23,9 @@ import (
 // tear containers down during an etcd outage: the endpoint, whose veth is
 // now gone, and its addresses are released by garbage collection once
 // etcd is back (an attachment whose endpoint was never seen leaves a
-// handle no endpoint holds, which the collector releases too).
+// handle no endpoint holds, which the collector releases too). Its wait
+// for the handle's lock is bounded by the datastore timeout too (see
+// delBusy).
 func (s *service) del(ctx context.Context, req localapi.DelRequest) error {
 	if err := checkAttachment(req.Attachment); err != nil {
 		return err
@@ -71,16 +73,22 @@ func (s *service) del(ctx context.Context, req localapi.DelRequest) error {
 // handle lock bounds its etcd work by the same timeout, so this happens
 // only when a holder is stuck on a datastore that stopped answering in
 // the moment before the health monitor noticed, or when work on the
-// attachment is slow. While etcd is down, the host side is removed without
-// the lock and the DEL succeeds, as it does under the lock: a runtime must
-// be able to tear containers down during an outage, and code 11 would
-// fail its teardown for as long as the outage lasts (a runtime does not
-// necessarily retry a failed DEL). Removing the host side is safe alongside the
-// holder: deleting a veth, routes or policy that is already gone is not an
-// error, and the endpoint and addresses are left to garbage collection,
-// which takes the lock. When etcd answers, the holder is making progress:
-// the DEL fails with code 11 rather than give up the lock's ordering, and
-// the runtime's retry finds the lock free.
+// attachment is slow.
+//
+// While etcd is down, the host side is removed without the lock and the
+// DEL succeeds, as it does under the lock: a runtime must be able to tear
+// containers down during an outage, and code 11 would fail its teardown
+// for as long as the outage lasts (not every runtime retries a failed
+// DEL). Removing the host side alongside the holder is safe: deleting a
+// veth, routes or policy that is already gone is not an error; the
+// endpoint and addresses are left to garbage collection, which takes the
+// lock; and should the holder be an ADD of the attachment that builds its
+// veth afterwards, that veth goes with the container's network namespace
+// and the collector releases the endpoint it leaves.
+//
+// While etcd answers, the holder is making progress: the DEL fails with
+// code 11 rather than give up the lock's ordering, and the runtime's retry
+// finds the lock free.
 func (s *service) delBusy(ctx, lctx context.Context, req localapi.DelRequest, waitErr error) error {
 	handle := req.Handle()
 	down := s.outageError(lctx, waitErr)
