@@ -297,7 +297,7 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 	g.Go(func() error { return loop.run(gctx) })
 	g.Go(func() error { return gc.run(gctx, gcInterval(cfg.GCGrace)) })
 	g.Go(func() error {
-		runBlockGC(gctx, alloc, svc.checkClaim, cfg.NodeName, blockGCInterval, blockGCGrace, time.Now, log.With("component", "ipam"))
+		runBlockGC(gctx, alloc, svc.checkClaim, cfg.NodeName, blockGCInterval, blockGCGrace, svc.dsTimeout, time.Now, log.With("component", "ipam"))
 		return nil
 	})
 	g.Go(func() error {

@@ -26,7 +26,12 @@ type emptyBlockReleaser interface {
 // runBlockGC releases the node's long-empty blocks every interval until ctx
 // ends, each time only after checkClaim says that this process holds the
 // node's claim. Failures are logged and retried at the next tick.
-func runBlockGC(ctx context.Context, r emptyBlockReleaser, checkClaim func(context.Context) error, node string, interval, grace time.Duration, now func() time.Time, log *slog.Logger) {
+//
+// The release holds IPAM's lock on the node, which ADDs of the node wait
+// for: the claim check and the release are each bounded by timeout (the
+// datastore timeout; 0: unbounded), so that an etcd that stops answering
+// holds an ADD up no longer than its own datastore work would be.
+func runBlockGC(ctx context.Context, r emptyBlockReleaser, checkClaim func(context.Context) error, node string, interval, grace, timeout time.Duration, now func() time.Time, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -35,13 +40,18 @@ func runBlockGC(ctx context.Context, r emptyBlockReleaser, checkClaim func(conte
 			return
 		case <-t.C:
 		}
-		if err := checkClaim(ctx); err != nil {
+		cctx, cancel := boundedContext(ctx, timeout)
+		err := checkClaim(cctx)
+		cancel()
+		if err != nil {
 			if ctx.Err() == nil {
 				log.Warn("not releasing empty IPAM blocks", "err", err)
 			}
 			continue
 		}
-		released, err := r.ReleaseEmptyBlocks(ctx, node, now(), grace)
+		rctx, cancel := boundedContext(ctx, timeout)
+		released, err := r.ReleaseEmptyBlocks(rctx, node, now(), grace)
+		cancel()
 		if err != nil && ctx.Err() == nil {
 			log.Warn("releasing empty IPAM blocks", "err", err)
 		}
@@ -49,4 +59,12 @@ func runBlockGC(ctx context.Context, r emptyBlockReleaser, checkClaim func(conte
 			log.Info("released empty IPAM block", "block", b.String(), "emptyFor", ">= "+grace.String())
 		}
 	}
+}
+
+// boundedContext is ctx bounded by timeout (0: not bounded).
+func boundedContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, timeout)
 }

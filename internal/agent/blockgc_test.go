@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -33,7 +34,7 @@ func TestBlockGCRunsUntilCancelled(t *testing.T) {
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		runBlockGC(ctx, f, func(context.Context) error { return nil }, "node-a", time.Millisecond, time.Hour, time.Now, slog.New(slog.DiscardHandler))
+		runBlockGC(ctx, f, func(context.Context) error { return nil }, "node-a", time.Millisecond, time.Hour, 0, time.Now, slog.New(slog.DiscardHandler))
 	}()
 	<-f.done
 	cancel()
@@ -56,7 +57,7 @@ func TestBlockGCNeedsTheClaim(t *testing.T) {
 		}
 		return fmt.Errorf("node node-a: %w", errClaimLost)
 	}
-	runBlockGC(ctx, f, check, "node-a", time.Millisecond, time.Hour, time.Now, slog.New(slog.DiscardHandler))
+	runBlockGC(ctx, f, check, "node-a", time.Millisecond, time.Hour, 0, time.Now, slog.New(slog.DiscardHandler))
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.calls) != 0 || checks < 5 {
@@ -65,4 +66,45 @@ func TestBlockGCNeedsTheClaim(t *testing.T) {
 	if !errors.Is(check(ctx), errClaimLost) {
 		t.Error("the check's error is not errClaimLost")
 	}
+}
+
+// stalledReleaser is a releaser whose datastore stopped answering: each
+// release waits for its context to end, then says so on returned.
+type stalledReleaser struct{ returned chan struct{} }
+
+func (f *stalledReleaser) ReleaseEmptyBlocks(ctx context.Context, _ string, _ time.Time, _ time.Duration) ([]netip.Prefix, error) {
+	<-ctx.Done()
+	f.returned <- struct{}{}
+	return nil, ctx.Err()
+}
+
+// The block GC, which holds IPAM's lock on the node (that ADDs wait for)
+// while it releases, gives up on an etcd that does not answer within the
+// timeout and tries again at the next tick, rather than wait for as long
+// as it runs; its claim check is bounded the same way.
+func TestBlockGCBoundsItsDatastoreWork(t *testing.T) {
+	f := &stalledReleaser{returned: make(chan struct{}, 10)}
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	var checks atomic.Int32
+	check := func(ctx context.Context) error {
+		if checks.Add(1) == 1 { // the first check stalls like the release
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return nil
+	}
+	go func() {
+		defer close(stopped)
+		runBlockGC(ctx, f, check, "node-a", time.Millisecond, time.Hour, 50*time.Millisecond, time.Now, slog.New(slog.DiscardHandler))
+	}()
+	for i := range 2 {
+		select {
+		case <-f.returned:
+		case <-time.After(outageBound):
+			t.Fatalf("release %d of a block GC whose etcd stalled did not end within %s", i, outageBound)
+		}
+	}
+	cancel()
+	<-stopped
 }

@@ -24,18 +24,24 @@ import (
 // now gone, and its addresses are released by garbage collection once
 // etcd is back (an attachment whose endpoint was never seen leaves a
 // handle no endpoint holds, which the collector releases too). So does it
-// while the node claim lapsed in an outage is being taken again.
+// while the node claim lapsed in an outage is being taken again. Its wait
+// for the handle's lock is bounded by the datastore timeout too (see
+// delBusy).
 func (s *service) del(ctx context.Context, req localapi.DelRequest) error {
 	if err := checkAttachment(req.Attachment); err != nil {
 		return err
 	}
-	unlock, err := s.locks.lock(ctx, req.Handle())
+	handle := req.Handle()
+	lctx, lcancel := s.datastoreContext(ctx)
+	unlock, err := s.locks.lock(lctx, handle)
 	if err != nil {
+		err = s.delBusy(ctx, lctx, req, err)
+		lcancel()
 		return err
 	}
+	lcancel()
 	defer unlock()
-	s.adds.done(req.Handle())
-	handle := req.Handle()
+	s.adds.done(handle)
 	dctx, cancel := s.datastoreContext(ctx)
 	defer cancel()
 	down := s.unavailable()
@@ -62,6 +68,47 @@ func (s *service) del(ctx context.Context, req localapi.DelRequest) error {
 		s.log.Warn("DEL removed the host side without the datastore: garbage collection releases the endpoint and addresses once etcd is back",
 			"handle", handle, "hostIf", vethName(handle), "err", down)
 	}
+	return nil
+}
+
+// delBusy serves a DEL that did not get its handle's lock within the
+// datastore timeout (lctx, which ended with waitErr). Every holder of a
+// handle lock bounds its etcd work by the same timeout, so this happens
+// only when a holder is stuck on a datastore that stopped answering in
+// the moment before the health monitor noticed, or when work on the
+// attachment is slow.
+//
+// While etcd is down, the host side is removed without the lock and the
+// DEL succeeds, as it does under the lock: a runtime must be able to tear
+// containers down during an outage, and code 11 would fail its teardown
+// for as long as the outage lasts (not every runtime retries a failed
+// DEL). Removing the host side alongside the holder is safe: deleting a
+// veth, routes or policy that is already gone is not an error; the
+// endpoint and addresses are left to garbage collection, which takes the
+// lock; and should the holder be an ADD of the attachment that builds its
+// veth afterwards, that veth goes with the container's network namespace
+// and the collector releases the endpoint it leaves.
+//
+// While etcd answers, the holder is making progress: the DEL fails with
+// code 11 rather than give up the lock's ordering, and the runtime's retry
+// finds the lock free.
+func (s *service) delBusy(ctx, lctx context.Context, req localapi.DelRequest, waitErr error) error {
+	handle := req.Handle()
+	down := s.outageError(lctx, waitErr)
+	if !datastore.IsUnavailable(down) {
+		if !errors.Is(context.Cause(lctx), errDatastoreDeadline) {
+			return waitErr // the request itself ended
+		}
+		return fmt.Errorf("DEL of container %s ifname %s: another operation on the attachment did not finish within %s: %w",
+			req.ContainerID, req.IfName, s.dsTimeout, errAttachmentBusy)
+	}
+	s.adds.done(handle)
+	w, _, _ := s.findEndpoint(ctx, req.Attachment, false) // the view only: etcd is down
+	if err := s.releaseHost(ctx, handle, w); err != nil {
+		return err
+	}
+	s.log.Warn("DEL removed the host side without the attachment's lock, held by an operation waiting on the datastore: garbage collection releases the endpoint and addresses once etcd is back",
+		"handle", handle, "hostIf", vethName(handle), "err", down)
 	return nil
 }
 

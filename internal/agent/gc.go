@@ -30,7 +30,10 @@ import (
 //
 // An attachment whose handle is locked (an ADD, READY or DEL in flight) is
 // never a candidate, and a candidate is checked again under its lock
-// before anything is released.
+// before anything is released. Every etcd call the collector makes
+// bounds itself by the datastore timeout, and the claim is checked before
+// the lock is taken, so that a DEL or ADD waiting for the lock never waits
+// longer than that for an etcd that stopped answering.
 
 // sweep records each candidate not seen before at now, forgets former
 // candidates that are no longer, and returns (sorted) the candidates that
@@ -157,6 +160,11 @@ func (c *collector) collectEndpoint(ctx context.Context, name string) error {
 		return nil
 	}
 	handle := w.Metadata.Annotations[AnnotationHandle]
+	// Only the holder of the node's claim may release its endpoints: a
+	// second calyx-node with this node's name finds none of its veths.
+	if err := s.checkClaimBounded(ctx); err != nil {
+		return fmt.Errorf("not releasing endpoint %s: %w", name, err)
+	}
 	unlock, err := s.locks.lock(ctx, handle)
 	if err != nil {
 		return err
@@ -169,11 +177,6 @@ func (c *collector) collectEndpoint(ctx context.Context, name string) error {
 	}
 	if ok, err := s.host.HasLink(ctx, w.Spec.InterfaceName); ok || err != nil {
 		return err
-	}
-	// Only the holder of the node's claim may release its endpoints: a
-	// second calyx-node with this node's name finds none of its veths.
-	if err := s.checkClaim(ctx); err != nil {
-		return fmt.Errorf("not releasing endpoint %s: %w", name, err)
 	}
 	// Bounded like a request, so that a DEL or ADD waiting for the
 	// handle's lock is not held up by an etcd outage.
@@ -280,6 +283,9 @@ func (s *service) leakedHandles(allocs []ipam.Allocation) map[string][]ipam.Allo
 // releaseLeaked releases a handle under its lock if still no local
 // endpoint holds it.
 func (s *service) releaseLeaked(ctx context.Context, handle string) (bool, error) {
+	if err := s.checkClaimBounded(ctx); err != nil {
+		return false, fmt.Errorf("not releasing handle %s: %w", handle, err)
+	}
 	unlock, err := s.locks.lock(ctx, handle)
 	if err != nil {
 		return false, err
@@ -289,9 +295,6 @@ func (s *service) releaseLeaked(ctx context.Context, handle string) (bool, error
 		if belongs(w, handle) {
 			return false, nil
 		}
-	}
-	if err := s.checkClaim(ctx); err != nil {
-		return false, fmt.Errorf("not releasing handle %s: %w", handle, err)
 	}
 	dctx, cancel := s.datastoreContext(ctx)
 	defer cancel()
@@ -309,7 +312,7 @@ func (s *service) gc(ctx context.Context, req localapi.GCRequest) (localapi.GCRe
 	if req.Network == "" {
 		return localapi.GCResponse{}, badRequestf("no network name given")
 	}
-	if err := s.checkClaim(ctx); err != nil {
+	if err := s.checkClaimBounded(ctx); err != nil {
 		return localapi.GCResponse{}, err
 	}
 	valid := map[localapi.Attachment]bool{}
@@ -337,10 +340,12 @@ func (s *service) gc(ctx context.Context, req localapi.GCRequest) (localapi.GCRe
 		resp.Released = append(resp.Released, a)
 	}
 	// A GC is explicit and rare: read every block, borrowed ones too.
-	allocs, err := s.alloc.NodeAllocations(ctx, s.node, true)
+	lctx, cancel := s.datastoreContext(ctx)
+	allocs, err := s.alloc.NodeAllocations(lctx, s.node, true)
 	if err != nil {
-		errs = append(errs, fmt.Errorf("listing this node's IPAM allocations: %w", err))
+		errs = append(errs, fmt.Errorf("listing this node's IPAM allocations: %w", s.outageError(lctx, err)))
 	}
+	cancel()
 	leaked := s.leakedHandles(allocs)
 	for _, handle := range slices.Sorted(maps.Keys(leaked)) {
 		if done[handle] {
@@ -363,12 +368,28 @@ func (s *service) gc(ctx context.Context, req localapi.GCRequest) (localapi.GCRe
 	return resp, errors.Join(errs...)
 }
 
-// gcOne releases one attachment for CNI GC under its handle's lock.
+// gcOne releases one attachment for CNI GC under its handle's lock. A CNI
+// GC may release many attachments, so it is not bounded as a whole; each
+// attachment, its wait for the lock included, is bounded like a request,
+// so that a DEL or ADD of it waits no longer than that.
 func (s *service) gcOne(ctx context.Context, handle string, w *api.WorkloadEndpoint) error {
-	unlock, err := s.locks.lock(ctx, handle)
+	dctx, cancel := s.datastoreContext(ctx)
+	defer cancel()
+	unlock, err := s.locks.lock(dctx, handle)
 	if err != nil {
-		return err
+		return fmt.Errorf("waiting for other work on attachment %s: %w", handle, s.outageError(dctx, err))
 	}
 	defer unlock()
-	return s.release(ctx, handle, w)
+	if err := s.release(dctx, handle, w); err != nil {
+		return s.outageError(dctx, err)
+	}
+	return nil
+}
+
+// checkClaimBounded is checkClaim bounded by the datastore timeout: the
+// claim's Get otherwise waits for as long as etcd is unreachable.
+func (s *service) checkClaimBounded(ctx context.Context) error {
+	dctx, cancel := s.datastoreContext(ctx)
+	defer cancel()
+	return s.outageError(dctx, s.checkClaim(dctx))
 }

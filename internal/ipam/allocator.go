@@ -133,6 +133,18 @@ type nodeState struct {
 	mu     nodeLock // guards following fields; held for a whole operation on the node
 	view   *view
 	blocks map[netip.Prefix]*ownBlock
+
+	lateMu sync.Mutex // guards late
+	// late holds the blocks written outside the node's lock while another
+	// operation held it (see learn); the next holder applies them.
+	late map[netip.Prefix]lateBlock
+}
+
+// lateBlock is a block learnt while its node's lock was out of reach (b
+// nil: deleted).
+type lateBlock struct {
+	b   *Block
+	rev int64
 }
 
 // view is a node's picture of the configuration.
@@ -159,7 +171,7 @@ func (a *Allocator) node(name string) *nodeState {
 	defer a.mu.Unlock()
 	st := a.nodes[name]
 	if st == nil {
-		st = &nodeState{name: name, mu: newNodeLock(), blocks: map[netip.Prefix]*ownBlock{}}
+		st = &nodeState{name: name, mu: newNodeLock(), blocks: map[netip.Prefix]*ownBlock{}, late: map[netip.Prefix]lateBlock{}}
 		a.nodes[name] = st
 	}
 	return st
@@ -168,13 +180,16 @@ func (a *Allocator) node(name string) *nodeState {
 // nodeLock is a mutex whose holder may be waiting on etcd, so that a
 // waiter must be able to give up when its context ends: otherwise, while
 // etcd is down, requests would queue behind each other far beyond their
-// deadlines.
+// deadlines. Operations take it with lockNode; the node's cache, which
+// callers holding no node lock also use (cachedBlock, learn), is only ever
+// tried (tryLock), never waited for.
 type nodeLock chan struct{}
 
 func newNodeLock() nodeLock { return make(nodeLock, 1) }
 
-// Lock waits for the lock however long it takes; for callers whose wait
-// is short (the holders' own requests are bounded).
+// Lock waits for the lock however long it takes. Only calyxctl's
+// operations on whole nodes (forgetNode) use it: no request of calyx-node
+// waits on it.
 func (l nodeLock) Lock() { l <- struct{}{} }
 
 // lockCtx waits for the lock until ctx ends.
@@ -187,7 +202,27 @@ func (l nodeLock) lockCtx(ctx context.Context) error {
 	}
 }
 
+// tryLock takes the lock if it is free, and reports whether it did.
+func (l nodeLock) tryLock() bool {
+	select {
+	case l <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
 func (l nodeLock) Unlock() { <-l }
+
+// lockNode waits for the node's lock until ctx ends, then applies what
+// was learnt while others held it.
+func (a *Allocator) lockNode(ctx context.Context, st *nodeState) error {
+	if err := st.mu.lockCtx(ctx); err != nil {
+		return err
+	}
+	a.applyLate(st)
+	return nil
+}
 
 func (a *Allocator) putOwn(st *nodeState, ob *ownBlock) {
 	st.blocks[ob.b.CIDR] = ob
@@ -215,6 +250,9 @@ func (a *Allocator) forgetNode(name string) {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.lateMu.Lock()
+	clear(st.late)
+	st.lateMu.Unlock()
 	for cidr := range st.blocks {
 		a.dropOwn(st, cidr)
 	}
@@ -222,16 +260,19 @@ func (a *Allocator) forgetNode(name string) {
 }
 
 // cachedBlock returns a block from the cache of the local node it is
-// affine to. Callers must hold no nodeState lock.
+// affine to. Callers must hold no nodeState lock. While another operation
+// holds the node's lock (perhaps waiting on an etcd that is down) the
+// block counts as not cached: the caller reads it from etcd, under its own
+// deadline, rather than wait for the cache.
 func (a *Allocator) cachedBlock(cidr netip.Prefix) (*Block, int64, bool) {
 	a.mu.Lock()
 	st := a.owner[cidr]
 	a.mu.Unlock()
-	if st == nil {
+	if st == nil || !st.mu.tryLock() {
 		return nil, 0, false
 	}
-	st.mu.Lock()
 	defer st.mu.Unlock()
+	a.applyLate(st)
 	if ob := st.blocks[cidr]; ob != nil {
 		return ob.b, ob.rev, true
 	}
@@ -240,7 +281,10 @@ func (a *Allocator) cachedBlock(cidr netip.Prefix) (*Block, int64, bool) {
 
 // learn records a block written outside its node's lock (b nil: deleted)
 // in the cache of the local node it is affine to. Callers must hold no
-// nodeState lock.
+// nodeState lock. It never waits for the node's lock: when another
+// operation holds it, the block is kept aside and applied by the next
+// holder (lockNode). Until then the cache may be stale, which every
+// compare-and-swap guards against anyway.
 func (a *Allocator) learn(cidr netip.Prefix, b *Block, rev int64) {
 	a.mu.Lock()
 	st := a.owner[cidr]
@@ -248,15 +292,36 @@ func (a *Allocator) learn(cidr netip.Prefix, b *Block, rev int64) {
 	if st == nil {
 		return
 	}
-	st.mu.Lock()
+	st.lateMu.Lock()
+	if l, ok := st.late[cidr]; !ok || l.rev < rev {
+		st.late[cidr] = lateBlock{b: b, rev: rev}
+	}
+	st.lateMu.Unlock()
+	if !st.mu.tryLock() {
+		return
+	}
 	defer st.mu.Unlock()
-	ob := st.blocks[cidr]
-	switch {
-	case ob == nil || ob.rev >= rev:
-	case b == nil || b.affineNode() != st.name:
-		a.dropOwn(st, cidr)
-	default:
-		st.blocks[cidr] = &ownBlock{b: b, rev: rev, affState: ob.affState, affRev: ob.affRev}
+	a.applyLate(st)
+}
+
+// applyLate applies the blocks learnt outside the node's lock, which the
+// caller holds.
+func (a *Allocator) applyLate(st *nodeState) {
+	st.lateMu.Lock()
+	late := st.late
+	if len(late) > 0 {
+		st.late = map[netip.Prefix]lateBlock{}
+	}
+	st.lateMu.Unlock()
+	for cidr, l := range late {
+		ob := st.blocks[cidr]
+		switch {
+		case ob == nil || ob.rev >= l.rev:
+		case l.b == nil || l.b.affineNode() != st.name:
+			a.dropOwn(st, cidr)
+		default:
+			st.blocks[cidr] = &ownBlock{b: l.b, rev: l.rev, affState: ob.affState, affRev: ob.affRev}
+		}
 	}
 }
 

@@ -201,7 +201,7 @@ func (a *Allocator) AutoAssign(ctx context.Context, args AutoAssignArgs) (Assign
 	}
 	at := attribute(args.Handle, args.Node, args.Attrs)
 	st := a.node(args.Node)
-	if err := st.mu.lockCtx(ctx); err != nil {
+	if err := a.lockNode(ctx, st); err != nil {
 		return AssignResult{}, fmt.Errorf("%s: %w", what, err)
 	}
 	defer st.mu.Unlock()

@@ -26,7 +26,7 @@ func (a *Allocator) AssignIP(ctx context.Context, args AssignIPArgs) error {
 	ip := args.IP.Unmap()
 	at := attribute(args.Handle, args.Node, args.Attrs)
 	st := a.node(args.Node)
-	if err := st.mu.lockCtx(ctx); err != nil {
+	if err := a.lockNode(ctx, st); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	defer st.mu.Unlock()

@@ -302,7 +302,7 @@ func (a *Allocator) ReleaseEmptyBlocks(ctx context.Context, node string, now tim
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	st := a.node(node)
-	if err := st.mu.lockCtx(ctx); err != nil {
+	if err := a.lockNode(ctx, st); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer st.mu.Unlock()
