@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -40,7 +41,7 @@ func lockDataDir(dir string) (*dataDirLock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--data-dir %s: opening the lock file: %w", dir, err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := flockSoon(f); err != nil {
 		_ = f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			holder := "another process"
@@ -57,6 +58,21 @@ func lockDataDir(dir string) (*dataDirLock, error) {
 		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return &dataDirLock{f: f}, nil
+}
+
+// flockSoon takes an exclusive flock on f, trying for about a second: a
+// process forked by the previous holder in this process shares the lock's
+// open file until it execs, so a restart in the same process can find the
+// lock held for a moment after its holder closed it.
+func flockSoon(f *os.File) error {
+	var err error
+	for range 20 {
+		if err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); !errors.Is(err, unix.EWOULDBLOCK) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return err
 }
 
 // Close releases the lock. The pid is left in the file: the lock, not the

@@ -216,8 +216,11 @@ func TestSyncerSnapshotThenEvents(t *testing.T) {
 	if diff := cmp.Diff(w.want, events); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
-	st := s.Status()
-	if !st.InSync || st.Revision != mustRevision(t, c) || st.Resyncs != 0 {
+	// The status advances once the handler has the watch response's
+	// events, so it may trail the last event for a moment.
+	last := mustRevision(t, c)
+	testnet.WaitFor(t, "the syncer's status to reach the last revision", func() bool { return s.Status().Revision == last })
+	if st := s.Status(); !st.InSync || st.Resyncs != 0 {
 		t.Errorf("status %+v", st)
 	}
 }
