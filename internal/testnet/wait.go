@@ -18,6 +18,14 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 	waitFor(t, what, WaitTimeout, cond)
 }
 
+// WaitForWithin is WaitFor with its own bound, for states that follow
+// slow outside events (an etcd lease expiring, a cluster re-electing) and
+// may take longer than WaitTimeout on a loaded machine.
+func WaitForWithin(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	waitFor(t, what, timeout, cond)
+}
+
 func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.NewTimer(timeout)
