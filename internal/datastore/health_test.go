@@ -1,7 +1,6 @@
 package datastore_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -12,24 +11,6 @@ import (
 	"github.com/calyx-net/calyx/internal/datastore"
 	"github.com/calyx-net/calyx/internal/testnet"
 )
-
-// syncBuffer is a bytes.Buffer safe for the monitor's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // waitFor polls cond for up to 30 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -49,7 +30,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // the state too.
 func TestHealthLeaderQuorumAndUnreachable(t *testing.T) {
 	cl := testnet.StartEtcdCluster(t, 3, testnet.EtcdClusterOptions{})
-	var logs syncBuffer
+	var logs testnet.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	c, err := datastore.New(testCtx(t), cl.ClientConfig(), log)
 	if err != nil {

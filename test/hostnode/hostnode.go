@@ -25,7 +25,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -34,6 +33,7 @@ import (
 
 	"github.com/calyx-net/calyx/internal/localapi"
 	"github.com/calyx-net/calyx/internal/pki"
+	"github.com/calyx-net/calyx/internal/testnet"
 )
 
 // Build builds calyx, calyx-ipam, calyx-node and calyxctl into dir, from
@@ -111,7 +111,7 @@ type Node struct {
 	socket   string
 	endpoint string
 	cmd      *exec.Cmd
-	log      *syncBuffer
+	log      *testnet.SyncBuffer
 	done     chan struct{}
 	waitErr  error
 }
@@ -123,7 +123,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		cfg.IP = "192.0.2.10/24"
 	}
 	n := &Node{cfg: cfg, socket: filepath.Join(cfg.WorkDir, "calyx.sock"), endpoint: "https://127.0.0.1:2379",
-		log: &syncBuffer{}, done: make(chan struct{})}
+		log: &testnet.SyncBuffer{}, done: make(chan struct{})}
 	args := []string{"--name", cfg.Name, "--ip", cfg.IP, "--data-dir", filepath.Join(cfg.WorkDir, "data"),
 		"--socket", n.socket, "--metrics-addr", cfg.MetricsAddr, "--log-level", "debug",
 		"--etcd-listen-client-url", n.endpoint, "--etcd-listen-peer-url", "https://127.0.0.1:2380"}
@@ -288,23 +288,4 @@ func (n *Node) Kill() {
 	}
 	_ = n.cmd.Process.Kill()
 	<-n.done
-}
-
-// syncBuffer is a bytes.Buffer safe for a child's stdout and stderr and a
-// reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
