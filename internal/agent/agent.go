@@ -150,6 +150,8 @@ type hooks struct {
 	wrap     func(route.Kernel) route.Kernel // applied to the kernel in use
 	claimTTL time.Duration                   // 0: DefaultClaimTTL
 	alive    func(pid int) bool              // nil: processAlive
+	// releaseInterval: 0 means DefaultDeferredReleaseInterval.
+	releaseInterval time.Duration
 }
 
 // aliveFunc returns the test's process liveness check, or processAlive.
@@ -260,13 +262,17 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 	if err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
+	deferred, err := loadDeferredReleases(cfg.DataDir)
+	if err != nil {
+		return err
+	}
 	fenced := fencedStore{Client: store, fence: claim.Fence}
 	alloc := ipam.New(fenced, ipam.WithLogger(log.With("component", "ipam")))
 	host := route.New(kernel, log.With("component", "dataplane"))
 	svc := &service{
 		node: cfg.NodeName, log: log.With("component", "api"), store: fenced, alloc: alloc, host: host,
 		policy: allowAllPolicy{}, view: view, locks: newHandleLocks(), adds: newPendingAdds(h.aliveFunc()), m: m, mtu: cfg.MTU, now: time.Now,
-		ds: store, dsTimeout: cfg.DatastoreTimeout, claim: claim,
+		ds: store, dsTimeout: cfg.DatastoreTimeout, claim: claim, deferred: deferred,
 	}
 	hl := health{node: cfg.NodeName, ready: func() (bool, string) {
 		switch {
@@ -296,6 +302,10 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 	}
 	g.Go(func() error { return loop.run(gctx) })
 	g.Go(func() error { return gc.run(gctx, gcInterval(cfg.GCGrace)) })
+	g.Go(func() error {
+		svc.runDeferredReleases(gctx, cmp.Or(h.releaseInterval, DefaultDeferredReleaseInterval))
+		return nil
+	})
 	g.Go(func() error {
 		runBlockGC(gctx, alloc, svc.checkClaim, cfg.NodeName, blockGCInterval, blockGCGrace, svc.dsTimeout, time.Now, log.With("component", "ipam"))
 		return nil

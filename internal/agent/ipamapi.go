@@ -25,6 +25,9 @@ func (s *service) ipamAdd(ctx context.Context, req localapi.IPAMAddRequest) (loc
 		return localapi.IPAMAddResponse{}, err
 	}
 	defer unlock()
+	if err := s.completeDeferred(ctx, req.Handle()); err != nil {
+		return localapi.IPAMAddResponse{}, err
+	}
 	addrs, err := s.allocate(ctx, req.Attachment, api.OrchestratorCNI, req.IPAM, map[string]string{ipam.AttrIPAMOnly: "true"})
 	if err != nil {
 		return localapi.IPAMAddResponse{}, err
@@ -54,17 +57,32 @@ func (s *service) poolPrefix(ctx context.Context, a netip.Addr) (netip.Prefix, e
 }
 
 // ipamDel releases an attachment's addresses; nothing to release is fine.
+// While the datastore is down (or does not answer within the datastore
+// timeout), the release is queued in the data directory and done once etcd
+// is back, and the DEL succeeds, so that a runtime can tear containers down
+// during an outage (see deferred.go).
 func (s *service) ipamDel(ctx context.Context, req localapi.IPAMDelRequest) error {
 	if err := checkAttachment(req.Attachment); err != nil {
 		return err
 	}
-	unlock, err := s.locks.lock(ctx, req.Handle())
+	handle := req.Handle()
+	unlock, err := s.locks.lock(ctx, handle)
 	if err != nil {
-		return err
+		// The holder is stuck on the datastore, or the request ended.
+		return s.deferRelease(ctx, handle, err)
 	}
 	defer unlock()
-	if err := s.alloc.ReleaseByHandle(ctx, req.Handle()); err != nil {
-		return fmt.Errorf("releasing the addresses of %s: %w", req.Handle(), err)
+	if down := s.unavailable(); down != nil {
+		return s.deferRelease(ctx, handle, down)
+	}
+	if err := s.alloc.ReleaseByHandle(ctx, handle); err != nil {
+		return s.deferRelease(ctx, handle, fmt.Errorf("releasing the addresses of %s: %w", handle, err))
+	}
+	if s.deferred != nil {
+		// An earlier DEL's queued release is done too.
+		if err := s.deferred.remove(handle); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -127,8 +127,9 @@ func readyOp(s *service) http.Handler {
 var boundedOps = map[string]bool{"add": true, "ready": true, "check": true, "ipam_add": true, "ipam_del": true}
 
 // failFastOps fail at once, without trying etcd, while the health monitor
-// finds it down: they cannot succeed without it.
-var failFastOps = map[string]bool{"add": true, "ipam_add": true, "ipam_del": true}
+// finds it down: they cannot succeed without it. (IPAM DEL queues its
+// release instead: see deferred.go.)
+var failFastOps = map[string]bool{"add": true, "ipam_add": true}
 
 func runOp[Req, Resp any](s *service, name string, r *http.Request, fn func(context.Context, Req) (Resp, error)) (Resp, error) {
 	start := s.now()

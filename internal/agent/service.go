@@ -71,6 +71,9 @@ type service struct {
 	ds        datastoreHealth
 	dsTimeout time.Duration
 	claim     nodeClaim // held while this process acts for node
+	// deferred queues the IPAM releases of DELs served during a datastore
+	// outage (nil: none are queued, such DELs fail).
+	deferred *deferredReleases
 }
 
 // Gateways the container routes through: Calico's link-local IPv4
