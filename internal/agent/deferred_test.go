@@ -49,7 +49,7 @@ func outage(t *testing.T, a localapi.Attachment, h hooks) (datastore.EmbeddedCon
 	t.Helper()
 	ecfg := testnet.EtcdConfig(t)
 	etcd := testnet.StartEtcdWith(t, ecfg)
-	createPool(t, testnet.NewClient(t, etcd), "10.65.0.0/16")
+	createPool(t, testnet.NewClient(t, etcd))
 	h.kernel = route.NewFake()
 	n := startNode(t, etcd, h, func(c *Config) { c.DatastoreTimeout = 10 * time.Minute })
 	if got := ipamAddAddrs(t, n, a); len(got) != 1 {

@@ -65,10 +65,10 @@ func startNode(t *testing.T, etcd *datastore.Embedded, h hooks, mod func(*Config
 	return n
 }
 
-// createPool stores the IP pool "pool4" with cidr.
-func createPool(t *testing.T, c *datastore.Client, cidr string) {
+// createPool stores the IP pool "pool4", 10.65.0.0/16.
+func createPool(t *testing.T, c *datastore.Client) {
 	t.Helper()
-	p := testnet.IPPool("pool4", cidr, 0)
+	p := testnet.IPPool("pool4", "10.65.0.0/16", 0)
 	p.SetDefaults()
 	if _, err := c.Create(t.Context(), p); err != nil {
 		t.Fatal(err)
@@ -105,6 +105,6 @@ func startTestEtcd(t *testing.T) (*datastore.Embedded, *datastore.Client) {
 	t.Helper()
 	e := testnet.StartEtcd(t)
 	c := testnet.NewClient(t, e)
-	createPool(t, c, "10.65.0.0/16")
+	createPool(t, c)
 	return e, c
 }

@@ -51,7 +51,7 @@ func TestEtcdOutage(t *testing.T) {
 	ecfg := testnet.EtcdConfig(t)
 	etcd := testnet.StartEtcdWith(t, ecfg)
 	store := testnet.NewClient(t, etcd)
-	createPool(t, store, "10.65.0.0/16")
+	createPool(t, store)
 	fake := route.NewFake()
 	reg := prometheus.NewRegistry()
 	n := startNode(t, etcd, hooks{kernel: fake}, func(c *Config) {
@@ -169,7 +169,7 @@ func TestEtcdClusterLeaderAndQuorumLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer setup.Close()
-	createPool(t, setup, "10.65.0.0/16")
+	createPool(t, setup)
 	fake := route.NewFake()
 	n := startNode(t, nil, hooks{kernel: fake}, func(c *Config) {
 		c.Etcd = cl.ClientConfig()
