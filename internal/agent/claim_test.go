@@ -557,3 +557,33 @@ func TestEndpointWritesNeedTheClaim(t *testing.T) {
 		t.Errorf("recording a MAC after the claim was taken over wrote: revision %d -> %d", before, rev)
 	}
 }
+
+// Node registration through the fenced store (fencedStore satisfies
+// nodeStore) writes the Node while the claim holds and nothing once
+// another host took it: the create and update of registerNode are fenced.
+func TestRegisterNodeFenced(t *testing.T) {
+	_, store := startTestEtcd(t)
+	ctx := t.Context()
+	key := nodeClaimKey("node-a")
+	claim, err := store.Claim(ctx, datastore.ClaimSpec{Key: key, Value: []byte(`{"hostID":"a"}`), TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fenced := fencedStore{Client: store, fence: claim.Fence}
+	if _, err := registerNode(ctx, fenced, Config{NodeName: "node-a", NodeIPv4: "192.0.2.1/24"}); err != nil {
+		t.Fatalf("registering the node holding the claim: %v", err)
+	}
+	if ok, _, err := store.CAS(ctx, nil, []datastore.RawPut{{Key: key, Value: []byte(`{"hostID":"b"}`)}}, nil); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	before := mustRevision(t, store)
+	if _, err := registerNode(ctx, fenced, Config{NodeName: "node-a", NodeIPv4: "192.0.2.2/24"}); !errors.Is(err, errClaimLost) {
+		t.Errorf("updating the node after the claim was taken over: %v, want the claim lost", err)
+	}
+	if _, err := registerNode(ctx, fenced, Config{NodeName: "node-b", NodeIPv4: "192.0.2.3/24"}); !errors.Is(err, errClaimLost) {
+		t.Errorf("creating a node after the claim was taken over: %v, want the claim lost", err)
+	}
+	if rev := mustRevision(t, store); rev != before {
+		t.Errorf("registration after the claim was taken over wrote: revision %d -> %d", before, rev)
+	}
+}
