@@ -208,12 +208,43 @@ func (s *service) checkClaim(ctx context.Context) error {
 }
 
 // fencedStore is the datastore of the allocator and the local API: every
-// IPAM compare-and-swap and every endpoint delete also requires the node
-// claim to be as this process wrote it, in the same etcd transaction, so
-// that a process that lost its node name releases nothing.
+// IPAM compare-and-swap, every create and update (endpoints, and the
+// profiles of new networks) and every endpoint delete also requires the
+// node claim to be as this process wrote it, in the same etcd transaction,
+// so that a process that lost its node name writes and releases nothing.
 type fencedStore struct {
 	*datastore.Client
 	fence func() datastore.Cond
+}
+
+// fenced runs write with the current fence, and once more with a newer
+// one when the claim was taken again (a new lease) since the first was
+// read. A refusal by the fence is errClaimLost or errClaimLapsed.
+func (f fencedStore) fenced(what string, write func(datastore.Cond) (api.Resource, error)) (api.Resource, error) {
+	fence := f.fence()
+	r, err := write(fence)
+	if now := f.fence(); datastore.IsClaimLost(err) && now.ModRevision != fence.ModRevision {
+		r, err = write(now)
+	}
+	var lost *datastore.ClaimLostError
+	if errors.As(err, &lost) {
+		return nil, fmt.Errorf("%s: %w", what, fencedError(lost))
+	}
+	return r, err
+}
+
+// Create creates r if the claim holds.
+func (f fencedStore) Create(ctx context.Context, r api.Resource) (api.Resource, error) {
+	return f.fenced(fmt.Sprintf("creating %s %q", r.GetKind(), r.GetObjectMeta().Name), func(fence datastore.Cond) (api.Resource, error) {
+		return f.CreateFenced(ctx, r, fence)
+	})
+}
+
+// Update updates r if the claim holds.
+func (f fencedStore) Update(ctx context.Context, r api.Resource) (api.Resource, error) {
+	return f.fenced(fmt.Sprintf("updating %s %q", r.GetKind(), r.GetObjectMeta().Name), func(fence datastore.Cond) (api.Resource, error) {
+		return f.UpdateFenced(ctx, r, fence)
+	})
 }
 
 // Delete deletes a resource if the claim holds; with a resourceVersion it
@@ -222,17 +253,9 @@ func (f fencedStore) Delete(ctx context.Context, kind api.KindInfo, name, resour
 	if resourceVersion != "" {
 		return f.Client.Delete(ctx, kind, name, resourceVersion)
 	}
-	fence := f.fence()
-	r, err := f.DeleteFenced(ctx, kind, name, fence)
-	if now := f.fence(); datastore.IsClaimLost(err) && now.ModRevision != fence.ModRevision {
-		// The claim was taken again (a new lease) since fence was read.
-		r, err = f.DeleteFenced(ctx, kind, name, now)
-	}
-	var lost *datastore.ClaimLostError
-	if errors.As(err, &lost) {
-		return nil, fmt.Errorf("deleting %s %q: %w", kind.Kind, name, fencedError(lost))
-	}
-	return r, err
+	return f.fenced(fmt.Sprintf("deleting %s %q", kind.Kind, name), func(fence datastore.Cond) (api.Resource, error) {
+		return f.DeleteFenced(ctx, kind, name, fence)
+	})
 }
 
 func (f fencedStore) CASRead(ctx context.Context, conds []datastore.Cond, puts []datastore.RawPut, deletes []string) (bool, int64, []datastore.RawKV, error) {

@@ -437,3 +437,153 @@ func TestClaimLapsedAddAndDel(t *testing.T) {
 		t.Errorf("ADD after another host took the claim: %v (code %d), want the claim lost, not retryable", err, code)
 	}
 }
+
+// hookAlloc is an allocator that calls assigned after each successful
+// AutoAssign: a test changes the claim between an ADD's allocation and
+// its endpoint write with it.
+type hookAlloc struct {
+	allocator
+	assigned func()
+}
+
+func (a hookAlloc) AutoAssign(ctx context.Context, args ipam.AutoAssignArgs) (ipam.AssignResult, error) {
+	res, err := a.allocator.AutoAssign(ctx, args)
+	if err == nil && a.assigned != nil {
+		a.assigned()
+	}
+	return res, err
+}
+
+// Endpoint (and profile) creates and updates are fenced by the node claim
+// like the allocator's writes: an ADD whose claim lapsed or was taken by
+// another host after its addresses were allocated writes no endpoint and
+// no profile, and fails with "try again later" for a lapsed claim, for
+// good for a lost one; recording an endpoint's MAC (READY) after the
+// claim was lost writes nothing.
+func TestEndpointWritesNeedTheClaim(t *testing.T) {
+	_, store := startTestEtcd(t)
+	ctx := t.Context()
+	key := nodeClaimKey("node-a")
+	claim, err := store.Claim(ctx, datastore.ClaimSpec{Key: key, Value: []byte(`{"hostID":"a"}`), TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var current atomic.Pointer[datastore.Claim] // the claim this process holds
+	current.Store(claim)
+	fenced := fencedStore{Client: store, fence: func() datastore.Cond { return current.Load().Fence() }}
+	v := newView("node-a", time.Now)
+	m, err := newMetrics(nil, v, func() datastore.Status { return datastore.Status{} }, func() datastore.Health { return datastore.Health{} }, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := testnet.Logger(t)
+	alloc := &hookAlloc{allocator: ipam.New(fenced)}
+	svc := &service{
+		node: "node-a", log: log, store: fenced, alloc: alloc, host: route.New(route.NewFake(), log),
+		policy: allowAllPolicy{}, view: v, locks: newHandleLocks(), adds: newPendingAdds(processAlive), m: m, mtu: 1500, now: time.Now, claim: claim,
+	}
+	held, err := svc.add(ctx, addReq(attachment("ctr-held", "eth0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoints := func() []string {
+		t.Helper()
+		list, _, err := store.List(ctx, wepKind(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, r := range list {
+			names = append(names, r.GetObjectMeta().Name)
+		}
+		return names
+	}
+	if got := endpoints(); !slices.Equal(got, []string{held.Endpoint}) {
+		t.Fatalf("endpoints after an ADD holding the claim: %v", got)
+	}
+
+	// The claim lapses (its key is gone) after the allocation of an ADD
+	// on a new network: neither its profile nor its endpoint is written.
+	var before int64
+	alloc.assigned = func() {
+		if ok, _, err := store.CAS(ctx, nil, nil, []string{key}); err != nil || !ok {
+			t.Error("deleting the claim:", ok, err)
+		}
+		before = mustRevision(t, store)
+	}
+	lapsed := addReq(attachment("ctr-lapsed", "eth0"))
+	lapsed.Network = "net2"
+	_, err = svc.add(ctx, lapsed)
+	if status, code := classify(err); !errors.Is(err, errClaimLapsed) || status != 503 || code != cniTryAgainLater {
+		t.Errorf("ADD whose claim lapsed after its allocation: %v (HTTP %d, code %d), want try again later (503, 11)", err, status, code)
+	}
+	if rev := mustRevision(t, store); rev != before {
+		t.Errorf("ADD whose claim lapsed wrote after its allocation: revision %d -> %d", before, rev)
+	}
+	if _, err := store.Get(ctx, profileKind(), profileName("net2")); !datastore.IsNotFound(err) {
+		t.Errorf("profile of a new network after the claim lapsed: %v, want none", err)
+	}
+
+	// Taken again, then taken over by another host after the allocation
+	// of an ADD: no endpoint is written, and the ADD fails for good.
+	again, err := store.Claim(ctx, datastore.ClaimSpec{Key: key, Value: []byte(`{"hostID":"a"}`), TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	current.Store(again)
+	alloc.assigned = func() {
+		if ok, _, err := store.CAS(ctx, nil, []datastore.RawPut{{Key: key, Value: []byte(`{"hostID":"b"}`)}}, nil); err != nil || !ok {
+			t.Error("replacing the claim:", ok, err)
+		}
+		before = mustRevision(t, store)
+	}
+	_, err = svc.add(ctx, addReq(attachment("ctr-lost", "eth0")))
+	if status, code := classify(err); !errors.Is(err, errClaimLost) || errors.Is(err, errClaimLapsed) || status != 500 || code != 0 {
+		t.Errorf("ADD whose claim was taken over after its allocation: %v (HTTP %d, code %d), want the claim lost (500, 0)", err, status, code)
+	}
+	if rev := mustRevision(t, store); rev != before {
+		t.Errorf("ADD whose claim was taken over wrote after its allocation: revision %d -> %d", before, rev)
+	}
+	if got := endpoints(); !slices.Equal(got, []string{held.Endpoint}) {
+		t.Errorf("endpoints after ADDs without the claim: %v, want only %s", got, held.Endpoint)
+	}
+
+	// READY's update of the endpoint's MAC writes nothing either.
+	w := getEndpoint(t, store, held.Endpoint)
+	if err := svc.recordMAC(ctx, w, "02:00:00:00:00:01"); !errors.Is(err, errClaimLost) {
+		t.Errorf("recording a MAC after the claim was taken over: %v, want the claim lost", err)
+	}
+	if rev := mustRevision(t, store); rev != before {
+		t.Errorf("recording a MAC after the claim was taken over wrote: revision %d -> %d", before, rev)
+	}
+}
+
+// Node registration through the fenced store (fencedStore satisfies
+// nodeStore) writes the Node while the claim holds and nothing once
+// another host took it: the create and update of registerNode are fenced.
+func TestRegisterNodeFenced(t *testing.T) {
+	_, store := startTestEtcd(t)
+	ctx := t.Context()
+	key := nodeClaimKey("node-a")
+	claim, err := store.Claim(ctx, datastore.ClaimSpec{Key: key, Value: []byte(`{"hostID":"a"}`), TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fenced := fencedStore{Client: store, fence: claim.Fence}
+	if _, err := registerNode(ctx, fenced, Config{NodeName: "node-a", NodeIPv4: "192.0.2.1/24"}); err != nil {
+		t.Fatalf("registering the node holding the claim: %v", err)
+	}
+	if ok, _, err := store.CAS(ctx, nil, []datastore.RawPut{{Key: key, Value: []byte(`{"hostID":"b"}`)}}, nil); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	before := mustRevision(t, store)
+	if _, err := registerNode(ctx, fenced, Config{NodeName: "node-a", NodeIPv4: "192.0.2.2/24"}); !errors.Is(err, errClaimLost) {
+		t.Errorf("updating the node after the claim was taken over: %v, want the claim lost", err)
+	}
+	if _, err := registerNode(ctx, fenced, Config{NodeName: "node-b", NodeIPv4: "192.0.2.3/24"}); !errors.Is(err, errClaimLost) {
+		t.Errorf("creating a node after the claim was taken over: %v, want the claim lost", err)
+	}
+	if rev := mustRevision(t, store); rev != before {
+		t.Errorf("registration after the claim was taken over wrote: revision %d -> %d", before, rev)
+	}
+}

@@ -133,23 +133,36 @@ func (c *Client) List(ctx context.Context, kind api.KindInfo, sel *selector.Sele
 // creationTimestamp, and returns the stored copy with its resourceVersion.
 // If it exists, the error satisfies IsAlreadyExists.
 func (c *Client) Create(ctx context.Context, r api.Resource) (api.Resource, error) {
+	return c.create(ctx, r, nil)
+}
+
+// CreateFenced is Create that writes only if fence holds (the claim it was
+// taken from is still as its holder wrote it). When fence fails it writes
+// nothing and returns a *ClaimLostError, whether or not r exists.
+func (c *Client) CreateFenced(ctx context.Context, r api.Resource, fence Cond) (api.Resource, error) {
+	return c.create(ctx, r, &fence)
+}
+
+func (c *Client) create(ctx context.Context, r api.Resource, fence *Cond) (api.Resource, error) {
 	kind, key, err := target(r)
 	if err != nil {
 		return nil, err
 	}
 	name := r.GetObjectMeta().Name
+	what := fmt.Sprintf("creating %s %q", kind.Kind, name)
 	out, val, err := encode(r, newUID(), c.timestamp())
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.Version(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(val))).
-		Commit()
+	cmps, orElse := withFence([]clientv3.Cmp{clientv3.Compare(clientv3.Version(key), "=", 0)}, nil, fence)
+	resp, err := c.cli.Txn(ctx).If(cmps...).Then(clientv3.OpPut(key, string(val))).Else(orElse...).Commit()
 	if err != nil {
-		return nil, c.wrapErr(fmt.Sprintf("creating %s %q", kind.Kind, name), err)
+		return nil, c.wrapErr(what, err)
 	}
 	if !resp.Succeeded {
+		if lost := fenceLost(resp, fence); lost != nil {
+			return nil, fmt.Errorf("%s: %w", what, lost)
+		}
 		return nil, alreadyExists(kind.Kind, name)
 	}
 	return written(out, resp.Header.Revision), nil
@@ -162,13 +175,25 @@ func (c *Client) Create(ctx context.Context, r api.Resource) (api.Resource, erro
 // that produced the resourceVersion); when r lacks them they are taken from
 // the stored copy.
 func (c *Client) Update(ctx context.Context, r api.Resource) (api.Resource, error) {
+	return c.update(ctx, r, nil)
+}
+
+// UpdateFenced is Update that writes only if fence holds (the claim it was
+// taken from is still as its holder wrote it). When fence fails it writes
+// nothing and returns a *ClaimLostError.
+func (c *Client) UpdateFenced(ctx context.Context, r api.Resource, fence Cond) (api.Resource, error) {
+	return c.update(ctx, r, &fence)
+}
+
+func (c *Client) update(ctx context.Context, r api.Resource, fence *Cond) (api.Resource, error) {
 	kind, key, err := target(r)
 	if err != nil {
 		return nil, err
 	}
 	m := r.GetObjectMeta()
+	what := fmt.Sprintf("updating %s %q", kind.Kind, m.Name)
 	if m.ResourceVersion == "" {
-		return nil, fmt.Errorf("updating %s %q: metadata.resourceVersion is required (read the resource first, or use apply)", kind.Kind, m.Name)
+		return nil, fmt.Errorf("%s: metadata.resourceVersion is required (read the resource first, or use apply)", what)
 	}
 	rev, err := parseRevision(kind.Kind, m.Name, m.ResourceVersion)
 	if err != nil {
@@ -178,7 +203,7 @@ func (c *Client) Update(ctx context.Context, r api.Resource) (api.Resource, erro
 	if uid == "" || created == "" {
 		cur, err := c.cli.Get(ctx, key)
 		if err != nil {
-			return nil, c.wrapErr(fmt.Sprintf("updating %s %q", kind.Kind, m.Name), err)
+			return nil, c.wrapErr(what, err)
 		}
 		if len(cur.Kvs) == 0 {
 			return nil, notFound(kind.Kind, m.Name)
@@ -193,15 +218,17 @@ func (c *Client) Update(ctx context.Context, r api.Resource) (api.Resource, erro
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
-		Then(clientv3.OpPut(key, string(val))).
-		Else(clientv3.OpGet(key, clientv3.WithKeysOnly())).
-		Commit()
+	cmps, orElse := withFence(
+		[]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", rev)},
+		[]clientv3.Op{clientv3.OpGet(key, clientv3.WithKeysOnly())}, fence)
+	resp, err := c.cli.Txn(ctx).If(cmps...).Then(clientv3.OpPut(key, string(val))).Else(orElse...).Commit()
 	if err != nil {
-		return nil, c.wrapErr(fmt.Sprintf("updating %s %q", kind.Kind, m.Name), err)
+		return nil, c.wrapErr(what, err)
 	}
 	if !resp.Succeeded {
+		if lost := fenceLost(resp, fence); lost != nil {
+			return nil, fmt.Errorf("%s: %w", what, lost)
+		}
 		kvs := resp.Responses[0].GetResponseRange().GetKvs()
 		if len(kvs) == 0 {
 			return nil, notFound(kind.Kind, m.Name)

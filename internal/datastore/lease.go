@@ -410,6 +410,39 @@ func (cl *Claim) Release(ctx context.Context) error {
 	return nil
 }
 
+// withFence adds fence, when not nil, to a transaction's comparisons, and
+// a read of the fence key as the last of its else operations, so that
+// fenceLost can tell a failed fence from a failure of the others.
+func withFence(cmps []clientv3.Cmp, orElse []clientv3.Op, fence *Cond) ([]clientv3.Cmp, []clientv3.Op) {
+	if fence == nil {
+		return cmps, orElse
+	}
+	return append(cmps, clientv3.Compare(clientv3.ModRevision(fence.Key), "=", fence.ModRevision)),
+		append(orElse, clientv3.OpGet(fence.Key))
+}
+
+// fenceLost returns the *ClaimLostError of a failed transaction built
+// with withFence whose fence did not hold, nil when it held (or there was
+// none).
+func fenceLost(resp *clientv3.TxnResponse, fence *Cond) *ClaimLostError {
+	if fence == nil || len(resp.Responses) == 0 {
+		return nil
+	}
+	kvs := resp.Responses[len(resp.Responses)-1].GetResponseRange().GetKvs()
+	var cur int64 // 0: missing, as a Cond has it
+	if len(kvs) > 0 {
+		cur = kvs[0].ModRevision
+	}
+	if cur == fence.ModRevision {
+		return nil
+	}
+	lost := &ClaimLostError{Key: fence.Key}
+	if len(kvs) > 0 {
+		lost.Holder = kvs[0].Value
+	}
+	return lost
+}
+
 // DeleteFenced deletes the named resource of kind if fence holds (the
 // claim it was taken from is still as its holder wrote it), like Delete
 // with no resourceVersion. When fence fails it deletes nothing and returns
@@ -419,18 +452,15 @@ func (c *Client) DeleteFenced(ctx context.Context, kind api.KindInfo, name strin
 		return nil, err
 	}
 	key := ResourceKey(kind, name)
-	resp, err := c.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(fence.Key), "=", fence.ModRevision)).
-		Then(clientv3.OpDelete(key, clientv3.WithPrevKV())).
-		Else(clientv3.OpGet(fence.Key)).
-		Commit()
+	cmps, orElse := withFence(nil, nil, &fence)
+	resp, err := c.cli.Txn(ctx).If(cmps...).Then(clientv3.OpDelete(key, clientv3.WithPrevKV())).Else(orElse...).Commit()
 	if err != nil {
 		return nil, c.wrapErr(fmt.Sprintf("deleting %s %q", kind.Kind, name), err)
 	}
 	if !resp.Succeeded {
-		lost := &ClaimLostError{Key: fence.Key}
-		if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
-			lost.Holder = kvs[0].Value
+		lost := fenceLost(resp, &fence)
+		if lost == nil { // unreachable: the fence is the only comparison
+			lost = &ClaimLostError{Key: fence.Key}
 		}
 		return nil, fmt.Errorf("deleting %s %q: %w", kind.Kind, name, lost)
 	}

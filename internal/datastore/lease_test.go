@@ -330,3 +330,99 @@ func TestClaimWatchAfterCompaction(t *testing.T) {
 		t.Errorf("watch started %d times (from %v), want twice", len(starts), starts)
 	}
 }
+
+// Creates and updates fenced by a claim write while the claim holds, with
+// the errors of Create and Update; once another holder replaced the claim
+// they fail naming it and write nothing, and once the claim is gone they
+// fail with no holder.
+func TestCreateAndUpdateFenced(t *testing.T) {
+	c := setup(t)
+	ctx := testCtx(t)
+	a, err := claimOf(t, c, "host-a", time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := kind(t, api.KindGlobalNetworkSet)
+	fenceA := a.Fence()
+
+	// Held: the same results and errors as Create and Update.
+	out, err := c.CreateFenced(ctx, netSet("f1", "10.0.0.0/8"), fenceA)
+	if err != nil {
+		t.Fatalf("fenced create with the live claim: %v", err)
+	}
+	if got, err := c.Get(ctx, k, "f1"); err != nil || got.GetObjectMeta().ResourceVersion != out.GetObjectMeta().ResourceVersion || got.GetObjectMeta().UID == "" {
+		t.Fatalf("after the fenced create: %v, %v", got, err)
+	}
+	_, plain := c.Create(ctx, netSet("f1", "10.0.0.0/8"))
+	_, err = c.CreateFenced(ctx, netSet("f1", "10.0.0.0/8"), fenceA)
+	if !datastore.IsAlreadyExists(err) || datastore.IsClaimLost(err) || plain == nil || err.Error() != plain.Error() {
+		t.Errorf("fenced create of an existing resource: %v, want %v", err, plain)
+	}
+	stale := out.DeepCopyResource()
+	upd := out.DeepCopyResource().(*api.GlobalNetworkSet)
+	upd.Spec.Nets = []string{"10.1.0.0/16"}
+	out2, err := c.UpdateFenced(ctx, upd, fenceA)
+	if err != nil {
+		t.Fatalf("fenced update with the live claim: %v", err)
+	}
+	if got, err := c.Get(ctx, k, "f1"); err != nil || got.(*api.GlobalNetworkSet).Spec.Nets[0] != "10.1.0.0/16" ||
+		got.GetObjectMeta().ResourceVersion != out2.GetObjectMeta().ResourceVersion || got.GetObjectMeta().UID != out.GetObjectMeta().UID {
+		t.Fatalf("after the fenced update: %v, %v", got, err)
+	}
+	_, plain = c.Update(ctx, stale)
+	_, err = c.UpdateFenced(ctx, stale, fenceA)
+	if !datastore.IsConflict(err) || datastore.IsClaimLost(err) || plain == nil || err.Error() != plain.Error() {
+		t.Errorf("fenced update at a stale revision: %v, want %v", err, plain)
+	}
+	missing := out2.DeepCopyResource()
+	missing.GetObjectMeta().Name = "f-missing"
+	if _, err := c.UpdateFenced(ctx, missing, fenceA); !datastore.IsNotFound(err) {
+		t.Errorf("fenced update of a missing resource: %v, want not found", err)
+	}
+
+	// Another holder replaced the claim: refused, naming it, whatever
+	// else the write would have run into.
+	b, err := claimOf(t, c, "host-b", time.Hour, func([]byte) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := mustRevision(t, c)
+	wantLost := func(what string, err error, holder string) {
+		t.Helper()
+		var lost *datastore.ClaimLostError
+		if !errors.As(err, &lost) || lost.Key != claimKey || (holder == "") != (lost.Holder == nil) || string(lost.Holder) != holder {
+			t.Errorf("%s: %v (%+v), want the claim lost to %q", what, err, lost, holder)
+		}
+	}
+	_, err = c.CreateFenced(ctx, netSet("f2", "10.2.0.0/16"), fenceA)
+	wantLost("fenced create after the claim was replaced", err, "host-b")
+	_, err = c.CreateFenced(ctx, netSet("f1", "10.2.0.0/16"), fenceA)
+	wantLost("fenced create of an existing resource after the claim was replaced", err, "host-b")
+	upd = out2.DeepCopyResource().(*api.GlobalNetworkSet)
+	upd.Spec.Nets = []string{"10.3.0.0/16"}
+	_, err = c.UpdateFenced(ctx, upd, fenceA)
+	wantLost("fenced update after the claim was replaced", err, "host-b")
+	_, err = c.UpdateFenced(ctx, stale, fenceA)
+	wantLost("fenced update at a stale revision after the claim was replaced", err, "host-b")
+	if after := mustRevision(t, c); after != before {
+		t.Errorf("refused fenced writes wrote: revision %d -> %d", before, after)
+	}
+	if _, err := c.Get(ctx, k, "f2"); !datastore.IsNotFound(err) {
+		t.Errorf("a refused fenced create stored its resource: %v", err)
+	}
+	// The new holder's fence lets the same update through.
+	if _, err := c.UpdateFenced(ctx, upd, b.Fence()); err != nil {
+		t.Errorf("fenced update with the new holder's claim: %v", err)
+	}
+
+	// The claim is gone (its lease ended): refused, with no holder.
+	if err := b.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before = mustRevision(t, c)
+	_, err = c.CreateFenced(ctx, netSet("f3", "10.4.0.0/16"), b.Fence())
+	wantLost("fenced create after the claim was deleted", err, "")
+	if after := mustRevision(t, c); after != before {
+		t.Errorf("a fenced create after the claim was deleted wrote: revision %d -> %d", before, after)
+	}
+}
