@@ -237,7 +237,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 	if err != nil {
 		return err
 	}
-	node, err := registerNode(ctx, store, cfg)
+	// Registration, like every later write of this node's state, holds only
+	// while this process holds the node's name.
+	node, err := registerNode(ctx, fencedStore{Client: store, fence: claim.Fence}, cfg)
 	if err != nil {
 		return err
 	}

@@ -502,13 +502,12 @@ func TestGCVanishedVeth(t *testing.T) {
 	}
 	fake.RemoveLink(vethName(gone.Handle()))
 	alloc := ipam.New(store)
-	testnet.WaitFor(t, "the vanished endpoint's address to be released", func() bool {
+	// The endpoint delete and the address release are sent together, so
+	// wait for both.
+	testnet.WaitFor(t, "the vanished endpoint's address to be released and the endpoint deleted", func() bool {
 		_, err := alloc.IPsByHandle(ctx, gone.Handle())
-		return ipam.IsNotFound(err)
+		return ipam.IsNotFound(err) && getEndpoint(t, store, "node--a-mesos-gone-eth0") == nil
 	})
-	if getEndpoint(t, store, "node--a-mesos-gone-eth0") != nil {
-		t.Error("the vanished endpoint was not deleted")
-	}
 	if getEndpoint(t, store, "node--a-mesos-kept-eth0") == nil {
 		t.Error("an endpoint with its veth was collected")
 	}
