@@ -220,7 +220,9 @@ type fencedStore struct {
 // fenced runs write with the current fence, and once more with a newer
 // one when the claim was taken again (a new lease) since the first was
 // read. A refusal by the fence is errClaimLost or errClaimLapsed.
-func (f fencedStore) fenced(what string, write func(datastore.Cond) (api.Resource, error)) (api.Resource, error) {
+// what names the write for an error; it is called only on failure, so that
+// a write that succeeds (an ADD's endpoint) formats nothing.
+func (f fencedStore) fenced(what func() string, write func(datastore.Cond) (api.Resource, error)) (api.Resource, error) {
 	fence := f.fence()
 	r, err := write(fence)
 	if now := f.fence(); datastore.IsClaimLost(err) && now.ModRevision != fence.ModRevision {
@@ -228,21 +230,21 @@ func (f fencedStore) fenced(what string, write func(datastore.Cond) (api.Resourc
 	}
 	var lost *datastore.ClaimLostError
 	if errors.As(err, &lost) {
-		return nil, fmt.Errorf("%s: %w", what, fencedError(lost))
+		return nil, fmt.Errorf("%s: %w", what(), fencedError(lost))
 	}
 	return r, err
 }
 
 // Create creates r if the claim holds.
 func (f fencedStore) Create(ctx context.Context, r api.Resource) (api.Resource, error) {
-	return f.fenced(fmt.Sprintf("creating %s %q", r.GetKind(), r.GetObjectMeta().Name), func(fence datastore.Cond) (api.Resource, error) {
+	return f.fenced(func() string { return fmt.Sprintf("creating %s %q", r.GetKind(), r.GetObjectMeta().Name) }, func(fence datastore.Cond) (api.Resource, error) {
 		return f.CreateFenced(ctx, r, fence)
 	})
 }
 
 // Update updates r if the claim holds.
 func (f fencedStore) Update(ctx context.Context, r api.Resource) (api.Resource, error) {
-	return f.fenced(fmt.Sprintf("updating %s %q", r.GetKind(), r.GetObjectMeta().Name), func(fence datastore.Cond) (api.Resource, error) {
+	return f.fenced(func() string { return fmt.Sprintf("updating %s %q", r.GetKind(), r.GetObjectMeta().Name) }, func(fence datastore.Cond) (api.Resource, error) {
 		return f.UpdateFenced(ctx, r, fence)
 	})
 }
@@ -253,7 +255,7 @@ func (f fencedStore) Delete(ctx context.Context, kind api.KindInfo, name, resour
 	if resourceVersion != "" {
 		return f.Client.Delete(ctx, kind, name, resourceVersion)
 	}
-	return f.fenced(fmt.Sprintf("deleting %s %q", kind.Kind, name), func(fence datastore.Cond) (api.Resource, error) {
+	return f.fenced(func() string { return fmt.Sprintf("deleting %s %q", kind.Kind, name) }, func(fence datastore.Cond) (api.Resource, error) {
 		return f.DeleteFenced(ctx, kind, name, fence)
 	})
 }

@@ -368,10 +368,7 @@ func TestClaimLapsedAddAndDel(t *testing.T) {
 	_, store := startTestEtcd(t)
 	ctx := t.Context()
 	key := nodeClaimKey("node-a")
-	claim, err := store.Claim(ctx, datastore.ClaimSpec{Key: key, Value: []byte(`{"hostID":"a"}`), TTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	claim := claimAsHostA(t, store, key)
 	var stale atomic.Bool // the next fence read is an outdated one
 	fence := func() datastore.Cond {
 		f := claim.Fence()
@@ -464,10 +461,7 @@ func TestEndpointWritesNeedTheClaim(t *testing.T) {
 	_, store := startTestEtcd(t)
 	ctx := t.Context()
 	key := nodeClaimKey("node-a")
-	claim, err := store.Claim(ctx, datastore.ClaimSpec{Key: key, Value: []byte(`{"hostID":"a"}`), TTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	claim := claimAsHostA(t, store, key)
 	var current atomic.Pointer[datastore.Claim] // the claim this process holds
 	current.Store(claim)
 	fenced := fencedStore{Client: store, fence: func() datastore.Cond { return current.Load().Fence() }}
@@ -526,10 +520,7 @@ func TestEndpointWritesNeedTheClaim(t *testing.T) {
 
 	// Taken again, then taken over by another host after the allocation
 	// of an ADD: no endpoint is written, and the ADD fails for good.
-	again, err := store.Claim(ctx, datastore.ClaimSpec{Key: key, Value: []byte(`{"hostID":"a"}`), TTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := claimAsHostA(t, store, key)
 	current.Store(again)
 	alloc.assigned = func() {
 		if ok, _, err := store.CAS(ctx, nil, []datastore.RawPut{{Key: key, Value: []byte(`{"hostID":"b"}`)}}, nil); err != nil || !ok {
@@ -565,10 +556,7 @@ func TestRegisterNodeFenced(t *testing.T) {
 	_, store := startTestEtcd(t)
 	ctx := t.Context()
 	key := nodeClaimKey("node-a")
-	claim, err := store.Claim(ctx, datastore.ClaimSpec{Key: key, Value: []byte(`{"hostID":"a"}`), TTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	claim := claimAsHostA(t, store, key)
 	fenced := fencedStore{Client: store, fence: claim.Fence}
 	if _, err := registerNode(ctx, fenced, Config{NodeName: "node-a", NodeIPv4: "192.0.2.1/24"}); err != nil {
 		t.Fatalf("registering the node holding the claim: %v", err)
@@ -586,4 +574,14 @@ func TestRegisterNodeFenced(t *testing.T) {
 	if rev := mustRevision(t, store); rev != before {
 		t.Errorf("registration after the claim was taken over wrote: revision %d -> %d", before, rev)
 	}
+}
+
+// claimAsHostA takes the claim key for host "a" on an hour's lease.
+func claimAsHostA(t *testing.T, store *datastore.Client, key string) *datastore.Claim {
+	t.Helper()
+	c, err := store.Claim(t.Context(), datastore.ClaimSpec{Key: key, Value: []byte(`{"hostID":"a"}`), TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

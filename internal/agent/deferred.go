@@ -14,6 +14,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/calyx-net/calyx/internal/atomicfile"
 )
 
 // Deferred releases. calyx-ipam, the IPAM plugin of another CNI plugin,
@@ -149,26 +151,8 @@ func (d *deferredReleases) writeLocked() error {
 			return fmt.Errorf("encoding the pending IPAM releases: %w", err)
 		}
 	}
-	tmp := d.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("writing the pending IPAM releases: %w", err)
-	}
-	_, werr := f.Write(buf.Bytes())
-	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("writing the pending IPAM releases to %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, d.path); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("writing the pending IPAM releases: %w", err)
-	}
-	dir, err := os.Open(filepath.Dir(d.path))
-	if err != nil {
-		return fmt.Errorf("syncing the directory of %s: %w", d.path, err)
-	}
-	if err := errors.Join(dir.Sync(), dir.Close()); err != nil {
-		return fmt.Errorf("syncing the directory of %s: %w", d.path, err)
+	if err := atomicfile.Write(d.path, buf.Bytes(), 0o600); err != nil {
+		return fmt.Errorf("saving the pending IPAM releases: %w", err)
 	}
 	return nil
 }

@@ -21,7 +21,6 @@
 package pki
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -38,6 +37,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/calyx-net/calyx/internal/atomicfile"
 )
 
 // File names under the directory.
@@ -356,37 +357,9 @@ func writeKey(path string, key *ecdsa.PrivateKey) error {
 	return writePEM(path, "EC PRIVATE KEY", der, 0o600)
 }
 
-// writePEM replaces path atomically (a temporary file renamed over it), so
-// a crash never leaves half a file.
+// writePEM replaces path atomically, so a crash never leaves half a file.
 func writePEM(path, typ string, der []byte, mode os.FileMode) error {
-	var buf bytes.Buffer
-	if err := pem.Encode(&buf, &pem.Block{Type: typ, Bytes: der}); err != nil {
-		return fmt.Errorf("encoding %s: %w", path, err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer func() { _ = os.Remove(tmp.Name()) }() // no-op after the rename
-	if err := tmp.Chmod(mode); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode)
 }
 
 func newSerial() (*big.Int, error) {
