@@ -263,14 +263,15 @@ func (s *service) ensureProfile(ctx context.Context, network string) error {
 	if err := p.Validate(); err != nil {
 		return fmt.Errorf("building the profile of network %q: %w", network, err)
 	}
-	_, err := s.store.Create(ctx, p)
-	if err != nil && !datastore.IsAlreadyExists(err) {
+	out, err := s.store.Create(ctx, p)
+	switch {
+	case datastore.IsAlreadyExists(err):
+		return nil // the syncer delivers it
+	case err != nil:
 		return fmt.Errorf("creating the profile of network %q: %w", network, err)
 	}
-	if err == nil {
-		s.log.Info("created the profile of a new network", "network", network, "profile", name)
-	}
-	s.view.notedProfile(name)
+	s.log.Info("created the profile of a new network", "network", network, "profile", name)
+	s.view.notedProfile(out.(*api.Profile))
 	return nil
 }
 

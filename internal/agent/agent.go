@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/calyx-net/calyx/internal/api"
+	"github.com/calyx-net/calyx/internal/calc"
 	"github.com/calyx-net/calyx/internal/dataplane/route"
 	"github.com/calyx-net/calyx/internal/datastore"
 	"github.com/calyx-net/calyx/internal/ipam"
@@ -148,6 +149,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 type hooks struct {
 	kernel   route.Kernel                    // nil: netlink in cfg.Netns
 	wrap     func(route.Kernel) route.Kernel // applied to the kernel in use
+	policy   policyDataplane                 // nil: nftables in cfg.Netns
 	claimTTL time.Duration                   // 0: DefaultClaimTTL
 	alive    func(pid int) bool              // nil: processAlive
 	// releaseInterval: 0 means DefaultDeferredReleaseInterval.
@@ -201,6 +203,15 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 	if h.wrap != nil {
 		kernel = h.wrap(kernel)
 	}
+	policy := h.policy
+	if policy == nil {
+		p, closeNft, err := newNftables(ns, log.With("component", "nftables"))
+		if err != nil {
+			return err
+		}
+		defer closeNft()
+		policy = p
+	}
 	apiL, err := listenUnix(cfg.Socket)
 	if err != nil {
 		return err
@@ -244,7 +255,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 		return err
 	}
 	log.Info("node registered", "node", node.Metadata.Name, "resourceVersion", node.Metadata.ResourceVersion)
-	return serveNode(ctx, cfg, log, store, claim, kernel, apiL, metricsL, h)
+	return serveNode(ctx, cfg, log, store, claim, kernel, policy, apiL, metricsL, h)
 }
 
 // serveNode runs calyx-node's goroutines until ctx ends or one fails: the
@@ -252,7 +263,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 // reconcile loop, and the garbage collectors. It returns after all have
 // stopped, so the caller closes the datastore client and the embedded etcd
 // only once nothing uses them.
-func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datastore.Client, claim *datastore.Claim, kernel route.Kernel, apiL, metricsL net.Listener, h hooks) error {
+func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datastore.Client, claim *datastore.Claim, kernel route.Kernel, policy policyDataplane, apiL, metricsL net.Listener, h hooks) error {
 	view := newView(cfg.NodeName, time.Now)
 	syncer := datastore.NewSyncer(store, syncerKinds(), log.With("component", "syncer"))
 	var reg prometheus.Registerer
@@ -271,9 +282,10 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 	fenced := fencedStore{Client: store, fence: claim.Fence}
 	alloc := ipam.New(fenced, ipam.WithLogger(log.With("component", "ipam")))
 	host := route.New(kernel, log.With("component", "dataplane"))
+	loop := newReconcileLoop(host, policy, calc.New(cfg.NodeName), view, m, log.With("component", "dataplane"), time.Now, cfg.ResyncInterval)
 	svc := &service{
 		node: cfg.NodeName, log: log.With("component", "api"), store: fenced, alloc: alloc, host: host,
-		policy: allowAllPolicy{}, view: view, locks: newHandleLocks(), adds: newPendingAdds(h.aliveFunc()), m: m, mtu: cfg.MTU, now: time.Now,
+		dp: loop, view: view, locks: newHandleLocks(), adds: newPendingAdds(h.aliveFunc()), m: m, mtu: cfg.MTU, now: time.Now,
 		ds: store, dsTimeout: cfg.DatastoreTimeout, claim: claim, deferred: deferred,
 	}
 	hl := health{node: cfg.NodeName, ready: func() (bool, string) {
@@ -284,10 +296,11 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 			return false, store.Unavailable().Error()
 		case !syncer.Status().InSync:
 			return false, "reconnecting to the datastore"
+		case loop.progress.failing() != nil:
+			return false, loop.progress.failing().Error()
 		}
 		return true, ""
 	}}
-	loop := &reconcileLoop{host: host, view: view, m: m, log: log.With("component", "dataplane"), now: time.Now, resync: cfg.ResyncInterval}
 	gc := newCollector(svc, log.With("component", "gc"), cfg.GCGrace, gcInterval(cfg.GCGrace))
 
 	g, gctx := errgroup.WithContext(ctx)

@@ -153,7 +153,7 @@ func mustRevision(t *testing.T, c *datastore.Client) int64 {
 func TestSameHostReclaimsAtOnce(t *testing.T) {
 	etcd, store := startTestEtcd(t)
 	dir := t.TempDir()
-	h := hooks{kernel: route.NewFake(), claimTTL: time.Hour}
+	h := hooks{kernel: route.NewFake(), policy: newFakePolicy(), claimTTL: time.Hour}
 	n := startNode(t, etcd, h, func(c *Config) { c.DataDir = dir })
 	_, rev1, err := store.GetRaw(t.Context(), nodeClaimKey("node-a"))
 	if err != nil || rev1 == 0 {
@@ -183,7 +183,7 @@ func TestSameHostReclaimsAtOnce(t *testing.T) {
 	err = runToExit(t, Config{
 		NodeName: "node-a", NodeIPv4: "192.0.2.99/24", Etcd: testnet.ClientConfig(etcd),
 		Socket: filepath.Join(t.TempDir(), "calyx.sock"), DataDir: t.TempDir(),
-	}, hooks{kernel: route.NewFake()})
+	}, hooks{kernel: route.NewFake(), policy: newFakePolicy()})
 	if !IsNodeNameHeld(err) {
 		t.Errorf("another host: %v, want IsNodeNameHeld", err)
 	}
@@ -201,14 +201,14 @@ func TestExpiredClaimOfAnotherHostIsTaken(t *testing.T) {
 		NodeName: "node-a", NodeIPv4: "192.0.2.10/24", Etcd: testnet.ClientConfig(etcd),
 		Socket: filepath.Join(t.TempDir(), "calyx.sock"), DataDir: t.TempDir(),
 	}
-	if err := runToExit(t, cfg, hooks{kernel: route.NewFake()}); !IsNodeNameHeld(err) || !strings.Contains(err.Error(), "192.0.2.50") {
+	if err := runToExit(t, cfg, hooks{kernel: route.NewFake(), policy: newFakePolicy()}); !IsNodeNameHeld(err) || !strings.Contains(err.Error(), "192.0.2.50") {
 		t.Fatalf("while the other host's claim lives: %v, want held by 192.0.2.50", err)
 	}
 	testnet.WaitFor(t, "the other host's claim to expire", func() bool {
 		v, _, err := store.GetRaw(t.Context(), nodeClaimKey("node-a"))
 		return err == nil && v == nil
 	})
-	startNode(t, etcd, hooks{kernel: route.NewFake()}, nil)
+	startNode(t, etcd, hooks{kernel: route.NewFake(), policy: newFakePolicy()}, nil)
 }
 
 // A calyx-node whose claim another host took at run time (its lease
@@ -224,7 +224,7 @@ func TestClaimLostAtRunTimeStops(t *testing.T) {
 	ready := make(chan struct{})
 	cfg.Ready = func() { close(ready) }
 	done := make(chan error, 1)
-	go func() { done <- run(t.Context(), cfg, testnet.Logger(t), hooks{kernel: route.NewFake()}) }()
+	go func() { done <- run(t.Context(), cfg, testnet.Logger(t), hooks{kernel: route.NewFake(), policy: newFakePolicy()}) }()
 	select {
 	case <-ready:
 	case err := <-done:
@@ -277,9 +277,10 @@ func TestGCNeedsTheClaim(t *testing.T) {
 	log := testnet.Logger(t)
 	sc := &switchClaim{}
 	sc.lost.Store(true)
+	rr := route.New(route.NewFake(), log)
 	svc := &service{
-		node: "node-a", log: log, store: fenced, alloc: alloc, host: route.New(route.NewFake(), log),
-		policy: allowAllPolicy{}, view: v, locks: newHandleLocks(), adds: newPendingAdds(processAlive), m: m, mtu: 1500, now: time.Now, claim: sc,
+		node: "node-a", log: log, store: fenced, alloc: alloc, host: rr,
+		dp: startLoop(t, rr, v, m), view: v, locks: newHandleLocks(), adds: newPendingAdds(processAlive), m: m, mtu: 1500, now: time.Now, claim: sc,
 	}
 	// An attachment whose veth never appeared (the fake kernel has none).
 	att := attachment("ctr-gone", "eth0")
@@ -384,9 +385,10 @@ func TestClaimLapsedAddAndDel(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := testnet.Logger(t)
+	rr := route.New(route.NewFake(), log)
 	svc := &service{
-		node: "node-a", log: log, store: fenced, alloc: ipam.New(fenced), host: route.New(route.NewFake(), log),
-		policy: allowAllPolicy{}, view: v, locks: newHandleLocks(), adds: newPendingAdds(processAlive), m: m, mtu: 1500, now: time.Now, claim: claim,
+		node: "node-a", log: log, store: fenced, alloc: ipam.New(fenced), host: rr,
+		dp: startLoop(t, rr, v, m), view: v, locks: newHandleLocks(), adds: newPendingAdds(processAlive), m: m, mtu: 1500, now: time.Now, claim: claim,
 	}
 	added := map[string]string{} // container -> endpoint
 	for _, cid := range []string{"ctr-stale", "ctr-lapsed", "ctr-lost"} {
@@ -472,9 +474,10 @@ func TestEndpointWritesNeedTheClaim(t *testing.T) {
 	}
 	log := testnet.Logger(t)
 	alloc := &hookAlloc{allocator: ipam.New(fenced)}
+	rr := route.New(route.NewFake(), log)
 	svc := &service{
-		node: "node-a", log: log, store: fenced, alloc: alloc, host: route.New(route.NewFake(), log),
-		policy: allowAllPolicy{}, view: v, locks: newHandleLocks(), adds: newPendingAdds(processAlive), m: m, mtu: 1500, now: time.Now, claim: claim,
+		node: "node-a", log: log, store: fenced, alloc: alloc, host: rr,
+		dp: startLoop(t, rr, v, m), view: v, locks: newHandleLocks(), adds: newPendingAdds(processAlive), m: m, mtu: 1500, now: time.Now, claim: claim,
 	}
 	held, err := svc.add(ctx, addReq(attachment("ctr-held", "eth0")))
 	if err != nil {

@@ -122,23 +122,16 @@ func (s *service) release(ctx context.Context, handle string, w *api.WorkloadEnd
 	return s.releaseStore(ctx, handle, w)
 }
 
-// releaseHost removes an attachment's host side: veth, routes,
-// neighbours, policy.
+// releaseHost removes an attachment's host side (veth, routes,
+// neighbours) through the reconcile loop. Its policy goes when the loop
+// sees the endpoint deleted; until then the interface is gone, so nothing
+// can use it.
 func (s *service) releaseHost(ctx context.Context, handle string, w *api.WorkloadEndpoint) error {
 	ep := route.Endpoint{Name: handle, IfName: vethName(handle)}
 	if w != nil {
 		ep = hostEndpoint(w)
 	}
-	var errs []error
-	if err := s.host.Delete(ctx, ep); err != nil {
-		errs = append(errs, err)
-	}
-	if w != nil {
-		if err := s.policy.Remove(ctx, w.Metadata.Name); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return s.dp.removeEndpoint(ctx, ep)
 }
 
 // releaseStore deletes an attachment's endpoint (w, nil: none) and releases

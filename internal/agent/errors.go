@@ -40,7 +40,7 @@ func notFoundf(format string, args ...any) error {
 // too often. A claim another holder took is not: calyx-node exits.
 func isRetryable(err error) bool {
 	return isOutage(err) || errors.Is(err, errClaimLapsed) || ipam.IsContention(err) ||
-		errors.Is(err, errNotReady) || errors.Is(err, errAttachmentBusy)
+		errors.Is(err, errNotReady) || errors.Is(err, errAttachmentBusy) || errors.Is(err, errNotProgrammed)
 }
 
 // errNotReady says that calyx-node has not yet read the datastore.

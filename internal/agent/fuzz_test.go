@@ -53,21 +53,14 @@ func (failing) NodeAllocations(context.Context, string, bool) ([]ipam.Allocation
 
 func (failing) Check(context.Context, route.Endpoint) ([]string, error) { return nil, errNoBackend }
 func (failing) HasLink(context.Context, string) (bool, error)           { return false, errNoBackend }
-func (failing) Apply(context.Context, *api.WorkloadEndpoint) error      { return errNoBackend }
-func (failing) Remove(context.Context, string) error                    { return errNoBackend }
-
-// failingHost is the endpointProgrammer half (its Update and Delete clash
-// with the store's).
-type failingHost struct{ failing }
-
-func (failingHost) Update(context.Context, route.Endpoint) error { return errNoBackend }
-func (failingHost) Delete(context.Context, route.Endpoint) error { return errNoBackend }
+func (failing) waitProgrammed(context.Context, string, uint64) error    { return errNoBackend }
+func (failing) removeEndpoint(context.Context, route.Endpoint) error    { return errNoBackend }
 
 var (
-	_ resourceStore      = failing{}
-	_ allocator          = failing{}
-	_ endpointPolicy     = failing{}
-	_ endpointProgrammer = failingHost{}
+	_ resourceStore   = failing{}
+	_ allocator       = failing{}
+	_ hostInspector   = failing{}
+	_ dataplaneWriter = failing{}
 )
 
 // FuzzLocalAPI posts arbitrary bodies to every local API operation of a
@@ -111,8 +104,8 @@ func FuzzLocalAPI(f *testing.F) {
 		f.Fatal(err)
 	}
 	s := &service{
-		node: "node-a", log: slog.New(slog.DiscardHandler), store: failing{}, alloc: failing{}, host: failingHost{},
-		policy: failing{}, view: v, locks: newHandleLocks(), adds: newPendingAdds(func(int) bool { return false }), m: m, mtu: 1450, now: time.Now,
+		node: "node-a", log: slog.New(slog.DiscardHandler), store: failing{}, alloc: failing{}, host: failing{},
+		dp: failing{}, view: v, locks: newHandleLocks(), adds: newPendingAdds(func(int) bool { return false }), m: m, mtu: 1450, now: time.Now,
 	}
 	h := apiHandler(s, health{node: "node-a", ready: func() (bool, string) { return true, "" }})
 	known := map[int]bool{

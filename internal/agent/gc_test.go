@@ -97,9 +97,10 @@ func TestCollectHandlesReadsOnlyThisNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := testnet.Logger(t)
+	rr := route.New(route.NewFake(), log)
 	svc := &service{
-		node: "node-a", log: log, store: c, alloc: ipam.New(store), host: route.New(route.NewFake(), log),
-		view: v, locks: newHandleLocks(), adds: newPendingAdds(processAlive), m: m, now: time.Now, claim: heldClaim{},
+		node: "node-a", log: log, store: c, alloc: ipam.New(store), host: rr,
+		dp: startLoop(t, rr, v, m), view: v, locks: newHandleLocks(), adds: newPendingAdds(processAlive), m: m, now: time.Now, claim: heldClaim{},
 	}
 	unlock, err := svc.locks.lock(ctx, "a-busy")
 	if err != nil {

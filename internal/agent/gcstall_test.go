@@ -126,8 +126,9 @@ func stalledService(t *testing.T, st *stalledStore, ds *datastore.Client, att lo
 	}
 	fake := route.NewFake()
 	fake.AddLink(vethName(handle))
+	rr := route.New(fake, log)
 	return &service{
-		node: "node-a", log: log, store: st, alloc: st, host: route.New(fake, log), policy: allowAllPolicy{},
+		node: "node-a", log: log, store: st, alloc: st, host: rr, dp: startLoop(t, rr, v, m),
 		view: v, locks: newHandleLocks(), adds: newPendingAdds(processAlive), m: m, now: time.Now,
 		ds: ds, dsTimeout: 200 * time.Millisecond, claim: st,
 	}, fake

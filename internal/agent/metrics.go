@@ -17,6 +17,9 @@ type metrics struct {
 	program     prometheus.Histogram
 	apply       *prometheus.HistogramVec // pass
 	gcReleased  *prometheus.CounterVec   // what
+	// dataplaneFailures counts failed kernel writes by part (nftables,
+	// routes).
+	dataplaneFailures *prometheus.CounterVec
 }
 
 // kernelBuckets are fine buckets for kernel work: 25 µs to about 0.8 s.
@@ -41,18 +44,22 @@ func newMetrics(reg prometheus.Registerer, v *view, status func() datastore.Stat
 		}, []string{"family"}),
 		program: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "calyx_dataplane_endpoint_program_seconds",
-			Help:    "Kernel work (netlink and sysctl) to program one endpoint's host side on CNI READY.",
+			Help:    "How long CNI READY waited for the reconcile loop to program the endpoint's host side and policy.",
 			Buckets: kernelBuckets(),
 		}),
 		apply: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "calyx_dataplane_apply_seconds",
-			Help:    "Time of one reconcile pass over every local endpoint, by pass (incremental, resync).",
+			Help:    "Time of one reconcile pass (calc, nftables, routes), by pass (incremental, resync).",
 			Buckets: kernelBuckets(),
 		}, []string{"pass"}),
 		gcReleased: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "calyx_gc_released_total",
 			Help: "Garbage collected by calyx-node: endpoints whose veth vanished, and IPAM handles no endpoint held.",
 		}, []string{"what"}),
+		dataplaneFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "calyx_dataplane_failures_total",
+			Help: "Failed kernel writes of the reconcile loop, by part: nftables (a transaction was refused; the previous ruleset stays in force and the loop retries with backoff) or routes.",
+		}, []string{"part"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -91,7 +98,7 @@ func newMetrics(reg prometheus.Registerer, v *view, status func() datastore.Stat
 			return 0
 		}),
 	}
-	for _, c := range append(gauges, m.cniRequests, m.cniSeconds, m.allocations, m.program, m.apply, m.gcReleased) {
+	for _, c := range append(gauges, m.cniRequests, m.cniSeconds, m.allocations, m.program, m.apply, m.gcReleased, m.dataplaneFailures) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

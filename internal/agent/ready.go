@@ -12,18 +12,19 @@ import (
 	"github.com/calyx-net/calyx/internal/localapi"
 )
 
-// ready serves a CNI READY: the plugin has created the veth, so program
-// the host side (sysctls, veth up, routes, neighbour entries, policy),
-// then answer. It returns the time the kernel work took.
+// ready serves a CNI READY: the plugin has created the veth, so the host
+// side (sysctls, veth up, routes, neighbour entries, policy) can be
+// programmed. READY writes nothing to the kernel itself: it marks the
+// endpoint for the reconcile loop, the only writer of the dataplane, and
+// waits until the loop reports it programmed, so the plugin answers only
+// once the container's policy is in force. It returns how long it waited.
 //
 // ADD recorded the container MAC it chose on the endpoint and the plugin
 // created the container end with it, so READY normally writes nothing to
 // the datastore. Only when the plugin reports another MAC (an older
 // plugin that ignored AddResponse.ContainerMAC, or an endpoint written by
-// an older calyx-node) does READY record it, so that a restarted
-// calyx-node programs the same neighbour entries. That write and the
-// kernel work run concurrently: the first costs one etcd round trip, the
-// second well under a millisecond.
+// an older calyx-node) does READY record it first, so that the loop
+// programs the neighbour entry for the MAC the container really has.
 func (s *service) ready(ctx context.Context, req localapi.ReadyRequest) (time.Duration, error) {
 	if err := checkAttachment(req.Attachment); err != nil {
 		return 0, err
@@ -48,35 +49,22 @@ func (s *service) ready(ctx context.Context, req localapi.ReadyRequest) (time.Du
 	if req.HostIfName != "" && req.HostIfName != w.Spec.InterfaceName {
 		return 0, badRequestf("hostIfName %q: the endpoint %s has host interface %s", req.HostIfName, w.Metadata.Name, w.Spec.InterfaceName)
 	}
-
-	recorded := make(chan error, 1)
-	if w.Spec.MAC == mac.String() {
-		recorded <- nil
-	} else {
-		go func() { recorded <- s.recordMAC(ctx, w, mac.String()) }()
+	if err := s.recordMAC(ctx, w, mac.String()); err != nil {
+		return 0, err
 	}
 
-	ep := hostEndpoint(w)
-	ep.MAC = mac
 	start := s.now()
-	err = s.host.Update(ctx, ep)
+	err = s.dp.waitProgrammed(ctx, w.Metadata.Name, s.view.touch(w.Metadata.Name))
 	took := s.now().Sub(start)
-	if err == nil {
-		err = s.policy.Apply(ctx, w)
-	}
-	rerr := <-recorded
-	if route.IsLinkNotFound(err) {
+	switch {
+	case route.IsLinkNotFound(err):
 		return took, badRequestf("host interface %s does not exist: create the veth (host end in calyx-node's namespace) before READY", w.Spec.InterfaceName)
-	}
-	if err != nil {
-		return took, err
+	case err != nil:
+		return took, fmt.Errorf("endpoint %s: %w", w.Metadata.Name, err)
 	}
 	s.m.program.Observe(took.Seconds())
-	if rerr != nil {
-		return took, rerr
-	}
 	s.adds.done(handle)
-	s.log.Debug("endpoint programmed", "endpoint", w.Metadata.Name, "hostIf", ep.IfName, "netlinkSeconds", took.Seconds())
+	s.log.Debug("endpoint programmed", "endpoint", w.Metadata.Name, "hostIf", w.Spec.InterfaceName, "waitSeconds", took.Seconds())
 	return took, nil
 }
 

@@ -2,11 +2,14 @@ package agent
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
-	"maps"
 	"strings"
 	"time"
 
+	"github.com/calyx-net/calyx/internal/api"
+	"github.com/calyx-net/calyx/internal/calc"
 	"github.com/calyx-net/calyx/internal/dataplane/route"
 )
 
@@ -15,53 +18,163 @@ import (
 type hostReconciler interface {
 	Resync(ctx context.Context) error
 	Update(ctx context.Context, ep route.Endpoint) error
+	Delete(ctx context.Context, ep route.Endpoint) error
 	Prune(ctx context.Context, desired []route.Endpoint, now time.Time) error
 	NextPrune() (time.Time, bool)
 }
 
-var _ hostReconciler = (*route.Reconciler)(nil)
-
-// reconcileLoop keeps the kernel in step with this node's endpoints. After
-// the first snapshot, and every resync interval, it re-reads the kernel
-// and programs every endpoint (the reconciler writes only differences),
-// correcting drift. In between, whenever the endpoints change, it programs
-// only those that changed since they were last programmed, so the cost of
-// a change does not grow with the number of endpoints on the host (each
-// Update costs at least one netlink lookup). Each pass then prunes what
-// nobody wants. An endpoint whose veth does not exist yet (ADD done, READY
-// not yet) or any more (garbage collection will release it) is skipped and
-// tried again on the next pass.
-type reconcileLoop struct {
-	host   hostReconciler
-	view   *view
-	m      *metrics
-	log    *slog.Logger
-	now    func() time.Time
-	resync time.Duration
-	// done holds, by endpoint name, the fingerprint of what was last
-	// programmed successfully.
-	done map[string]string
+// policyDataplane is the nftables reconciler as the loop drives it: Apply
+// writes one delta in one transaction, Resync compares everything with
+// the kernel and repairs drift.
+type policyDataplane interface {
+	Apply(ctx context.Context, s *calc.State, d calc.Delta) error
+	Resync(ctx context.Context, s *calc.State) error
 }
 
+// calculator is calc.Calc as the loop uses it.
+type calculator interface {
+	Replace(rs []api.Resource)
+	Update(kind, name string, r api.Resource)
+	State() *calc.State
+	TakeDelta() calc.Delta
+}
+
+var (
+	_ hostReconciler = (*route.Reconciler)(nil)
+	// CALCASSERT
+)
+
+// Retry delays after a failed nftables transaction.
+const (
+	minPolicyRetry = 100 * time.Millisecond
+	maxPolicyRetry = 10 * time.Second
+)
+
+// reconcileLoop is the only writer of the dataplane. It drains the view's
+// changes into calc, hands calc's delta to the nftables reconciler (one
+// transaction) and programs the routes of the endpoints that changed,
+// then publishes how far it got so that READY can wait for its endpoint.
+// After the first snapshot, and every resync interval, it re-reads the
+// kernel and compares everything, correcting drift. An endpoint whose veth
+// does not exist yet (ADD done, READY not yet) or any more (garbage
+// collection will release it) is tried again on every pass. Requests to
+// remove an endpoint's host side (DEL) run on the loop too, between
+// passes.
+type reconcileLoop struct {
+	host     hostReconciler
+	policy   policyDataplane
+	calc     calculator
+	view     *view
+	progress *progress
+	m        *metrics
+	log      *slog.Logger
+	now      func() time.Time
+	resync   time.Duration
+	// programTimeout bounds waitProgrammed.
+	programTimeout time.Duration
+	ops            chan loopOp
+	// done holds, by endpoint name, the fingerprint of the routes last
+	// programmed successfully; the others are tried on every pass.
+	done map[string]string
+	// pending is calc's delta not yet applied to nftables; policyErr is
+	// the last transaction's failure and retries how many failed in a
+	// row.
+	pending   calc.Delta
+	policyErr error
+	retries   int
+}
+
+// loopOp is work another goroutine runs on the loop, waiting for errc.
+type loopOp struct {
+	fn   func(ctx context.Context) error
+	errc chan error
+}
+
+func newReconcileLoop(host hostReconciler, policy policyDataplane, c calculator, v *view, m *metrics, log *slog.Logger, now func() time.Time, resync time.Duration) *reconcileLoop {
+	return &reconcileLoop{
+		host: host, policy: policy, calc: c, view: v, progress: newProgress(), m: m, log: log, now: now, resync: resync,
+		programTimeout: DefaultProgramTimeout,
+		ops: make(chan loopOp), done: map[string]string{},
+	}
+}
+
+// do runs fn on the loop and returns its error.
+func (l *reconcileLoop) do(ctx context.Context, fn func(ctx context.Context) error) error {
+	op := loopOp{fn: fn, errc: make(chan error, 1)}
+	select {
+	case l.ops <- op:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-op.errc:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// removeEndpoint removes an endpoint's host side (veth, routes,
+// neighbours) on the loop; what is already gone is not an error.
+func (l *reconcileLoop) removeEndpoint(ctx context.Context, ep route.Endpoint) error {
+	return l.do(ctx, func(ctx context.Context) error {
+		delete(l.done, ep.Name)
+		return l.host.Delete(ctx, ep)
+	})
+}
+
+// waitProgrammed waits until the loop has programmed the view up to seq
+// with endpoint name in it, for at most the loop's program timeout.
+func (l *reconcileLoop) waitProgrammed(ctx context.Context, name string, seq uint64) error {
+	wctx, cancel := context.WithTimeout(ctx, l.programTimeout)
+	defer cancel()
+	err := l.progress.wait(wctx, name, seq)
+	if err != nil && !route.IsLinkNotFound(err) && ctx.Err() == nil {
+		return fmt.Errorf("%w: not programmed within %s: %w", errNotProgrammed, l.programTimeout, err)
+	}
+	return err
+}
+
+// errNotProgrammed says that the loop did not program an endpoint in
+// time: a transient failure, answered with CNI code 11.
+var errNotProgrammed = errors.New("the dataplane is failing")
+
+// DefaultProgramTimeout bounds how long READY waits for the loop.
+const DefaultProgramTimeout = 10 * time.Second
+
 func (l *reconcileLoop) run(ctx context.Context) error {
-	if err := l.view.waitReady(ctx); err != nil {
-		return nil
+	for !l.view.ready() {
+		select {
+		case <-ctx.Done():
+			return nil
+		case op := <-l.ops:
+			op.errc <- op.fn(ctx)
+		case <-l.view.syncedCh:
+		}
 	}
 	resync := time.NewTicker(l.resync)
 	defer resync.Stop()
 	prune := time.NewTimer(time.Hour)
 	defer prune.Stop()
+	retry := time.NewTimer(time.Hour)
+	defer retry.Stop()
 	full := true
 	for {
 		full = !l.pass(ctx, full) && full
 		if next, ok := l.host.NextPrune(); ok {
 			prune.Reset(max(next.Sub(l.now()), time.Millisecond))
 		}
+		if l.policyErr != nil {
+			retry.Reset(min(minPolicyRetry<<min(l.retries, 10), maxPolicyRetry))
+		}
 		select {
 		case <-ctx.Done():
 			return nil
+		case op := <-l.ops:
+			op.errc <- op.fn(ctx)
 		case <-l.view.changes():
 		case <-prune.C:
+		case <-retry.C:
 		case <-resync.C:
 			full = true
 		}
@@ -69,45 +182,148 @@ func (l *reconcileLoop) run(ctx context.Context) error {
 }
 
 // pass reconciles once; with full it re-reads the kernel first. It
-// reports false when it could not read the kernel.
+// reports false when it could not read the kernel's routes.
 func (l *reconcileLoop) pass(ctx context.Context, full bool) bool {
 	start := l.now()
 	kind := "incremental"
 	if full {
 		kind = "resync"
+	}
+	reload, changes, seq := l.view.drain()
+	if reload {
+		rs := make([]api.Resource, 0, len(changes))
+		for _, c := range changes {
+			rs = append(rs, c.res)
+		}
+		l.calc.Replace(rs)
+	} else {
+		for _, c := range changes {
+			l.calc.Update(c.kind, c.name, c.res)
+		}
+	}
+	l.pending = mergeDelta(l.pending, l.calc.TakeDelta())
+	st := l.calc.State()
+
+	// Policy first: a new endpoint's interface is unknown to nftables,
+	// and so dropped, until its chains are in place.
+	l.programPolicy(ctx, st, full)
+
+	// Then routes: every endpoint on a full pass; otherwise those whose
+	// resource changed (or were touched by READY) and those that failed.
+	ok := true
+	if full {
 		if err := l.host.Resync(ctx); err != nil {
 			l.log.Warn("reading kernel state", "err", err)
-			return false
+			ok = false
+		}
+		clear(l.done)
+	}
+	for _, c := range changes {
+		if c.kind == api.KindWorkloadEndpoint {
+			delete(l.done, c.name)
+			if st.Endpoints[c.name] == nil {
+				l.progress.forget(c.name)
+			}
 		}
 	}
-	desired := desiredEndpoints(l.view.endpoints())
-	if full || l.done == nil {
-		l.done = map[string]string{}
-	}
-	want := make(map[string]bool, len(desired))
-	for _, ep := range desired {
-		want[ep.Name] = true
-		fp := fingerprint(ep)
-		if l.done[ep.Name] == fp {
+	desired := make([]route.Endpoint, 0, len(st.Endpoints))
+	status := map[string]error{}
+	for name, ep := range st.Endpoints {
+		rep := routeEndpoint(ep)
+		desired = append(desired, rep)
+		fp := fingerprint(rep)
+		if !ok || l.done[name] == fp {
 			continue
 		}
-		err := l.host.Update(ctx, ep)
+		err := l.host.Update(ctx, rep)
+		status[name] = err
 		switch {
 		case err == nil:
-			l.done[ep.Name] = fp
+			l.done[name] = fp
 		case !route.IsLinkNotFound(err):
-			l.log.Warn("programming an endpoint", "endpoint", ep.Name, "err", err)
+			l.m.dataplaneFailures.WithLabelValues("routes").Inc()
+			l.log.Warn("programming an endpoint", "endpoint", name, "err", err)
 		}
 	}
-	maps.DeleteFunc(l.done, func(name, _ string) bool { return !want[name] })
-	if err := l.host.Prune(ctx, desired, l.now()); err != nil {
-		l.log.Warn("removing unwanted routes", "err", err)
+	for name := range l.done {
+		if st.Endpoints[name] == nil {
+			delete(l.done, name)
+		}
 	}
+	if ok {
+		if err := l.host.Prune(ctx, desired, l.now()); err != nil {
+			l.log.Warn("removing unwanted routes", "err", err)
+		}
+	}
+	l.progress.publish(seq, status, l.policyErr)
 	l.m.apply.WithLabelValues(kind).Observe(l.now().Sub(start).Seconds())
-	return true
+	return ok
 }
 
-// fingerprint identifies what programming an endpoint writes. Pure.
+// programPolicy applies the pending delta to nftables (or, on a full pass,
+// compares the whole table), keeping the delta for a retry on failure.
+func (l *reconcileLoop) programPolicy(ctx context.Context, st *calc.State, full bool) {
+	var err error
+	switch {
+	case full:
+		err = l.policy.Resync(ctx, st)
+	case l.pending.Empty() && l.policyErr == nil:
+		return
+	case l.policyErr != nil:
+		// The last transaction failed: what the kernel holds is uncertain.
+		err = l.policy.Resync(ctx, st)
+	default:
+		err = l.policy.Apply(ctx, st, l.pending)
+	}
+	if err != nil {
+		if l.policyErr == nil {
+			l.log.Error("programming nftables failed: the previous ruleset stays in force; retrying", "err", err)
+		}
+		l.policyErr = fmt.Errorf("programming nftables: %w", err)
+		l.retries++
+		l.m.dataplaneFailures.WithLabelValues("nftables").Inc()
+		return
+	}
+	if l.policyErr != nil {
+		l.log.Info("programming nftables works again", "failedAttempts", l.retries)
+	}
+	l.pending, l.policyErr, l.retries = calc.Delta{}, nil, 0
+}
+
+// mergeDelta returns the union of two deltas. Pure.
+func mergeDelta(a, b calc.Delta) calc.Delta {
+	return calc.Delta{
+		Endpoints:     union(a.Endpoints, b.Endpoints),
+		HostEndpoints: union(a.HostEndpoints, b.HostEndpoints),
+		Chains:        union(a.Chains, b.Chains),
+		Sets:          union(a.Sets, b.Sets),
+		Config:        a.Config || b.Config,
+	}
+}
+
+func union(a, b []string) []string {
+	if len(a) == 0 {
+		return b
+	}
+	seen := make(map[string]bool, len(a)+len(b))
+	out := make([]string, 0, len(a)+len(b))
+	for _, s := range append(a, b...) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// routeEndpoint is the route reconciler's part of a desired endpoint.
+// Pure.
+func routeEndpoint(ep *calc.Endpoint) route.Endpoint {
+	return route.Endpoint{Name: ep.Name, IfName: ep.IfName, MAC: ep.MAC, Addrs: ep.Addrs}
+}
+
+// fingerprint identifies what programming an endpoint's routes writes.
+// Pure.
 func fingerprint(ep route.Endpoint) string {
 	var b strings.Builder
 	b.WriteString(ep.IfName)

@@ -38,18 +38,27 @@ type allocator interface {
 	NodeAllocations(ctx context.Context, node string, includeBorrowed bool) ([]ipam.Allocation, error)
 }
 
-// endpointProgrammer programs, removes and checks an endpoint's host side.
-type endpointProgrammer interface {
-	Update(ctx context.Context, ep route.Endpoint) error
-	Delete(ctx context.Context, ep route.Endpoint) error
+// hostInspector reads an endpoint's host side; it never writes.
+type hostInspector interface {
 	Check(ctx context.Context, ep route.Endpoint) ([]string, error)
 	HasLink(ctx context.Context, name string) (bool, error)
 }
 
+// dataplaneWriter is the reconcile loop as the local API uses it: the loop
+// is the only writer of the kernel, so operations ask it and wait.
+type dataplaneWriter interface {
+	// waitProgrammed waits until the loop has programmed the view up to
+	// seq (view.touch's result) with the endpoint in it.
+	waitProgrammed(ctx context.Context, name string, seq uint64) error
+	// removeEndpoint removes an endpoint's veth, routes and neighbours.
+	removeEndpoint(ctx context.Context, ep route.Endpoint) error
+}
+
 var (
-	_ resourceStore      = (*datastore.Client)(nil)
-	_ allocator          = (*ipam.Allocator)(nil)
-	_ endpointProgrammer = (*route.Reconciler)(nil)
+	_ resourceStore   = (*datastore.Client)(nil)
+	_ allocator       = (*ipam.Allocator)(nil)
+	_ hostInspector   = (*route.Reconciler)(nil)
+	_ dataplaneWriter = (*reconcileLoop)(nil)
 )
 
 // service implements the local API's operations.
@@ -58,8 +67,8 @@ type service struct {
 	log    *slog.Logger
 	store  resourceStore
 	alloc  allocator
-	host   endpointProgrammer
-	policy endpointPolicy
+	host   hostInspector
+	dp     dataplaneWriter
 	view   *view
 	locks  *handleLocks
 	adds   *pendingAdds // answered ADDs awaiting READY

@@ -14,7 +14,9 @@ import (
 )
 
 // view is calyx-node's in-memory copy of the datastore, fed by the syncer:
-// this node's WorkloadEndpoints, the IP pools, the profiles and the nodes.
+// every resource of the kinds calc needs, every node's endpoints included.
+// The reconcile loop drains its changes into calc; the local API reads
+// this node's endpoints, the pools and the profiles from it.
 //
 // It also holds an overlay of this node's own endpoint writes. A write is
 // visible at once (a READY right after an ADD finds its endpoint), while
@@ -23,21 +25,37 @@ import (
 // revisions, so a stale event can never resurrect a deleted endpoint or
 // undo a newer write. The reconcile loop therefore always programs the
 // newest state this node knows.
+//
+// Every change bumps a sequence number. The loop reports the number it has
+// programmed up to, so a caller that changed the view (or touched an
+// endpoint) can wait until the kernel reflects the change.
 type view struct {
 	node string
 	now  func() time.Time
 
-	mu       sync.Mutex // guards the following fields
-	synced   bool       // a snapshot was delivered
-	weps     map[string]*api.WorkloadEndpoint
-	pools    map[string]netip.Prefix
-	profiles map[string]bool
-	nodes    map[string]*api.Node
-	local    map[string]overlayEntry
-	pending  []pendingWrite // own writes the syncer has not delivered yet
+	mu      sync.Mutex // guards the following fields
+	synced  bool       // a snapshot was delivered
+	res     map[resKey]api.Resource
+	pools   map[string]netip.Prefix // parsed IPPool CIDRs, by pool name
+	local   map[string]overlayEntry
+	pending []pendingWrite // own writes the syncer has not delivered yet
+	// dirty names the resources changed since the loop last drained;
+	// reload says a snapshot replaced everything.
+	dirty  map[resKey]struct{}
+	reload bool
+	seq    uint64
 
-	changed  chan struct{} // receives a token when this node's endpoints change
+	changed  chan struct{} // receives a token when anything changes
 	syncedCh chan struct{} // closed on the first snapshot
+}
+
+// resKey identifies a resource.
+type resKey struct{ kind, name string }
+
+// change is one resource's new value (nil: deleted), drained by the loop.
+type change struct {
+	kind, name string
+	res        api.Resource
 }
 
 // overlayEntry is one of this node's own writes.
@@ -65,16 +83,19 @@ var _ datastore.Handler = (*view)(nil)
 func newView(node string, now func() time.Time) *view {
 	return &view{
 		node: node, now: now,
-		weps: map[string]*api.WorkloadEndpoint{}, pools: map[string]netip.Prefix{},
-		profiles: map[string]bool{}, nodes: map[string]*api.Node{}, local: map[string]overlayEntry{},
+		res: map[resKey]api.Resource{}, pools: map[string]netip.Prefix{}, local: map[string]overlayEntry{},
+		dirty:   map[resKey]struct{}{},
 		changed: make(chan struct{}, 1), syncedCh: make(chan struct{}),
 	}
 }
 
-// syncerKinds are the kinds the view needs.
+// syncerKinds are the kinds the view needs: everything calc reads.
 func syncerKinds() []api.KindInfo {
 	var out []api.KindInfo
-	for _, k := range []string{api.KindWorkloadEndpoint, api.KindIPPool, api.KindProfile, api.KindNode} {
+	for _, k := range []string{
+		api.KindWorkloadEndpoint, api.KindHostEndpoint, api.KindIPPool, api.KindProfile, api.KindNode,
+		api.KindGlobalNetworkPolicy, api.KindGlobalNetworkSet, api.KindNodeConfiguration,
+	} {
 		ki, _ := api.LookupKind(k)
 		out = append(out, ki)
 	}
@@ -84,20 +105,21 @@ func syncerKinds() []api.KindInfo {
 // OnSnapshot implements datastore.Handler.
 func (v *view) OnSnapshot(s datastore.Snapshot) {
 	v.mu.Lock()
-	v.weps = map[string]*api.WorkloadEndpoint{}
+	v.res = make(map[resKey]api.Resource, len(s.Resources))
 	v.pools = map[string]netip.Prefix{}
-	v.profiles = map[string]bool{}
-	v.nodes = map[string]*api.Node{}
 	for _, r := range s.Resources {
 		v.putLocked(r)
 	}
 	for name, e := range v.local {
-		_, present := v.weps[name]
+		_, present := v.res[resKey{api.KindWorkloadEndpoint, name}]
 		if e.wep != nil && e.rev <= s.Revision || e.wep == nil && !present {
 			delete(v.local, name)
 		}
 	}
 	v.advanceLocked(s.Revision)
+	v.reload = true
+	clear(v.dirty)
+	v.seq++
 	first := !v.synced
 	v.synced = true
 	v.mu.Unlock()
@@ -110,11 +132,7 @@ func (v *view) OnSnapshot(s datastore.Snapshot) {
 // OnEvent implements datastore.Handler.
 func (v *view) OnEvent(e datastore.Event) {
 	v.mu.Lock()
-	mine := false
 	if e.Kind == api.KindWorkloadEndpoint {
-		_, had := v.weps[e.Name]
-		w, _ := e.Resource.(*api.WorkloadEndpoint)
-		mine = had || w != nil && w.Spec.Node == v.node
 		if ent, ok := v.local[e.Name]; ok && e.Revision >= ent.rev {
 			delete(v.local, e.Name)
 		}
@@ -125,50 +143,35 @@ func (v *view) OnEvent(e datastore.Event) {
 	case datastore.EventDelete:
 		v.deleteLocked(e.Kind, e.Name)
 	}
+	v.dirty[resKey{e.Kind, e.Name}] = struct{}{}
 	// Events arrive in revision order: an own write at or below this
 	// revision has been delivered (or superseded).
 	for name, ent := range v.local {
 		if ent.wep != nil && ent.rev <= e.Revision || ent.wep == nil && v.now().Sub(ent.at) > tombstoneTTL {
 			delete(v.local, name)
+			v.dirty[resKey{api.KindWorkloadEndpoint, name}] = struct{}{}
 		}
 	}
 	v.advanceLocked(e.Revision)
+	v.seq++
 	v.mu.Unlock()
-	if mine {
-		v.notify()
-	}
+	v.notify()
 }
 
 func (v *view) putLocked(r api.Resource) {
-	name := r.GetObjectMeta().Name
-	switch x := r.(type) {
-	case *api.WorkloadEndpoint:
-		if x.Spec.Node == v.node {
-			v.weps[name] = x
-		} else {
-			delete(v.weps, name)
+	m := r.GetObjectMeta()
+	v.res[resKey{r.GetTypeMeta().Kind, m.Name}] = r
+	if p, ok := r.(*api.IPPool); ok {
+		if pfx, err := netip.ParsePrefix(p.Spec.CIDR); err == nil {
+			v.pools[m.Name] = pfx.Masked()
 		}
-	case *api.IPPool:
-		if p, err := netip.ParsePrefix(x.Spec.CIDR); err == nil {
-			v.pools[name] = p.Masked()
-		}
-	case *api.Profile:
-		v.profiles[name] = true
-	case *api.Node:
-		v.nodes[name] = x
 	}
 }
 
 func (v *view) deleteLocked(kind, name string) {
-	switch kind {
-	case api.KindWorkloadEndpoint:
-		delete(v.weps, name)
-	case api.KindIPPool:
+	delete(v.res, resKey{kind, name})
+	if kind == api.KindIPPool {
 		delete(v.pools, name)
-	case api.KindProfile:
-		delete(v.profiles, name)
-	case api.KindNode:
-		delete(v.nodes, name)
 	}
 }
 
@@ -183,7 +186,7 @@ func (v *view) notify() {
 	}
 }
 
-// changes receives a token after this node's endpoints changed.
+// changes receives a token after the view changed.
 func (v *view) changes() <-chan struct{} { return v.changed }
 
 // ready reports whether the first snapshot has arrived.
@@ -203,25 +206,82 @@ func (v *view) waitReady(ctx context.Context) error {
 	}
 }
 
+// drain hands the loop what changed since the last drain: with reload,
+// every resource (a snapshot replaced the view); otherwise each changed
+// resource's newest value (nil when deleted), own writes included. seq is
+// the sequence number the result is current up to.
+func (v *view) drain() (reload bool, changes []change, seq uint64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	reload, seq = v.reload, v.seq
+	if reload {
+		keys := make(map[resKey]struct{}, len(v.res)+len(v.local))
+		for k := range v.res {
+			keys[k] = struct{}{}
+		}
+		for name := range v.local {
+			keys[resKey{api.KindWorkloadEndpoint, name}] = struct{}{}
+		}
+		v.dirty = keys
+	}
+	changes = make([]change, 0, len(v.dirty))
+	for k := range v.dirty {
+		r := v.currentLocked(k)
+		if reload && r == nil {
+			continue
+		}
+		changes = append(changes, change{kind: k.kind, name: k.name, res: r})
+	}
+	v.reload = false
+	v.dirty = map[resKey]struct{}{}
+	return reload, changes, seq
+}
+
+// currentLocked is a resource's newest value this node knows.
+func (v *view) currentLocked(k resKey) api.Resource {
+	if k.kind == api.KindWorkloadEndpoint {
+		if e, ok := v.local[k.name]; ok {
+			if e.wep == nil {
+				return nil
+			}
+			return e.wep
+		}
+	}
+	return v.res[k]
+}
+
+// touch marks an endpoint changed so that the loop programs it again
+// (READY: its veth now exists) and returns the sequence number to wait
+// for.
+func (v *view) touch(name string) uint64 {
+	v.mu.Lock()
+	v.dirty[resKey{api.KindWorkloadEndpoint, name}] = struct{}{}
+	v.seq++
+	seq := v.seq
+	v.mu.Unlock()
+	v.notify()
+	return seq
+}
+
 // wroteEndpoint records an endpoint this node just created or updated,
 // as the datastore returned it.
 func (v *view) wroteEndpoint(w *api.WorkloadEndpoint) {
 	rev, _ := strconv.ParseInt(w.Metadata.ResourceVersion, 10, 64)
-	now := v.now()
-	v.mu.Lock()
-	v.local[w.Metadata.Name] = overlayEntry{wep: w, rev: rev, at: now}
-	v.pending = append(v.pending, pendingWrite{rev: rev, at: now})
-	v.mu.Unlock()
-	v.notify()
+	v.ownWrite(w.Metadata.Name, overlayEntry{wep: w, rev: rev, at: v.now()})
 }
 
 // deletedEndpoint records that this node deleted an endpoint whose stored
 // copy was at revision prevRev.
 func (v *view) deletedEndpoint(name string, prevRev int64) {
-	now := v.now()
+	v.ownWrite(name, overlayEntry{rev: prevRev + 1, at: v.now()})
+}
+
+func (v *view) ownWrite(name string, e overlayEntry) {
 	v.mu.Lock()
-	v.local[name] = overlayEntry{rev: prevRev + 1, at: now}
-	v.pending = append(v.pending, pendingWrite{rev: prevRev + 1, at: now})
+	v.local[name] = e
+	v.pending = append(v.pending, pendingWrite{rev: e.rev, at: e.at})
+	v.dirty[resKey{api.KindWorkloadEndpoint, name}] = struct{}{}
+	v.seq++
 	v.mu.Unlock()
 	v.notify()
 }
@@ -231,10 +291,11 @@ func (v *view) deletedEndpoint(name string, prevRev int64) {
 func (v *view) endpoint(name string) *api.WorkloadEndpoint {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if e, ok := v.local[name]; ok {
-		return e.wep
+	w, _ := v.currentLocked(resKey{api.KindWorkloadEndpoint, name}).(*api.WorkloadEndpoint)
+	if w == nil || w.Spec.Node != v.node {
+		return nil
 	}
-	return v.weps[name]
+	return w
 }
 
 // endpoints returns this node's endpoints sorted by name. The results are
@@ -242,7 +303,12 @@ func (v *view) endpoint(name string) *api.WorkloadEndpoint {
 func (v *view) endpoints() []*api.WorkloadEndpoint {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	merged := maps.Clone(v.weps)
+	merged := map[string]*api.WorkloadEndpoint{}
+	for k, r := range v.res {
+		if w, ok := r.(*api.WorkloadEndpoint); ok && w.Spec.Node == v.node {
+			merged[k.name] = w
+		}
+	}
 	for name, e := range v.local {
 		if e.wep == nil {
 			delete(merged, name)
@@ -261,14 +327,22 @@ func (v *view) endpoints() []*api.WorkloadEndpoint {
 func (v *view) hasProfile(name string) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.profiles[name]
+	_, ok := v.res[resKey{api.KindProfile, name}]
+	return ok
 }
 
-// notedProfile records that a profile exists (this node just made sure).
-func (v *view) notedProfile(name string) {
+// notedProfile records a profile this node just created (or found), so
+// that the next ADD on its network does not look for it again before the
+// syncer delivers it.
+func (v *view) notedProfile(p *api.Profile) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.profiles[name] = true
+	k := resKey{api.KindProfile, p.Metadata.Name}
+	if _, ok := v.res[k]; !ok {
+		v.res[k] = p
+		v.dirty[k] = struct{}{}
+		v.seq++
+	}
 }
 
 // poolPrefix returns the prefix of the IP pool holding a.
