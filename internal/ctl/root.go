@@ -84,6 +84,7 @@ readable by root only).`,
 		c.getCommand(),
 		c.labelCommand(),
 		c.ipamCommand(),
+		c.policyCommand(),
 		c.versionCommand(),
 	)
 	return root
