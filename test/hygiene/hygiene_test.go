@@ -71,7 +71,7 @@ func TestImportBoundaries(t *testing.T) {
 			}},
 		{dep: "github.com/osrg/gobgp", why: "the CNI plugins stay thin",
 			allowed: func(p string) bool { return !strings.HasPrefix(p, mod+"cmd/calyx-ipam") && p != mod+"cmd/calyx" }},
-		{dep: "github.com/google/nftables", why: "only the nftables reconciler writes the firewall (benchmarks may drive it as a peer)",
+		{dep: "github.com/google/nftables", direct: true, why: "only the nftables reconciler writes the firewall (benchmarks may drive it as a peer)",
 			allowed: func(p string) bool {
 				return strings.HasPrefix(p, mod+"internal/dataplane/nft") || strings.HasPrefix(p, mod+"bench/")
 			}},
