@@ -63,7 +63,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 [ "$(id -u)" = 0 ] || { echo "make demo needs root (it creates network namespaces)"; exit 1; }
-for t in ip ping; do command -v $t >/dev/null || { echo "missing $t: apt-get install iproute2 iputils-ping"; exit 1; }; done
+for t in ip ping nft; do command -v $t >/dev/null || { echo "missing $t: apt-get install iproute2 iputils-ping nftables"; exit 1; }; done
 for n in $(ip netns list | awk '/^cxd-/{print $1}'); do ip netns del "$n"; done
 
 say "building three hosts on one LAN (namespaces cxd-lan, cxd-h1..h3)"
@@ -142,21 +142,50 @@ attach api-1 h3 backend  '[{"key":"role","value":"api"},{"key":"env","value":"pr
 ctl get workloadendpoints -o wide
 ctl get profiles
 
-say "connectivity (ping from row to column)"
 names=(web-1 web-2 db-1 web-3 api-1)
-printf '%-8s' ""; for d in "${names[@]}"; do printf '%-8s' "$d"; done; echo
-for s in "${names[@]}"; do
-	printf '%-8s' "$s"
-	for d in "${names[@]}"; do
-		if [ "$s" = "$d" ]; then printf '%-8s' "."; continue; fi
-		var="IP_${d//-/_}"
-		if ip netns exec "cxd-$s" ping -c1 -W1 -q "${!var}" >/dev/null 2>&1; then printf '%-8s' "ok"; else printf '%-8s' "--"; fi
+matrix() { # ping from row to column
+	printf '%-8s' ""; for d in "${names[@]}"; do printf '%-8s' "$d"; done; echo
+	for s in "${names[@]}"; do
+		printf '%-8s' "$s"
+		for d in "${names[@]}"; do
+			if [ "$s" = "$d" ]; then printf '%-8s' "."; continue; fi
+			var="IP_${d//-/_}"
+			if ip netns exec "cxd-$s" ping -c1 -W1 -q "${!var}" >/dev/null 2>&1; then printf '%-8s' "ok"; else printf '%-8s' "--"; fi
+		done
+		echo
 	done
-	echo
-done
-echo "same host: containers talk through their host's routes and proxy ARP; profiles and"
-echo "  policies are stored but not yet enforced in the kernel, so frontend and backend meet too."
+}
+
+say "connectivity with the policies of examples/ in force (ping from row to column)"
+matrix
+echo "web-1 and web-2 meet: the frontend profile lets members of the network talk."
+echo "db-1 answers ping from the pool (policy db-from-api, rule 1), but the frontend"
+echo "  profile admits only its own members, so db-1 cannot reach web-1 or web-2."
 echo "across hosts: no routes between hosts yet (BGP/VXLAN routing comes next), so '--'."
+
+say "why is db-1 -> web-1 denied? (calyxctl policy trace)"
+ctl policy trace --from "$IP_db_1" --to "$IP_web_1"
+ctl policy trace --from "$IP_web_1" --to "$IP_db_1" --port 5432/tcp
+
+say "applying a policy live: the frontend may no longer ping databases"
+cat >"$work/no-web-to-db.yaml" <<YAML
+apiVersion: calyx.dev/v1
+kind: GlobalNetworkPolicy
+metadata: {name: no-web-to-db}
+spec:
+  order: 10
+  selector: role == "db"
+  ingress:
+  - action: Deny
+    source: {selector: app == "web"}
+YAML
+cat "$work/no-web-to-db.yaml"
+ctl apply -f "$work/no-web-to-db.yaml"
+matrix
+ctl policy trace --from "$IP_web_1" --to "$IP_db_1"
+
+say "the kernel's side: Calyx's own nftables table on h1 (excerpt)"
+inns h1 nft list table inet calyx | grep -E '^\s*(table|chain|set|map) ' | head -25
 
 say "detaching (Mesos DEL: saved stdin, no CNI_NETNS) and stopping"
 for c in "${containers[@]}"; do

@@ -10,8 +10,10 @@ set -euo pipefail
 # Debian's reference CNI plugins (bridge, host-local, loopback), run beside
 # Calyx's in the tests and benchmarks. etcd-server: the etcd binary, run as
 # a 3-member cluster by the datastore-outage tests (losing its leader, its
-# quorum); calyx-node's own etcd runs in-process.
-pkgs=(git gcc libc6-dev ca-certificates iproute2 iputils-ping containernetworking-plugins etcd-server)
+# quorum); calyx-node's own etcd runs in-process. nftables: the nft
+# command, with which the tests and the demo read Calyx's table (calyx-node
+# itself programs it over netlink).
+pkgs=(git gcc libc6-dev ca-certificates iproute2 iputils-ping containernetworking-plugins etcd-server nftables)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
