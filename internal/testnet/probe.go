@@ -209,7 +209,7 @@ func readLine(c net.Conn) (string, error) {
 // reports whether a reply came back; extra arguments go to ping (e.g.
 // "-s", "1400").
 func Ping(ctx context.Context, netns ns.NetNS, ip string, extra ...string) (bool, error) {
-	args := append([]string{"-c", "1", "-W", strconv.Itoa(int(probeTimeout / time.Second)+1), "-n", "-q"}, extra...)
+	args := append([]string{"-c", "1", "-W", strconv.Itoa(int(probeTimeout/time.Second) + 1), "-n", "-q"}, extra...)
 	cmd := exec.CommandContext(ctx, "ping", append(args, ip)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
