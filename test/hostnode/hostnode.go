@@ -289,3 +289,14 @@ func (n *Node) Kill() {
 	_ = n.cmd.Process.Kill()
 	<-n.done
 }
+
+// Restart starts a new calyx-node with the same settings (data directory,
+// socket, namespace) once this one has stopped or been killed.
+func (n *Node) Restart(ctx context.Context) (*Node, error) {
+	select {
+	case <-n.done:
+	default:
+		return nil, errors.New("restart: calyx-node is still running: Stop or Kill it first")
+	}
+	return Start(ctx, n.cfg)
+}
