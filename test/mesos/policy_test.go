@@ -427,13 +427,26 @@ spec: {cidr: 10.67.0.0/16, blockSize: 26, natOutgoing: true}
 	}
 
 	mapped := net.JoinHostPort(hostAddr.String(), "31080")
+	if _, err := testnet.Connect(ext, mapped); err == nil {
+		t.Error("the outside reached web through the mapping although web's profile admits only its network's members")
+	}
+	a.apply(t, `apiVersion: calyx.dev/v1
+kind: GlobalNetworkPolicy
+metadata: {name: web-public}
+spec:
+  selector: app == "web"
+  ingress:
+  - action: Allow
+    protocol: TCP
+    destination: {ports: [80]}
+`)
 	eventually(t, "the port mapping reaches web", func() bool {
 		got, err := testnet.Connect(ext, mapped)
 		return err == nil && got == "web"
 	})
 	a.apply(t, `apiVersion: calyx.dev/v1
 kind: GlobalNetworkPolicy
-metadata: {name: web-closed}
+metadata: {name: web-public}
 spec:
   selector: app == "web"
   ingress:
@@ -441,11 +454,18 @@ spec:
     protocol: TCP
     destination: {ports: [8443]}
 `)
-	eventually(t, "the mapping obeys web's ingress policy", func() bool {
+	eventually(t, "the mapping obeys web's ingress policy (the container port is what policy sees)", func() bool {
 		_, err := testnet.Connect(ext, mapped)
 		return err != nil
 	})
-	a.remove(t, "globalnetworkpolicy", "web-closed")
+	a.remove(t, "globalnetworkpolicy", "web-public")
+	a.apply(t, `apiVersion: calyx.dev/v1
+kind: GlobalNetworkPolicy
+metadata: {name: web-public}
+spec:
+  selector: app == "web"
+  ingress: [{action: Allow}]
+`)
 	eventually(t, "open again", func() bool { _, err := testnet.Connect(ext, mapped); return err == nil })
 	if err := a.iso.Detach(t.Context(), web.cid); err != nil {
 		t.Fatal(err)
