@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/calyx-net/calyx/internal/api"
 	"github.com/calyx-net/calyx/internal/datastore"
@@ -34,6 +35,9 @@ func (s *service) add(ctx context.Context, req localapi.AddRequest) (localapi.Ad
 	if orch != api.OrchestratorCNI && orch != api.OrchestratorMesos {
 		return localapi.AddResponse{}, badRequestf("orchestrator %q: expected %q or %q", orch, api.OrchestratorMesos, api.OrchestratorCNI)
 	}
+	if err := checkPortMappings(req.PortMappings); err != nil {
+		return localapi.AddResponse{}, err
+	}
 	handle := req.Handle()
 	unlock, err := s.locks.lock(ctx, handle)
 	if err != nil {
@@ -42,6 +46,15 @@ func (s *service) add(ctx context.Context, req localapi.AddRequest) (localapi.Ad
 	defer unlock()
 	if s.adds.busy(handle, s.now()) {
 		return localapi.AddResponse{}, busyError(req.ContainerID, req.IfName)
+	}
+	// Hold the host ports until the endpoint is written, so that two
+	// concurrent ADDs cannot both map one.
+	for _, k := range hostPortLockKeys(mappingPorts(req.PortMappings)) {
+		unlockPort, err := s.locks.lock(ctx, k)
+		if err != nil {
+			return localapi.AddResponse{}, err
+		}
+		defer unlockPort()
 	}
 	resp, err := s.addLocked(ctx, req, orch)
 	if err == nil {
@@ -63,6 +76,10 @@ func (s *service) addLocked(ctx context.Context, req localapi.AddRequest, orch s
 	}
 	if cur != nil {
 		return s.readd(ctx, req, cur)
+	}
+	self := endpointName(s.node, orch, req.ContainerID, req.IfName)
+	if err := hostPortConflict(s.node, self, mappingPorts(req.PortMappings), s.view.endpoints()); err != nil {
+		return localapi.AddResponse{}, err
 	}
 
 	addrs, err := s.allocate(ctx, req.Attachment, orch, req.IPAM, nil)
@@ -293,9 +310,110 @@ func (s *service) buildEndpoint(req localapi.AddRequest, orch string, addrs []ne
 		Orchestrator: orch, Workload: req.ContainerID, Node: s.node, ContainerID: req.ContainerID,
 		Endpoint: req.IfName, InterfaceName: vethName(req.Handle()), IPNetworks: hostPrefixes(addrs),
 		MAC: containerMAC(req.Handle()).String(), Profiles: []string{profileName(req.Network)},
+		Ports: mappingPorts(req.PortMappings),
 	}
 	w.SetDefaults()
 	return w
+}
+
+// portMappingProtocols are the protocols of a port mapping, as the ADD
+// request spells them.
+var portMappingProtocols = []string{"tcp", "udp", "sctp"}
+
+// checkPortMappings refuses an ADD whose port mappings calyx-node cannot
+// program: a port outside 1-65535, a protocol other than tcp, udp or sctp
+// (any case; empty means tcp), or a host port mapped twice for one
+// protocol. The plugin checks the same, so this guards other clients.
+func checkPortMappings(pms []localapi.PortMapping) error {
+	first := map[string]int{}
+	for i, m := range pms {
+		key := fmt.Sprintf("portMappings[%d]", i)
+		if m.HostPort == 0 {
+			return badRequestf("%s.hostPort: expected a port number 1-65535, got 0", key)
+		}
+		if m.ContainerPort == 0 {
+			return badRequestf("%s.containerPort: expected a port number 1-65535, got 0", key)
+		}
+		proto := strings.ToLower(m.Protocol)
+		if proto == "" {
+			proto = "tcp"
+		}
+		if !slices.Contains(portMappingProtocols, proto) {
+			return badRequestf("%s.protocol: expected \"tcp\", \"udp\" or \"sctp\", got %q", key, m.Protocol)
+		}
+		hk := fmt.Sprintf("%d/%s", m.HostPort, proto)
+		if j, dup := first[hk]; dup {
+			return badRequestf("%s.hostPort: host port %s is already mapped by portMappings[%d]", key, hk, j)
+		}
+		first[hk] = i
+	}
+	return nil
+}
+
+// mappingPorts turns an ADD's port mappings into the endpoint's
+// spec.ports entries: no name, the container port as port and the host
+// port as hostPort, which the dataplane turns into DNAT from the host's
+// addresses.
+func mappingPorts(pms []localapi.PortMapping) []api.EndpointPort {
+	if len(pms) == 0 {
+		return nil
+	}
+	out := make([]api.EndpointPort, 0, len(pms))
+	for _, m := range pms {
+		proto := strings.ToUpper(m.Protocol)
+		if proto == "" {
+			proto = api.ProtocolTCP
+		}
+		out = append(out, api.EndpointPort{Protocol: api.Protocol{Name: proto}, Port: m.ContainerPort, HostPort: m.HostPort})
+	}
+	return out
+}
+
+// hostPortConflict refuses ports whose host port and protocol another
+// endpoint on node (any but self) already maps: the dataplane could send
+// that traffic to only one of them.
+func hostPortConflict(node, self string, ports []api.EndpointPort, eps []*api.WorkloadEndpoint) error {
+	want := map[string]bool{}
+	for _, p := range ports {
+		if p.HostPort != 0 {
+			want[hostPortKey(p)] = true
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	for _, w := range eps {
+		if w.Metadata.Name == self || w.Spec.Node != node {
+			continue
+		}
+		for _, p := range w.Spec.Ports {
+			if p.HostPort != 0 && want[hostPortKey(p)] {
+				return badRequestf("host port %s is already mapped on node %s by endpoint %s (container %s): each host port and protocol can go to one container only; choose another host port or DEL that container first",
+					hostPortKey(p), node, w.Metadata.Name, w.Spec.ContainerID)
+			}
+		}
+	}
+	return nil
+}
+
+// hostPortKey is "31001/TCP": a port mapping's host port and protocol.
+func hostPortKey(p api.EndpointPort) string {
+	return fmt.Sprintf("%d/%s", p.HostPort, strings.ToUpper(p.Protocol.String()))
+}
+
+// hostPortLockKeys are the lock keys of the ports' host ports, sorted so
+// that ADDs take them in one order. They share the handle locks; the
+// "host port " prefix keeps them apart from IPAM handles
+// (network.container.ifname).
+func hostPortLockKeys(ports []api.EndpointPort) []string {
+	var keys []string
+	for _, p := range ports {
+		if p.HostPort != 0 {
+			keys = append(keys, "host port "+hostPortKey(p))
+		}
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
 }
 
 // addResponse tells the plugin how to build the container side. The

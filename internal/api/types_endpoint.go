@@ -39,9 +39,11 @@ type IPNAT struct {
 	ExternalIP string `json:"externalIP"`
 }
 
-// EndpointPort is a named port an endpoint listens on.
+// EndpointPort is a named port an endpoint listens on, a port mapping
+// (HostPort set: traffic to that port on the host's addresses goes to
+// Port, as Mesos's port_mappings ask; no name needed), or both.
 type EndpointPort struct {
-	Name     string   `json:"name"`
+	Name     string   `json:"name,omitempty"`
 	Protocol Protocol `json:"protocol"`
 	Port     uint16   `json:"port"`
 	HostPort uint16   `json:"hostPort,omitempty"`

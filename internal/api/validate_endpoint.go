@@ -106,15 +106,21 @@ func validateIfName(fe *fieldErrors, path, name string, allowStar bool) {
 	}
 }
 
-// validateEndpointPorts checks an endpoint's named ports: a valid name, a
-// protocol of TCP, UDP or SCTP and a port number 1-65535, each name and
-// protocol pair once.
+// validateEndpointPorts checks an endpoint's ports: a protocol of TCP,
+// UDP or SCTP and a port number 1-65535. An entry is a named port (a
+// valid name, each name and protocol pair once), a port mapping (hostPort
+// set: traffic to that host port goes to port, as Mesos's port_mappings
+// ask), or both. A port mapping needs no name, and each hostPort and
+// protocol pair is mapped once.
 func validateEndpointPorts(fe *fieldErrors, path string, ports []EndpointPort) {
 	seen := map[string]bool{}
+	hostPorts := map[string]int{}
 	for i, p := range ports {
 		pp := pindex(path, i)
 		if p.Name == "" {
-			fe.add(pfield(pp, "name"), "must be set")
+			if p.HostPort == 0 {
+				fe.add(pfield(pp, "name"), "must be set (only a port mapping, with hostPort set, may have no name)")
+			}
 		} else if msg := portNameProblem(p.Name); msg != "" {
 			fe.add(pfield(pp, "name"), "%s", msg)
 		}
@@ -132,5 +138,13 @@ func validateEndpointPorts(fe *fieldErrors, path string, ports []EndpointPort) {
 			fe.add(pfield(pp, "name"), "%q with protocol %s is listed twice", p.Name, p.Protocol.String())
 		}
 		seen[k] = true
+		if p.HostPort != 0 {
+			hk := fmt.Sprintf("%d/%s", p.HostPort, strings.ToUpper(p.Protocol.String()))
+			if j, dup := hostPorts[hk]; dup {
+				fe.add(pfield(pp, "hostPort"), "%d with protocol %s is already mapped by %s", p.HostPort, p.Protocol.String(), pindex(path, j))
+			} else {
+				hostPorts[hk] = i
+			}
+		}
 	}
 }

@@ -1,6 +1,9 @@
 package api
 
-import "testing"
+import (
+	"encoding/json"
+	"testing"
+)
 
 func TestValidateWorkloadEndpoint(t *testing.T) {
 	wep := testWEP
@@ -50,7 +53,25 @@ func TestValidateWorkloadEndpoint(t *testing.T) {
 		}), path: "spec.ports[0].name", msg: "named port"},
 		{name: "port name missing", r: wep(func(w *WorkloadEndpoint) {
 			w.Spec.Ports = []EndpointPort{{Protocol: Protocol{Name: "TCP"}, Port: 80}}
-		}), path: "spec.ports[0].name", msg: "must be set"},
+		}), path: "spec.ports[0].name", msg: "must be set (only a port mapping"},
+		{name: "port mappings without names", r: wep(func(w *WorkloadEndpoint) {
+			w.Spec.Ports = []EndpointPort{
+				{Protocol: Protocol{Name: "TCP"}, Port: 80, HostPort: 31001},
+				{Protocol: Protocol{Name: "UDP"}, Port: 80, HostPort: 31001},
+				{Protocol: Protocol{Name: "TCP"}, Port: 80, HostPort: 31002},
+				{Name: "http", Protocol: Protocol{Name: "TCP"}, Port: 80, HostPort: 31003},
+			}
+		})},
+		{name: "port mapping host port twice", r: wep(func(w *WorkloadEndpoint) {
+			w.Spec.Ports = []EndpointPort{
+				{Protocol: Protocol{Name: "TCP"}, Port: 80, HostPort: 31001},
+				{Protocol: Protocol{Name: "UDP"}, Port: 53, HostPort: 31001},
+				{Name: "web", Protocol: Protocol{Name: "tcp"}, Port: 8080, HostPort: 31001},
+			}
+		}), path: "spec.ports[2].hostPort", msg: "31001 with protocol TCP is already mapped by spec.ports[0]"},
+		{name: "port mapping container port missing", r: wep(func(w *WorkloadEndpoint) {
+			w.Spec.Ports = []EndpointPort{{Protocol: Protocol{Name: "TCP"}, HostPort: 31001}}
+		}), path: "spec.ports[0].port", msg: "1-65535"},
 		{name: "port protocol bad", r: wep(func(w *WorkloadEndpoint) {
 			w.Spec.Ports = []EndpointPort{{Name: "ping", Protocol: Protocol{Name: "ICMP"}, Port: 1}}
 		}), path: "spec.ports[0].protocol", msg: "must be one of TCP, UDP, SCTP"},
@@ -88,4 +109,16 @@ func TestValidateHostEndpoint(t *testing.T) {
 			h.Spec.Ports = []EndpointPort{{Name: "ssh", Protocol: Protocol{Name: "TCP"}, Port: 22}, {Name: "dns", Protocol: Protocol{Name: "DNS"}, Port: 53}}
 		}), path: "spec.ports[1].protocol", msg: "must be one of TCP, UDP, SCTP"},
 	})
+}
+
+// TestPortMappingJSON checks that a port mapping without a name is written
+// without one, so that `calyxctl get wep -o yaml` shows no empty name.
+func TestPortMappingJSON(t *testing.T) {
+	b, err := json.Marshal(EndpointPort{Protocol: Protocol{Name: ProtocolTCP}, Port: 80, HostPort: 31001})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"protocol":"TCP","port":80,"hostPort":31001}`; string(b) != want {
+		t.Errorf("got %s, want %s", b, want)
+	}
 }

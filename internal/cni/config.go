@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -44,6 +45,9 @@ type Config struct {
 	Orchestrator string
 	// Labels are the Mesos NetworkInfo labels, sanitised.
 	Labels map[string]string
+	// PortMappings are the Mesos NetworkInfo port_mappings, validated,
+	// with the protocol in lower case ("tcp" when Mesos gave none).
+	PortMappings []localapi.PortMapping
 	// Valid lists the attachments a GC must keep.
 	Valid []localapi.Attachment
 	// RawPrevResult is the prevResult object, if any.
@@ -304,8 +308,9 @@ func (c *Config) poolsKey(key string, raw json.RawMessage) []string {
 }
 
 // mesosNetworkInfo is the part of Mesos's NetworkInfo protobuf (in its
-// snake_case JSON form) that Calyx reads. Unknown keys (port_mappings,
-// groups, ip_addresses, ...) are ignored.
+// snake_case JSON form) that Calyx reads as a whole. port_mappings is read
+// entry by entry (parsePortMappings); unknown keys (groups, ip_addresses,
+// ...) are ignored.
 type mesosNetworkInfo struct {
 	Name   string `json:"name"`
 	Labels struct {
@@ -316,9 +321,14 @@ type mesosNetworkInfo struct {
 	} `json:"labels"`
 }
 
+// portMappingsKey is the config key of the Mesos port mappings, in errors.
+const portMappingsKey = "args.org.apache.mesos.network_info.port_mappings"
+
 // parseArgs reads args."org.apache.mesos".network_info, tolerantly: only
-// malformed labels are a problem, because dropping them silently would
-// drop the endpoint out of the policy that selects on them.
+// malformed labels and port mappings are a problem, because dropping
+// labels silently would drop the endpoint out of the policy that selects
+// on them, and dropping a port mapping would leave the task unreachable
+// on the port its framework announced.
 func (c *Config) parseArgs(raw json.RawMessage) {
 	if !isSet(raw) {
 		return
@@ -341,6 +351,9 @@ func (c *Config) parseArgs(raw json.RawMessage) {
 	if err := json.Unmarshal(mesos["network_info"], &fields); err != nil {
 		c.Warnings = append(c.Warnings, "ignoring args.org.apache.mesos.network_info: not an object")
 		return
+	}
+	if isSet(fields["port_mappings"]) {
+		c.parsePortMappings(fields["port_mappings"])
 	}
 	if !isSet(fields["labels"]) {
 		return
@@ -366,6 +379,98 @@ func (c *Config) parseArgs(raw json.RawMessage) {
 	if len(labels) > 0 {
 		c.Labels = labels
 	}
+}
+
+// parsePortMappings reads network_info.port_mappings: a list of
+// {"host_port": N, "container_port": N, "protocol": P}. Both ports are
+// required (as in Mesos's PortMapping message) and must be 1-65535. The
+// protocol is tcp, udp or sctp in any case; when it is absent, null or
+// empty it is tcp, as Mesos's own mesos-cni-port-mapper reads it.
+// Marathon may write a list such as "udp,tcp", which maps the port for
+// each protocol. A host port may be mapped once per protocol. Entries in
+// error are left out, and each is a problem naming its key.
+func (c *Config) parsePortMappings(raw json.RawMessage) {
+	var entries []json.RawMessage
+	if err := json.Unmarshal(raw, &entries); err != nil {
+		c.problem(configError(portMappingsKey, raw,
+			`expected a list of {"host_port": 1-65535, "container_port": 1-65535, "protocol": "tcp"|"udp"|"sctp"}`))
+		return
+	}
+	type hostPortKey struct {
+		port  uint16
+		proto string
+	}
+	first := map[hostPortKey]int{}
+	for i, e := range entries {
+		key := fmt.Sprintf("%s[%d]", portMappingsKey, i)
+		var f map[string]json.RawMessage
+		if err := json.Unmarshal(e, &f); err != nil || f == nil {
+			c.problem(configError(key, e, `expected {"host_port": 1-65535, "container_port": 1-65535, "protocol": "tcp"|"udp"|"sctp"}`))
+			continue
+		}
+		host, okHost := c.portKey(key+".host_port", f["host_port"])
+		cont, okCont := c.portKey(key+".container_port", f["container_port"])
+		protos, okProto := c.protocolsKey(key+".protocol", f["protocol"])
+		if !okHost || !okCont || !okProto {
+			continue
+		}
+		for _, p := range protos {
+			k := hostPortKey{host, p}
+			if j, dup := first[k]; dup {
+				c.problem(configError(key+".host_port", f["host_port"],
+					"expected each host port once per protocol: %d/%s is already mapped by %s[%d]", host, p, portMappingsKey, j))
+				continue
+			}
+			first[k] = i
+			c.PortMappings = append(c.PortMappings, localapi.PortMapping{HostPort: host, ContainerPort: cont, Protocol: p})
+		}
+	}
+}
+
+// portKey reads a required port number, 1-65535.
+func (c *Config) portKey(key string, raw json.RawMessage) (uint16, bool) {
+	if !isSet(raw) {
+		c.problem(types.NewError(types.ErrInvalidNetworkConfig,
+			fmt.Sprintf("config key %q: missing; expected a port number 1-65535", key), ""))
+		return 0, false
+	}
+	var n int64
+	if err := json.Unmarshal(raw, &n); err != nil || n < 1 || n > 65535 {
+		c.problem(configError(key, raw, "expected a port number 1-65535"))
+		return 0, false
+	}
+	return uint16(n), true
+}
+
+// mappingProtocols are the protocols a port mapping may use.
+var mappingProtocols = []string{"tcp", "udp", "sctp"}
+
+// protocolsKey reads a port mapping's protocol: tcp when absent, else one
+// protocol or a comma-separated list of them, in any case.
+func (c *Config) protocolsKey(key string, raw json.RawMessage) ([]string, bool) {
+	if !isSet(raw) {
+		return []string{"tcp"}, true
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		c.problem(configError(key, raw, `expected "tcp", "udp" or "sctp"`))
+		return nil, false
+	}
+	if strings.TrimSpace(s) == "" {
+		return []string{"tcp"}, true
+	}
+	var out []string
+	for p := range strings.SplitSeq(s, ",") {
+		p = strings.ToLower(strings.TrimSpace(p))
+		if !slices.Contains(mappingProtocols, p) {
+			c.problem(configError(key, raw, `expected "tcp", "udp" or "sctp"`))
+			return nil, false
+		}
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out, true
 }
 
 func (c *Config) parseValid(raw json.RawMessage, key string) {

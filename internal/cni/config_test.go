@@ -89,6 +89,38 @@ func TestParseConfig(t *testing.T) {
 					t.Errorf("warnings %q", c.Warnings)
 				}
 			}},
+		{name: "Mesos port mappings", stdin: `{"name": "n", "args": {"org.apache.mesos": {"network_info": {"port_mappings": [
+			{"host_port": 31001, "container_port": 80, "protocol": "tcp"},
+			{"host_port": 31001, "container_port": 80, "protocol": "UDP"},
+			{"host_port": 31002, "container_port": 8080},
+			{"host_port": 31003, "container_port": 53, "protocol": null},
+			{"host_port": 31004, "container_port": 9000, "protocol": ""},
+			{"host_port": 65535, "container_port": 1, "protocol": "Sctp"},
+			{"host_port": 31005, "container_port": 5353, "protocol": "udp,tcp"}]}}}}`,
+			check: func(t *testing.T, c *Config) {
+				want := []localapi.PortMapping{
+					{HostPort: 31001, ContainerPort: 80, Protocol: "tcp"},
+					{HostPort: 31001, ContainerPort: 80, Protocol: "udp"},
+					{HostPort: 31002, ContainerPort: 8080, Protocol: "tcp"},
+					{HostPort: 31003, ContainerPort: 53, Protocol: "tcp"},
+					{HostPort: 31004, ContainerPort: 9000, Protocol: "tcp"},
+					{HostPort: 65535, ContainerPort: 1, Protocol: "sctp"},
+					{HostPort: 31005, ContainerPort: 5353, Protocol: "udp"},
+					{HostPort: 31005, ContainerPort: 5353, Protocol: "tcp"},
+				}
+				if d := cmp.Diff(want, c.PortMappings); d != "" {
+					t.Errorf("port mappings (-want +got):\n%s", d)
+				}
+				if c.Orchestrator != "mesos" || c.Labels != nil {
+					t.Errorf("%q %v", c.Orchestrator, c.Labels)
+				}
+			}},
+		{name: "Mesos empty port mappings", stdin: `{"name": "n", "args": {"org.apache.mesos": {"network_info": {"port_mappings": []}}}}`,
+			check: func(t *testing.T, c *Config) {
+				if c.PortMappings != nil {
+					t.Errorf("port mappings %v", c.PortMappings)
+				}
+			}},
 		{name: "Mesos args without labels", stdin: `{"name": "n", "args": {"org.apache.mesos": {"network_info": {"name": "n"}}, "other": 1}}`,
 			check: func(t *testing.T, c *Config) {
 				if c.Orchestrator != "mesos" || c.Labels != nil {
@@ -148,6 +180,32 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad dns", stdin: `{"name": "n", "dns": ["10.0.0.53"]}`, problem: `config key "dns"`, code: 7},
 		{name: "malformed Mesos labels", stdin: `{"name": "n", "args": {"org.apache.mesos": {"network_info": {"labels": [{"key": "a"}]}}}}`,
 			problem: `config key "args.org.apache.mesos.network_info.labels"`, code: 7},
+		{name: "port mappings not a list", stdin: `{"name": "n", "args": {"org.apache.mesos": {"network_info": {"port_mappings": {"host_port": 1, "container_port": 2}}}}}`,
+			problem: `config key "args.org.apache.mesos.network_info.port_mappings": expected a list of {"host_port": 1-65535, "container_port": 1-65535, "protocol": "tcp"|"udp"|"sctp"}, got {"host_port": 1, "container_port": 2}`, code: 7},
+		{name: "port mapping not an object", stdin: `{"name": "n", "args": {"org.apache.mesos": {"network_info": {"port_mappings": [{"host_port": 1, "container_port": 2}, 31001]}}}}`,
+			problem: `config key "args.org.apache.mesos.network_info.port_mappings[1]": expected {"host_port": 1-65535`, code: 7},
+		{name: "port mapping host_port missing", stdin: `{"name": "n", "args": {"org.apache.mesos": {"network_info": {"port_mappings": [{"container_port": 80}]}}}}`,
+			problem: `config key "args.org.apache.mesos.network_info.port_mappings[0].host_port": missing; expected a port number 1-65535`, code: 7},
+		{name: "port mapping host_port zero", stdin: `{"name": "n", "args": {"org.apache.mesos": {"network_info": {"port_mappings": [{"host_port": 0, "container_port": 80}]}}}}`,
+			problem: `config key "args.org.apache.mesos.network_info.port_mappings[0].host_port": expected a port number 1-65535, got 0`, code: 7},
+		{name: "port mapping host_port too big", stdin: `{"name": "n", "args": {"org.apache.mesos": {"network_info": {"port_mappings": [{"host_port": 65536, "container_port": 80}]}}}}`,
+			problem: `config key "args.org.apache.mesos.network_info.port_mappings[0].host_port": expected a port number 1-65535, got 65536`, code: 7},
+		{name: "port mapping host_port a string", stdin: `{"name": "n", "args": {"org.apache.mesos": {"network_info": {"port_mappings": [{"host_port": "31001", "container_port": 80}]}}}}`,
+			problem: `config key "args.org.apache.mesos.network_info.port_mappings[0].host_port": expected a port number 1-65535, got "31001"`, code: 7},
+		{name: "port mapping container_port missing", stdin: `{"name": "n", "args": {"org.apache.mesos": {"network_info": {"port_mappings": [{"host_port": 31001}]}}}}`,
+			problem: `config key "args.org.apache.mesos.network_info.port_mappings[0].container_port": missing; expected a port number 1-65535`, code: 7},
+		{name: "port mapping container_port negative", stdin: `{"name": "n", "args": {"org.apache.mesos": {"network_info": {"port_mappings": [{"host_port": 31001, "container_port": -80}]}}}}`,
+			problem: `config key "args.org.apache.mesos.network_info.port_mappings[0].container_port": expected a port number 1-65535, got -80`, code: 7},
+		{name: "port mapping container_port fractional", stdin: `{"name": "n", "args": {"org.apache.mesos": {"network_info": {"port_mappings": [{"host_port": 31001, "container_port": 80.5}]}}}}`,
+			problem: `config key "args.org.apache.mesos.network_info.port_mappings[0].container_port": expected a port number 1-65535, got 80.5`, code: 7},
+		{name: "port mapping protocol unknown", stdin: `{"name": "n", "args": {"org.apache.mesos": {"network_info": {"port_mappings": [{"host_port": 31001, "container_port": 80, "protocol": "icmp"}]}}}}`,
+			problem: `config key "args.org.apache.mesos.network_info.port_mappings[0].protocol": expected "tcp", "udp" or "sctp", got "icmp"`, code: 7},
+		{name: "port mapping protocol not a string", stdin: `{"name": "n", "args": {"org.apache.mesos": {"network_info": {"port_mappings": [{"host_port": 31001, "container_port": 80, "protocol": 6}]}}}}`,
+			problem: `config key "args.org.apache.mesos.network_info.port_mappings[0].protocol": expected "tcp", "udp" or "sctp", got 6`, code: 7},
+		{name: "port mapping protocol list with unknown", stdin: `{"name": "n", "args": {"org.apache.mesos": {"network_info": {"port_mappings": [{"host_port": 31001, "container_port": 80, "protocol": "tcp,quic"}]}}}}`,
+			problem: `config key "args.org.apache.mesos.network_info.port_mappings[0].protocol": expected "tcp", "udp" or "sctp", got "tcp,quic"`, code: 7},
+		{name: "port mapping host port twice", stdin: `{"name": "n", "args": {"org.apache.mesos": {"network_info": {"port_mappings": [{"host_port": 31001, "container_port": 80}, {"host_port": 31001, "container_port": 81, "protocol": "TCP"}]}}}}`,
+			problem: `config key "args.org.apache.mesos.network_info.port_mappings[1].host_port": expected each host port once per protocol: 31001/tcp is already mapped by args.org.apache.mesos.network_info.port_mappings[0], got 31001`, code: 7},
 		{name: "bad GC attachments", stdin: `{"name": "n", "cni.dev/valid-attachments": {"containerID": "a"}}`, problem: `config key "cni.dev/valid-attachments"`, code: 7},
 		{name: "CNI_ARGS unknown key", stdin: `{"name": "n"}`, cniArgs: "K8S_POD_NAME=x", problem: "CNI_ARGS: unknown K8S_POD_NAME=x (add IgnoreUnknown=1", code: 4},
 		{name: "CNI_ARGS bad IP", stdin: `{"name": "n"}`, cniArgs: "IP=10.65.0.300", problem: `CNI_ARGS: IP="10.65.0.300": "10.65.0.300" is not an IP address`, code: 4},

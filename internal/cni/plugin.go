@@ -144,6 +144,7 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) error {
 	err = client.Do(ctx, localapi.PathCNIAdd, localapi.AddRequest{
 		Attachment: att, IPAM: conf.IPAM, Netns: args.Netns,
 		Orchestrator: conf.Orchestrator, Labels: conf.Labels, MTU: conf.MTU,
+		PortMappings: conf.PortMappings,
 	}, &resp)
 	if err != nil {
 		return agentError("adding the endpoint", err)

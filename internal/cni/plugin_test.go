@@ -83,6 +83,9 @@ func TestAddMesos(t *testing.T) {
 	if d := cmp.Diff(map[string]string{"app": "frontend", "role.tier": "a-b"}, add.Labels); d != "" {
 		t.Errorf("labels (-want +got):\n%s", d)
 	}
+	if d := cmp.Diff([]localapi.PortMapping{{HostPort: 31001, ContainerPort: 80, Protocol: "tcp"}}, add.PortMappings); d != "" {
+		t.Errorf("port mappings (-want +got):\n%s", d)
+	}
 	if !strings.Contains(r.stderr.String(), `dropping Mesos label \"x_\"`) {
 		t.Errorf("no warning for the dropped label on stderr:\n%s", r.stderr)
 	}
@@ -200,6 +203,9 @@ func TestAddConfigErrors(t *testing.T) {
 		{map[string]any{"ipam": map[string]any{"type": "host-local"}}, 7, `config key "ipam.type": calyx takes its addresses from calyx-node and needs "calyx-ipam", got "host-local"`},
 		{map[string]any{"ipam": map[string]any{"assign_ipv4": "maybe"}}, 7, `config key "ipam.assign_ipv4"`},
 		{map[string]any{"mtu": -1}, 7, `config key "mtu"`},
+		{map[string]any{"args": map[string]any{"org.apache.mesos": map[string]any{"network_info": map[string]any{
+			"port_mappings": []map[string]any{{"host_port": 31001, "container_port": 0}},
+		}}}}, 7, `config key "args.org.apache.mesos.network_info.port_mappings[0].container_port": expected a port number 1-65535, got 0`},
 	} {
 		err := r.plugin.Add(t.Context(), cmdArgs(r.conf(t, "0.2.0", tc.extra)))
 		checkCNIError(t, err, tc.code, tc.msg)

@@ -54,6 +54,19 @@ type AddRequest struct {
 	Labels map[string]string `json:"labels,omitempty"`
 	// MTU of the container interface; 0 means calyx-node's default.
 	MTU int `json:"mtu,omitempty"`
+	// PortMappings are the Mesos port mappings (network_info.port_mappings):
+	// traffic to a host port on any of the host's addresses goes to the
+	// container's port. They become the endpoint's spec.ports entries
+	// with hostPort set.
+	PortMappings []PortMapping `json:"portMappings,omitempty"`
+}
+
+// PortMapping maps a host port to a container port.
+type PortMapping struct {
+	HostPort      uint16 `json:"hostPort"`
+	ContainerPort uint16 `json:"containerPort"`
+	// Protocol is "tcp", "udp" or "sctp".
+	Protocol string `json:"protocol"`
 }
 
 // AddResponse tells the plugin how to build the container side.

@@ -47,3 +47,27 @@ func TestDocsEnableCNIIsolator(t *testing.T) {
 		t.Errorf("the troubleshooting entry does not point at the isolator:\n%s", entry[1])
 	}
 }
+
+// TestDocsPortMappings checks that docs/mesos.md explains Mesos port
+// mappings: where they come from, that the task's ingress policy applies
+// with the container port, how to see them, and that Calico needed
+// mesos-cni-port-mapper for them.
+func TestDocsPortMappings(t *testing.T) {
+	b, err := os.ReadFile("../../docs/mesos.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(b), "### Port mappings")
+	if !ok {
+		t.Fatal(`docs/mesos.md has no "### Port mappings" section`)
+	}
+	sec, _, _ = strings.Cut(sec, "\n## ")
+	for _, want := range []string{
+		`"hostPort"`, "network_info.port_mappings", "inet calyx", "ingress policy",
+		"container port", "calyxctl get workloadendpoint", "nft list table inet calyx", "mesos-cni-port-mapper",
+	} {
+		if !strings.Contains(sec, want) {
+			t.Errorf("the port mappings section does not mention %s", want)
+		}
+	}
+}
