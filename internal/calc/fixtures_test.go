@@ -308,5 +308,37 @@ func stateCases(t *testing.T) []stateCase {
 			valid(t, &api.BGPPeer{Metadata: api.ObjectMeta{Name: "peer"}, Spec: api.BGPPeerSpec{PeerIP: "192.0.2.1", ASNumber: 64512}}),
 			valid(t, &api.Node{Metadata: api.ObjectMeta{Name: "h1"}}),
 		},
+	}, {
+		// Input the datastore would refuse never panics and fails
+		// closed: a policy selector that does not parse selects nothing;
+		// a rule whose selector, protocol, ICMP type, nets or named ports
+		// cannot be programmed is left out; bad addresses, CIDRs and
+		// config values are skipped or fall back to Drop.
+		name: "bad-input",
+		node: "h1",
+		rs: []api.Resource{
+			raw(func() api.Resource {
+				w := wep("h1-bad", "h1", "calyx00000000bb", lbl("role", "backend"), nil, "junk", "10.65.0.40", "10.65.0.41/24")
+				w.Spec.MAC = "zz:zz"
+				return w
+			}()),
+			raw(gnp("unparseable", ord(1), "role == ", nil, rules(deny()), nil)),
+			raw(gnp("bad-rules", ord(2), "role == 'backend'", nil, rules(
+				allowFrom("(("),
+				api.Rule{Action: api.ActionAllow, Source: api.EntityRule{NotSelector: "has("}},
+				api.Rule{Action: api.ActionAllow, Source: api.EntityRule{Nets: []string{"bogus"}}},
+				api.Rule{Action: api.ActionAllow, Protocol: proto("FOO")},
+				api.Rule{Action: api.ActionAllow, Protocol: proto("ICMP"), ICMP: &api.ICMPFields{Type: ptr(300)}},
+				api.Rule{Action: api.ActionAllow, Destination: api.EntityRule{Ports: ports("http")}},
+				api.Rule{Action: "Sideways"},
+				api.Rule{Action: api.ActionAllow, IPVersion: ptr(5)},
+				api.Rule{Action: api.ActionAllow, Source: api.EntityRule{Nets: []string{"bogus", "10.0.0.1/8"}, NotNets: []string{"nope"}}},
+			), nil)),
+			raw(pool("bad-pool", "10.0.0.0/33", true, false)),
+			raw(&api.NodeConfiguration{Metadata: api.ObjectMeta{Name: "default"}, Spec: api.NodeConfigurationSpec{
+				DefaultEndpointToHostAction: "Sideways",
+				FailsafeInboundHostPorts:    &[]api.ProtoPort{{Protocol: "icmp", Port: 1}, {Protocol: "tcp", Port: 22, Net: "bad"}, {Protocol: "TCP", Port: 2222}},
+			}}),
+		},
 	}}
 }

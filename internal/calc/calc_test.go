@@ -1,0 +1,98 @@
+package calc
+
+import (
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/calyx-net/calyx/internal/api"
+)
+
+// calc is pure: it imports only api, selector and the standard library
+// (house style habit 4), so it cannot do I/O or start goroutines behind
+// the reconcile loop's back.
+func TestImportsArePure(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := map[string]bool{
+		"github.com/calyx-net/calyx/internal/api":      true,
+		"github.com/calyx-net/calyx/internal/selector": true,
+	}
+	banned := map[string]bool{"os": true, "net/http": true, "time": true, "sync": true, "os/exec": true, "syscall": true}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		af, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range af.Imports {
+			p, _ := strconv.Unquote(imp.Path.Value)
+			first, _, _ := strings.Cut(p, "/")
+			if strings.Contains(first, ".") && !allowed[p] || banned[p] {
+				t.Errorf("%s imports %s", f, p)
+			}
+		}
+	}
+}
+
+// Update ignores a value whose type does not match its kind, and kinds
+// calc does not use; a typed nil is a delete.
+func TestUpdateOddInput(t *testing.T) {
+	c := New("h1")
+	c.Update(api.KindWorkloadEndpoint, "h1-a", valid(t, wep("h1-a", "h1", "calyx0000000001", nil, nil, "10.65.0.1/32")))
+	c.TakeDelta()
+	c.Update(api.KindWorkloadEndpoint, "h1-a", valid(t, pool("p", "10.65.0.0/16", true, false)))
+	c.Update(api.KindBGPPeer, "peer", nil)
+	c.Update("NoSuchKind", "x", nil)
+	if d := c.TakeDelta(); !d.Empty() || len(c.State().Endpoints) != 1 {
+		t.Fatalf("odd updates changed the state: %+v", d)
+	}
+	c.Update(api.KindWorkloadEndpoint, "h1-a", (*api.WorkloadEndpoint)(nil))
+	if d := c.TakeDelta(); len(d.Endpoints) != 1 || len(c.State().Endpoints) != 0 {
+		t.Fatalf("typed nil did not delete: %+v", d)
+	}
+	c.Replace([]api.Resource{nil, valid(t, wep("h1-b", "h1", "calyx0000000002", nil, nil, "10.65.0.2/32"))})
+	if got := Text(c.State()); !strings.Contains(got, "endpoint h1-b") {
+		t.Fatalf("Replace with a nil entry:\n%s", got)
+	}
+}
+
+// ChainID follows Calico's chain names (calico-design.md §6.2:
+// cali-pi-/cali-po-/cali-pri-/cali-pro-).
+func TestChainID(t *testing.T) {
+	for _, tc := range []struct{ kind, name, dir, want string }{
+		{KindPolicy, "allow-fe", Ingress, "pi-allow-fe"},
+		{KindPolicy, "allow-fe", Egress, "po-allow-fe"},
+		{KindProfile, "net1", Ingress, "pri-net1"},
+		{KindProfile, "net1", Egress, "pro-net1"},
+	} {
+		got := ChainID(tc.kind, tc.name, tc.dir)
+		if got != tc.want {
+			t.Errorf("ChainID(%s, %s, %s) = %s, want %s", tc.kind, tc.name, tc.dir, got, tc.want)
+		}
+		kind, name, dir, ok := parseChainID(got)
+		if !ok || kind != tc.kind || name != tc.name || dir != tc.dir {
+			t.Errorf("parseChainID(%s) = %s %s %s %v", got, kind, name, dir, ok)
+		}
+	}
+}
+
+// Set IDs are valid nftables identifiers of at most 40 characters.
+func TestSetIDs(t *testing.T) {
+	for _, tc := range stateCases(t) {
+		c := New(tc.node)
+		c.Replace(tc.rs)
+		for id := range c.State().Sets {
+			if len(id) > 40 || strings.Trim(id, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+				t.Errorf("%s: set ID %q is not [a-z0-9-]{1,40}", tc.name, id)
+			}
+		}
+	}
+}
