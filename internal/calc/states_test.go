@@ -221,9 +221,7 @@ func TestPathIndependence(t *testing.T) {
 				pool := append(slices.Clone(tc.rs), extra...)
 				for i := range 30 + rng.IntN(30) {
 					if len(held) > 0 && rng.IntN(4) == 0 {
-						ks := slices.SortedFunc(maps.Keys(held), func(a, b rkey) int {
-							return cmpKeys(a, b)
-						})
+						ks := slices.SortedFunc(maps.Keys(held), cmpKeys)
 						k := ks[rng.IntN(len(ks))]
 						apply("delete", k, nil)
 						continue
