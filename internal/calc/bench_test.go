@@ -141,3 +141,23 @@ func BenchmarkUpdateBigSetMember(b *testing.B) {
 		i++
 	}
 }
+
+// The profile every endpoint names gets a new rule (its labels stay).
+func BenchmarkUpdateProfileRules(b *testing.B) {
+	c := loaded(b)
+	variants := [2]*api.Profile{
+		profile("net1", lbl("net", "net1"), rules(allowFrom("net == 'net1'"), deny()), rules(allow())),
+		profile("net1", lbl("net", "net1"), rules(allowFrom("net == 'net1'")), rules(allow())),
+	}
+	for _, v := range variants {
+		v.SetDefaults()
+	}
+	i := 0
+	for b.Loop() {
+		c.Update(api.KindProfile, "net1", variants[i%2])
+		if len(c.TakeDelta().Chains) != 1 {
+			b.Fatal("want one chain in the delta")
+		}
+		i++
+	}
+}

@@ -1,6 +1,8 @@
 package calc
 
 import (
+	"maps"
+
 	"github.com/calyx-net/calyx/internal/api"
 )
 
@@ -271,16 +273,27 @@ func (c *Calc) applyNetSet(name string, n *api.GlobalNetworkSet) {
 }
 
 func (c *Calc) applyProfile(name string, p *api.Profile) {
+	old := c.res.profiles[name]
 	if !store(c.res.profiles, name, p) {
 		return
 	}
-	// Labels it applies feed its users' effective labels; its rules feed
-	// its chains.
-	for k := range c.ents.profileUsers[name] {
-		c.refreshEntity(k)
+	// Labels it applies feed its users' effective labels (only a change
+	// of labelsToApply costs a pass over its users); its rules feed its
+	// chains.
+	if !maps.Equal(labelsToApply(old), labelsToApply(p)) {
+		for k := range c.ents.profileUsers[name] {
+			c.refreshEntity(k)
+		}
 	}
 	c.dirty.chains[ChainID(KindProfile, name, Ingress)] = true
 	c.dirty.chains[ChainID(KindProfile, name, Egress)] = true
+}
+
+func labelsToApply(p *api.Profile) map[string]string {
+	if p == nil {
+		return nil
+	}
+	return p.Spec.LabelsToApply
 }
 
 // ChainID names the chain of a policy or profile in a direction,

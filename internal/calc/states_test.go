@@ -214,6 +214,7 @@ func TestPathIndependence(t *testing.T) {
 					} else {
 						held[k] = r
 					}
+					checkClosed(t, step, c.State())
 					next := snap(c.State())
 					checkDelta(t, step, prev, next, c.TakeDelta())
 					prev = next
@@ -292,4 +293,51 @@ func cmpKeys(a, b rkey) int {
 		return 1
 	}
 	return 0
+}
+
+// checkClosed checks that State holds exactly the chains some endpoint's
+// tier uses and exactly the sets some chain's rules use.
+func checkClosed(t *testing.T, step string, s *State) {
+	t.Helper()
+	chains := map[string]bool{}
+	for _, e := range s.Endpoints {
+		for _, id := range chainIDs(e.Ingress, e.Egress) {
+			chains[id] = true
+		}
+	}
+	for _, h := range s.HostEndpoints {
+		for _, id := range chainIDs(h.Ingress, h.Egress) {
+			chains[id] = true
+		}
+	}
+	sets := map[string]bool{}
+	for id, ch := range s.Chains {
+		if !chains[id] {
+			t.Fatalf("%s: chain %s is in State but no tier uses it", step, id)
+		}
+		for _, r := range ch.Rules {
+			for _, m := range []Match{r.Src, r.Dst} {
+				for _, sid := range append(append([]string{m.NamedPortSet, m.NotNamedPortSet}, m.Sets...), m.NotSets...) {
+					if sid != "" {
+						sets[sid] = true
+					}
+				}
+			}
+		}
+	}
+	for id := range chains {
+		if s.Chains[id] == nil {
+			t.Fatalf("%s: a tier uses chain %s, which is not in State", step, id)
+		}
+	}
+	for id := range s.Sets {
+		if !sets[id] {
+			t.Fatalf("%s: set %s is in State but no rule uses it", step, id)
+		}
+	}
+	for id := range sets {
+		if s.Sets[id] == nil {
+			t.Fatalf("%s: a rule uses set %s, which is not in State", step, id)
+		}
+	}
 }
