@@ -161,3 +161,22 @@ func BenchmarkUpdateProfileRules(b *testing.B) {
 		i++
 	}
 }
+
+// A resync Replaces the state with an equal snapshot of new values.
+func BenchmarkReplaceEqualSnapshot(b *testing.B) {
+	c := loaded(b)
+	copies := [2][]api.Resource{}
+	for i := range copies {
+		for _, r := range benchState(b) {
+			copies[i] = append(copies[i], r.DeepCopyResource())
+		}
+	}
+	i := 0
+	for b.Loop() {
+		c.Replace(copies[i%2])
+		if !c.TakeDelta().Empty() {
+			b.Fatal("an equal snapshot changed the state")
+		}
+		i++
+	}
+}

@@ -2,6 +2,7 @@ package calc
 
 import (
 	"maps"
+	"reflect"
 
 	"github.com/calyx-net/calyx/internal/api"
 )
@@ -232,7 +233,8 @@ func asKind[T api.Resource](r api.Resource) (T, bool) {
 }
 
 // store sets m[name] = v, or deletes it when v is nil, and reports whether
-// anything changed (the same pointer again is no change).
+// anything changed: the same pointer again, or an equal value (as a
+// resync after a watch compaction brings), is no change.
 func store[T comparable](m map[string]T, name string, v T) bool {
 	var zero T
 	old, had := m[name]
@@ -241,7 +243,7 @@ func store[T comparable](m map[string]T, name string, v T) bool {
 		return had
 	}
 	m[name] = v
-	return !had || old != v
+	return !had || old != v && !reflect.DeepEqual(old, v)
 }
 
 func (c *Calc) applyWEP(name string, w *api.WorkloadEndpoint) {
