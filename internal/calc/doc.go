@@ -11,8 +11,7 @@
 // interpret exactly the state the agent programs, and makes the result a
 // function of the resources alone: the same snapshot gives the same State
 // whatever order the events arrived in.
-package calc
-
+//
 // How: the reconcile loop feeds a Calc with Replace (a full snapshot, at
 // start and after a watch resync) and Update (one resource change at a
 // time), reads State, and hands TakeDelta's names to the reconcilers. A
@@ -24,3 +23,4 @@ package calc
 // fail closed (see rules.go). State.Verdict interprets a State the way the
 // nftables renderer programs it, and Trace builds the State of each node a
 // packet crosses from the same resources, for `calyxctl policy trace`.
+package calc
