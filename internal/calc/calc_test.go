@@ -96,3 +96,39 @@ func TestSetIDs(t *testing.T) {
 		}
 	}
 }
+
+// A change replaces only the State values it affects: a remote endpoint's
+// label change republishes the one set it leaves and the one it joins,
+// and every other endpoint, chain and set keeps its value (reconcilers
+// compare pointers first).
+func TestUpdateKeepsUnchangedValues(t *testing.T) {
+	var tc stateCase
+	for _, c := range stateCases(t) {
+		if c.name == "netsets" {
+			tc = c
+		}
+	}
+	c := New(tc.node)
+	c.Replace(tc.rs)
+	c.TakeDelta()
+	before := snap(c.State())
+	moved := valid(t, wep("h3-ext", "h3", "calyx0000000008", lbl("zone", "external", "kind", "partner"), nil, "10.65.2.1/32"))
+	c.Update(api.KindWorkloadEndpoint, "h3-ext", moved)
+	after := snap(c.State())
+	var replaced []string
+	for k, v := range after.ptrs {
+		if v != before.ptrs[k] {
+			replaced = append(replaced, k)
+		}
+	}
+	want := []string{"set/s-524820774c82"} // selector kind == "partner"
+	if strings.Join(replaced, " ") != strings.Join(want, " ") {
+		t.Fatalf("replaced %v, want %v", replaced, want)
+	}
+	if d := deltaKeys(c.TakeDelta()); strings.Join(d, " ") != strings.Join(want, " ") {
+		t.Fatalf("delta %v, want %v", d, want)
+	}
+	if got := c.State().Verdict("h1-fe", Egress, tcp("10.65.0.1", "10.65.2.1", 80)); got.Allowed || got.Rule != 0 {
+		t.Fatalf("after the move, egress to the partner endpoint: %v", verdictText(got))
+	}
+}
