@@ -41,7 +41,7 @@ type calculator interface {
 
 var (
 	_ hostReconciler = (*route.Reconciler)(nil)
-	// CALCASSERT
+	_ calculator     = (*calc.Calc)(nil)
 )
 
 // Retry delays after a failed nftables transaction.
