@@ -35,7 +35,7 @@ func TestAddReadyCheckDel(t *testing.T) {
 	etcd, store := startTestEtcd(t)
 	fake := route.NewFake()
 	reg := prometheus.NewRegistry()
-	n := startNode(t, etcd, hooks{kernel: fake, policy: newFakePolicy()}, func(c *Config) { c.Registry = reg })
+	n := startNode(t, etcd, hooks{kernel: fake, policy: fakeNftables()}, func(c *Config) { c.Registry = reg })
 	ctx := t.Context()
 	att := attachment("0f7c-2b1e", "eth0")
 
@@ -192,7 +192,7 @@ func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 
 func TestReadyReportsProgramTime(t *testing.T) {
 	etcd, _ := startTestEtcd(t)
 	fake := route.NewFake()
-	n := startNode(t, etcd, hooks{kernel: fake, policy: newFakePolicy()}, nil)
+	n := startNode(t, etcd, hooks{kernel: fake, policy: fakeNftables()}, nil)
 	att := attachment("ctr", "eth0")
 	var add localapi.AddResponse
 	if err := n.client.Do(t.Context(), localapi.PathCNIAdd, addReq(att), &add); err != nil {
@@ -221,7 +221,7 @@ func TestReadyReportsProgramTime(t *testing.T) {
 func TestReadyWithRecordedMACDoesNotWrite(t *testing.T) {
 	etcd, store := startTestEtcd(t)
 	fake := route.NewFake()
-	n := startNode(t, etcd, hooks{kernel: fake, policy: newFakePolicy()}, nil)
+	n := startNode(t, etcd, hooks{kernel: fake, policy: fakeNftables()}, nil)
 	ctx := t.Context()
 	att := attachment("ctr", "eth0")
 	var add localapi.AddResponse
@@ -268,7 +268,7 @@ func TestReadyWithRecordedMACDoesNotWrite(t *testing.T) {
 // gone (alive says so), as after a crash.
 func TestRetriedAddReusesAddresses(t *testing.T) {
 	etcd, _ := startTestEtcd(t)
-	n := startNode(t, etcd, hooks{kernel: route.NewFake(), policy: newFakePolicy(), alive: func(int) bool { return false }}, nil)
+	n := startNode(t, etcd, hooks{kernel: route.NewFake(), policy: fakeNftables(), alive: func(int) bool { return false }}, nil)
 	att := attachment("ctr", "eth0")
 	var first, second localapi.AddResponse
 	if err := n.client.Do(t.Context(), localapi.PathCNIAdd, addReq(att), &first); err != nil {
@@ -286,7 +286,7 @@ func TestRetriedAddReusesAddresses(t *testing.T) {
 // endpoint invalid after the address was allocated.
 func TestFailedAddUndoes(t *testing.T) {
 	etcd, store := startTestEtcd(t)
-	n := startNode(t, etcd, hooks{kernel: route.NewFake(), policy: newFakePolicy()}, nil)
+	n := startNode(t, etcd, hooks{kernel: route.NewFake(), policy: fakeNftables()}, nil)
 	att := attachment("ctr", "eth0")
 	req := addReq(att)
 	req.Labels = map[string]string{"bad key!": "x"}
@@ -304,7 +304,7 @@ func TestFailedAddUndoes(t *testing.T) {
 }
 
 func TestAddWithoutPoolExplains(t *testing.T) {
-	n := startNode(t, testStartEtcdNoPool(t), hooks{kernel: route.NewFake(), policy: newFakePolicy()}, nil)
+	n := startNode(t, testStartEtcdNoPool(t), hooks{kernel: route.NewFake(), policy: fakeNftables()}, nil)
 	err := n.client.Do(t.Context(), localapi.PathCNIAdd, addReq(attachment("ctr", "eth0")), nil)
 	if err == nil || !strings.Contains(err.Error(), "no IP pool matches node node-a: create one with `calyxctl apply") {
 		t.Errorf("ADD with no pool: %v", err)
@@ -332,7 +332,7 @@ func TestOperatorProfileKept(t *testing.T) {
 	if _, err := store.Create(t.Context(), p); err != nil {
 		t.Fatal(err)
 	}
-	n := startNode(t, etcd, hooks{kernel: route.NewFake(), policy: newFakePolicy()}, nil)
+	n := startNode(t, etcd, hooks{kernel: route.NewFake(), policy: fakeNftables()}, nil)
 	if err := n.client.Do(t.Context(), localapi.PathCNIAdd, addReq(attachment("ctr", "eth0")), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +345,7 @@ func TestOperatorProfileKept(t *testing.T) {
 func TestCheckReportsProblems(t *testing.T) {
 	etcd, store := startTestEtcd(t)
 	fake := route.NewFake()
-	n := startNode(t, etcd, hooks{kernel: fake, policy: newFakePolicy()}, nil)
+	n := startNode(t, etcd, hooks{kernel: fake, policy: fakeNftables()}, nil)
 	ctx := t.Context()
 	att := attachment("ctr", "eth0")
 	var add localapi.AddResponse
@@ -390,7 +390,7 @@ func TestCheckReportsProblems(t *testing.T) {
 // networks.
 func TestCNIGC(t *testing.T) {
 	etcd, store := startTestEtcd(t)
-	n := startNode(t, etcd, hooks{kernel: route.NewFake(), policy: newFakePolicy()}, nil)
+	n := startNode(t, etcd, hooks{kernel: route.NewFake(), policy: fakeNftables()}, nil)
 	ctx := t.Context()
 	keep, stale1, stale2 := attachment("keep", "eth0"), attachment("stale1", "eth0"), attachment("stale2", "eth1")
 	other := localapi.Attachment{Network: "net2", ContainerID: "stale1", IfName: "eth1"}
@@ -430,7 +430,7 @@ func TestCNIGC(t *testing.T) {
 
 func TestIPAMOnly(t *testing.T) {
 	etcd, store := startTestEtcd(t)
-	n := startNode(t, etcd, hooks{kernel: route.NewFake(), policy: newFakePolicy()}, nil)
+	n := startNode(t, etcd, hooks{kernel: route.NewFake(), policy: fakeNftables()}, nil)
 	ctx := t.Context()
 	a := attachment("bridged", "eth0")
 	var resp localapi.IPAMAddResponse
@@ -456,7 +456,7 @@ func TestIPAMOnly(t *testing.T) {
 // Mesos runs the ADDs of a container's networks in parallel.
 func TestParallelAdds(t *testing.T) {
 	etcd, _ := startTestEtcd(t)
-	n := startNode(t, etcd, hooks{kernel: route.NewFake(), policy: newFakePolicy()}, nil)
+	n := startNode(t, etcd, hooks{kernel: route.NewFake(), policy: fakeNftables()}, nil)
 	var wg sync.WaitGroup
 	errs := make([]error, 8)
 	ips := make([]string, 8)
@@ -487,7 +487,7 @@ func TestParallelAdds(t *testing.T) {
 func TestGCVanishedVeth(t *testing.T) {
 	etcd, store := startTestEtcd(t)
 	fake := route.NewFake()
-	n := startNode(t, etcd, hooks{kernel: fake, policy: newFakePolicy()}, func(c *Config) { c.GCGrace = 200 * time.Millisecond })
+	n := startNode(t, etcd, hooks{kernel: fake, policy: fakeNftables()}, func(c *Config) { c.GCGrace = 200 * time.Millisecond })
 	ctx := t.Context()
 	gone, kept := attachment("gone", "eth0"), attachment("kept", "eth0")
 	for _, a := range []localapi.Attachment{gone, kept} {
@@ -534,7 +534,7 @@ func TestGCLeakedHandle(t *testing.T) {
 	if _, err := alloc.AutoAssign(ctx, ipam.AutoAssignArgs{Num4: 1, Handle: "someone-elses", Node: "node-a"}); err != nil {
 		t.Fatal(err)
 	}
-	startNode(t, etcd, hooks{kernel: route.NewFake(), policy: newFakePolicy()}, func(c *Config) { c.GCGrace = 200 * time.Millisecond })
+	startNode(t, etcd, hooks{kernel: route.NewFake(), policy: fakeNftables()}, func(c *Config) { c.GCGrace = 200 * time.Millisecond })
 	testnet.WaitFor(t, "the leaked handle to be released", func() bool {
 		_, err := alloc.IPsByHandle(ctx, "net1.crashed.eth0")
 		return ipam.IsNotFound(err)
@@ -548,7 +548,7 @@ func TestGCLeakedHandle(t *testing.T) {
 
 func TestBadRequests(t *testing.T) {
 	etcd, _ := startTestEtcd(t)
-	n := startNode(t, etcd, hooks{kernel: route.NewFake(), policy: newFakePolicy()}, nil)
+	n := startNode(t, etcd, hooks{kernel: route.NewFake(), policy: fakeNftables()}, nil)
 	for _, tc := range []struct {
 		path string
 		req  any
@@ -574,7 +574,7 @@ func TestBadRequests(t *testing.T) {
 // replaced.
 func TestSocketTakeover(t *testing.T) {
 	etcd, _ := startTestEtcd(t)
-	n := startNode(t, etcd, hooks{kernel: route.NewFake(), policy: newFakePolicy()}, nil)
+	n := startNode(t, etcd, hooks{kernel: route.NewFake(), policy: fakeNftables()}, nil)
 	if _, err := listenUnix(n.cfg.Socket); err == nil || !strings.Contains(err.Error(), "is serving it") {
 		t.Errorf("listening on a live socket: %v", err)
 	}

@@ -153,7 +153,7 @@ func mustRevision(t *testing.T, c *datastore.Client) int64 {
 func TestSameHostReclaimsAtOnce(t *testing.T) {
 	etcd, store := startTestEtcd(t)
 	dir := t.TempDir()
-	h := hooks{kernel: route.NewFake(), policy: newFakePolicy(), claimTTL: time.Hour}
+	h := hooks{kernel: route.NewFake(), policy: fakeNftables(), claimTTL: time.Hour}
 	n := startNode(t, etcd, h, func(c *Config) { c.DataDir = dir })
 	_, rev1, err := store.GetRaw(t.Context(), nodeClaimKey("node-a"))
 	if err != nil || rev1 == 0 {
@@ -183,7 +183,7 @@ func TestSameHostReclaimsAtOnce(t *testing.T) {
 	err = runToExit(t, Config{
 		NodeName: "node-a", NodeIPv4: "192.0.2.99/24", Etcd: testnet.ClientConfig(etcd),
 		Socket: filepath.Join(t.TempDir(), "calyx.sock"), DataDir: t.TempDir(),
-	}, hooks{kernel: route.NewFake(), policy: newFakePolicy()})
+	}, hooks{kernel: route.NewFake(), policy: fakeNftables()})
 	if !IsNodeNameHeld(err) {
 		t.Errorf("another host: %v, want IsNodeNameHeld", err)
 	}
@@ -201,14 +201,14 @@ func TestExpiredClaimOfAnotherHostIsTaken(t *testing.T) {
 		NodeName: "node-a", NodeIPv4: "192.0.2.10/24", Etcd: testnet.ClientConfig(etcd),
 		Socket: filepath.Join(t.TempDir(), "calyx.sock"), DataDir: t.TempDir(),
 	}
-	if err := runToExit(t, cfg, hooks{kernel: route.NewFake(), policy: newFakePolicy()}); !IsNodeNameHeld(err) || !strings.Contains(err.Error(), "192.0.2.50") {
+	if err := runToExit(t, cfg, hooks{kernel: route.NewFake(), policy: fakeNftables()}); !IsNodeNameHeld(err) || !strings.Contains(err.Error(), "192.0.2.50") {
 		t.Fatalf("while the other host's claim lives: %v, want held by 192.0.2.50", err)
 	}
 	testnet.WaitFor(t, "the other host's claim to expire", func() bool {
 		v, _, err := store.GetRaw(t.Context(), nodeClaimKey("node-a"))
 		return err == nil && v == nil
 	})
-	startNode(t, etcd, hooks{kernel: route.NewFake(), policy: newFakePolicy()}, nil)
+	startNode(t, etcd, hooks{kernel: route.NewFake(), policy: fakeNftables()}, nil)
 }
 
 // A calyx-node whose claim another host took at run time (its lease
@@ -224,7 +224,7 @@ func TestClaimLostAtRunTimeStops(t *testing.T) {
 	ready := make(chan struct{})
 	cfg.Ready = func() { close(ready) }
 	done := make(chan error, 1)
-	go func() { done <- run(t.Context(), cfg, testnet.Logger(t), hooks{kernel: route.NewFake(), policy: newFakePolicy()}) }()
+	go func() { done <- run(t.Context(), cfg, testnet.Logger(t), hooks{kernel: route.NewFake(), policy: fakeNftables()}) }()
 	select {
 	case <-ready:
 	case err := <-done:

@@ -18,7 +18,7 @@ import (
 // of its own and checks the status and code it answers with.
 func TestCNICodes(t *testing.T) {
 	etcd, _ := startTestEtcd(t)
-	n := startNode(t, etcd, hooks{kernel: route.NewFake(), policy: newFakePolicy()}, nil)
+	n := startNode(t, etcd, hooks{kernel: route.NewFake(), policy: fakeNftables()}, nil)
 	ctx := t.Context()
 	withIPs := func(cid string, ips ...string) localapi.AddRequest {
 		r := addReq(attachment(cid, "eth0"))
@@ -53,7 +53,7 @@ func TestCNICodes(t *testing.T) {
 		})
 	}
 	t.Run("no pool for the node", func(t *testing.T) {
-		n := startNode(t, testStartEtcdNoPool(t), hooks{kernel: route.NewFake(), policy: newFakePolicy()}, nil)
+		n := startNode(t, testStartEtcdNoPool(t), hooks{kernel: route.NewFake(), policy: fakeNftables()}, nil)
 		err := n.client.Do(t.Context(), localapi.PathCNIAdd, addReq(attachment("ctr", "eth0")), nil)
 		checkAPIError(t, err, http.StatusInternalServerError, localapi.CodeNoFreeAddress, "no IP pool matches node node-a")
 	})

@@ -44,11 +44,11 @@ func TestLockDataDir(t *testing.T) {
 func TestSecondNodeOnSameDataDirExits(t *testing.T) {
 	etcd, _ := startTestEtcd(t)
 	dir := t.TempDir()
-	n := startNode(t, etcd, hooks{kernel: route.NewFake(), policy: newFakePolicy()}, func(c *Config) { c.DataDir = dir })
+	n := startNode(t, etcd, hooks{kernel: route.NewFake(), policy: fakeNftables()}, func(c *Config) { c.DataDir = dir })
 	err := runToExit(t, Config{
 		NodeName: "node-b", NodeIPv4: "192.0.2.11/24", Etcd: datastore.Config{Endpoints: etcd.Endpoints()},
 		Socket: n.cfg.Socket, DataDir: dir,
-	}, hooks{kernel: route.NewFake(), policy: newFakePolicy()})
+	}, hooks{kernel: route.NewFake(), policy: fakeNftables()})
 	if err == nil || !strings.Contains(err.Error(), "--data-dir "+dir+" is in use") {
 		t.Fatalf("second calyx-node on %s: %v, want refused naming the directory", dir, err)
 	}

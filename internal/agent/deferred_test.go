@@ -101,7 +101,7 @@ func TestIPAMQueuedReleaseSurvivesRestart(t *testing.T) {
 		t.Fatalf("pending releases after the stop: %q, want %q", got, a.Handle())
 	}
 	etcd := testnet.StartEtcdWith(t, ecfg)
-	n2 := startNode(t, etcd, hooks{kernel: route.NewFake(), policy: newFakePolicy()}, func(c *Config) { c.DataDir = n.cfg.DataDir })
+	n2 := startNode(t, etcd, hooks{kernel: route.NewFake(), policy: fakeNftables()}, func(c *Config) { c.DataDir = n.cfg.DataDir })
 	waitReleased(t, etcd, n2.cfg.DataDir, a)
 }
 

@@ -24,7 +24,7 @@ func runEmbeddedNode(t *testing.T, cfg Config) func() {
 	cfg.Ready = func() { close(ready) }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, testnet.Logger(t), hooks{kernel: route.NewFake(), policy: newFakePolicy()}) }()
+	go func() { done <- run(ctx, cfg, testnet.Logger(t), hooks{kernel: route.NewFake(), policy: fakeNftables()}) }()
 	select {
 	case <-ready:
 	case err := <-done:
@@ -125,7 +125,7 @@ func TestEmbeddedEtcdRefusesHTTPURL(t *testing.T) {
 			Socket: filepath.Join(t.TempDir(), "calyx.sock"),
 		}
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-		err := run(ctx, cfg, testnet.Logger(t), hooks{kernel: route.NewFake(), policy: newFakePolicy()})
+		err := run(ctx, cfg, testnet.Logger(t), hooks{kernel: route.NewFake(), policy: fakeNftables()})
 		cancel()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("run with %q/%q: %v, want %q", tc.client, tc.peer, err, tc.want)

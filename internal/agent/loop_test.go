@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/calyx-net/calyx/internal/calc"
+	"github.com/calyx-net/calyx/internal/dataplane/nft"
 	"github.com/calyx-net/calyx/internal/dataplane/route"
 	"github.com/calyx-net/calyx/internal/testnet"
 )
@@ -95,3 +96,6 @@ func startLoop(t *testing.T, host *route.Reconciler, v *view, m *metrics) *recon
 	})
 	return l
 }
+
+// fakeNftables is the real nftables reconciler over the fake kernel.
+func fakeNftables() *nft.Reconciler { return nft.New(nft.NewFake(), nft.Options{}) }

@@ -54,7 +54,7 @@ func TestEtcdOutage(t *testing.T) {
 	createPool(t, store)
 	fake := route.NewFake()
 	reg := prometheus.NewRegistry()
-	n := startNode(t, etcd, hooks{kernel: fake, policy: newFakePolicy()}, func(c *Config) {
+	n := startNode(t, etcd, hooks{kernel: fake, policy: fakeNftables()}, func(c *Config) {
 		c.Registry = reg
 		// Far above outageBound: the requests below must not wait for it,
 		// the health monitor already knows etcd is down.
@@ -171,7 +171,7 @@ func TestEtcdClusterLeaderAndQuorumLoss(t *testing.T) {
 	defer setup.Close()
 	createPool(t, setup)
 	fake := route.NewFake()
-	n := startNode(t, nil, hooks{kernel: fake, policy: newFakePolicy()}, func(c *Config) {
+	n := startNode(t, nil, hooks{kernel: fake, policy: fakeNftables()}, func(c *Config) {
 		c.Etcd = cl.ClientConfig()
 		c.DatastoreTimeout = 2 * time.Second
 	})

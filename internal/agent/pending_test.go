@@ -21,7 +21,7 @@ import (
 func TestConcurrentAddsOfOneAttachment(t *testing.T) {
 	etcd, store := startTestEtcd(t)
 	fake := route.NewFake()
-	n := startNode(t, etcd, hooks{kernel: fake, policy: newFakePolicy()}, nil)
+	n := startNode(t, etcd, hooks{kernel: fake, policy: fakeNftables()}, nil)
 	att := attachment("ctr-race", "eth0")
 	const racers = 4
 	var wg sync.WaitGroup

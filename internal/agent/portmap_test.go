@@ -158,7 +158,7 @@ func TestHostPortLockKeys(t *testing.T) {
 // the two ADDs race.
 func TestAddHostPortTaken(t *testing.T) {
 	etcd, store := startTestEtcd(t)
-	n := startNode(t, etcd, hooks{kernel: route.NewFake(), policy: newFakePolicy()}, nil)
+	n := startNode(t, etcd, hooks{kernel: route.NewFake(), policy: fakeNftables()}, nil)
 	ctx := t.Context()
 	withPorts := func(cid string, pms ...localapi.PortMapping) localapi.AddRequest {
 		r := addReq(attachment(cid, "eth0"))

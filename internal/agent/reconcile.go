@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -189,15 +191,15 @@ func (l *reconcileLoop) pass(ctx context.Context, full bool) bool {
 	if full {
 		kind = "resync"
 	}
-	reload, changes, seq := l.view.drain()
-	if reload {
-		rs := make([]api.Resource, 0, len(changes))
-		for _, c := range changes {
+	dr := l.view.drain()
+	if dr.reload {
+		rs := make([]api.Resource, 0, len(dr.changes))
+		for _, c := range dr.changes {
 			rs = append(rs, c.res)
 		}
 		l.calc.Replace(rs)
 	} else {
-		for _, c := range changes {
+		for _, c := range dr.changes {
 			l.calc.Update(c.kind, c.name, c.res)
 		}
 	}
@@ -209,7 +211,8 @@ func (l *reconcileLoop) pass(ctx context.Context, full bool) bool {
 	l.programPolicy(ctx, st, full)
 
 	// Then routes: every endpoint on a full pass; otherwise those whose
-	// resource changed (or were touched by READY) and those that failed.
+	// routes changed, those READY touched (the veth may be new) and those
+	// that failed.
 	ok := true
 	if full {
 		if err := l.host.Resync(ctx); err != nil {
@@ -218,18 +221,18 @@ func (l *reconcileLoop) pass(ctx context.Context, full bool) bool {
 		}
 		clear(l.done)
 	}
-	for _, c := range changes {
-		if c.kind == api.KindWorkloadEndpoint {
-			delete(l.done, c.name)
-			if st.Endpoints[c.name] == nil {
-				l.progress.forget(c.name)
-			}
+	for _, name := range dr.touched {
+		delete(l.done, name)
+	}
+	for _, c := range dr.changes {
+		if c.kind == api.KindWorkloadEndpoint && st.Endpoints[c.name] == nil {
+			l.progress.forget(c.name)
 		}
 	}
 	desired := make([]route.Endpoint, 0, len(st.Endpoints))
 	status := map[string]error{}
-	for name, ep := range st.Endpoints {
-		rep := routeEndpoint(ep)
+	for _, name := range slices.Sorted(maps.Keys(st.Endpoints)) {
+		rep := routeEndpoint(st.Endpoints[name])
 		desired = append(desired, rep)
 		fp := fingerprint(rep)
 		if !ok || l.done[name] == fp {
@@ -255,7 +258,7 @@ func (l *reconcileLoop) pass(ctx context.Context, full bool) bool {
 			l.log.Warn("removing unwanted routes", "err", err)
 		}
 	}
-	l.progress.publish(seq, status, l.policyErr)
+	l.progress.publish(dr.seq, status, l.policyErr)
 	l.m.apply.WithLabelValues(kind).Observe(l.now().Sub(start).Seconds())
 	return ok
 }

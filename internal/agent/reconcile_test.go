@@ -78,7 +78,8 @@ func TestReconcileLoopIsIncremental(t *testing.T) {
 		{"nothing changed", func() {}, false, []string{"prune 2"}, nil},
 		{"a's MAC recorded anew", func() { v.wroteEndpoint(testWEP("a", "node-a", 5, "02:00:00:00:01:0a")) }, false,
 			[]string{"update a", "prune 2"}, []string{"apply eps[a] chains[] sets[]"}},
-		{"a remote endpoint changes: no route work", func() {
+		{"the syncer echoes a's write and a remote endpoint changes: no route work", func() {
+			v.OnEvent(datastore.Event{Type: datastore.EventPut, Kind: api.KindWorkloadEndpoint, Name: "a", Resource: testWEP("a", "node-a", 5, "02:00:00:00:01:0a"), Revision: 5})
 			v.OnEvent(datastore.Event{Type: datastore.EventPut, Kind: api.KindWorkloadEndpoint, Name: "r", Resource: testWEP("r", "node-b", 6, "02:00:00:00:00:01"), Revision: 6})
 		}, false, []string{"prune 2"}, nil},
 		{"READY touches a: programmed again", func() { v.touch("a") }, false, []string{"update a", "prune 2"}, nil},

@@ -40,10 +40,12 @@ type view struct {
 	local   map[string]overlayEntry
 	pending []pendingWrite // own writes the syncer has not delivered yet
 	// dirty names the resources changed since the loop last drained;
-	// reload says a snapshot replaced everything.
-	dirty  map[resKey]struct{}
-	reload bool
-	seq    uint64
+	// reload says a snapshot replaced everything; touched names the
+	// endpoints READY asked to program again.
+	dirty   map[resKey]struct{}
+	touched map[string]struct{}
+	reload  bool
+	seq     uint64
 
 	changed  chan struct{} // receives a token when anything changes
 	syncedCh chan struct{} // closed on the first snapshot
@@ -84,7 +86,7 @@ func newView(node string, now func() time.Time) *view {
 	return &view{
 		node: node, now: now,
 		res: map[resKey]api.Resource{}, pools: map[string]netip.Prefix{}, local: map[string]overlayEntry{},
-		dirty:   map[resKey]struct{}{},
+		dirty: map[resKey]struct{}{}, touched: map[string]struct{}{},
 		changed: make(chan struct{}, 1), syncedCh: make(chan struct{}),
 	}
 }
@@ -206,14 +208,24 @@ func (v *view) waitReady(ctx context.Context) error {
 	}
 }
 
-// drain hands the loop what changed since the last drain: with reload,
-// every resource (a snapshot replaced the view); otherwise each changed
-// resource's newest value (nil when deleted), own writes included. seq is
-// the sequence number the result is current up to.
-func (v *view) drain() (reload bool, changes []change, seq uint64) {
+// drained is what changed in the view since the loop last looked.
+type drained struct {
+	// reload: a snapshot replaced the view, and changes hold every
+	// resource; otherwise each changed resource's newest value (nil when
+	// deleted), own writes included.
+	reload  bool
+	changes []change
+	// touched are the endpoints to program again even if unchanged.
+	touched []string
+	// seq is the sequence number the result is current up to.
+	seq uint64
+}
+
+// drain hands the loop what changed since the last drain.
+func (v *view) drain() drained {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	reload, seq = v.reload, v.seq
+	reload, seq := v.reload, v.seq
 	if reload {
 		keys := make(map[resKey]struct{}, len(v.res)+len(v.local))
 		for k := range v.res {
@@ -224,7 +236,7 @@ func (v *view) drain() (reload bool, changes []change, seq uint64) {
 		}
 		v.dirty = keys
 	}
-	changes = make([]change, 0, len(v.dirty))
+	changes := make([]change, 0, len(v.dirty))
 	for k := range v.dirty {
 		r := v.currentLocked(k)
 		if reload && r == nil {
@@ -232,9 +244,14 @@ func (v *view) drain() (reload bool, changes []change, seq uint64) {
 		}
 		changes = append(changes, change{kind: k.kind, name: k.name, res: r})
 	}
+	touched := make([]string, 0, len(v.touched))
+	for name := range v.touched {
+		touched = append(touched, name)
+	}
 	v.reload = false
 	v.dirty = map[resKey]struct{}{}
-	return reload, changes, seq
+	clear(v.touched)
+	return drained{reload: reload, changes: changes, touched: touched, seq: seq}
 }
 
 // currentLocked is a resource's newest value this node knows.
@@ -255,7 +272,7 @@ func (v *view) currentLocked(k resKey) api.Resource {
 // for.
 func (v *view) touch(name string) uint64 {
 	v.mu.Lock()
-	v.dirty[resKey{api.KindWorkloadEndpoint, name}] = struct{}{}
+	v.touched[name] = struct{}{}
 	v.seq++
 	seq := v.seq
 	v.mu.Unlock()
