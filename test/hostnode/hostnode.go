@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -114,6 +115,7 @@ type Node struct {
 	log      *testnet.SyncBuffer
 	done     chan struct{}
 	waitErr  error
+	killed   atomic.Bool // by Kill: its exit status is not a failure
 }
 
 // Start runs calyx-node in cfg.NS and waits until its local API says it is
@@ -273,7 +275,7 @@ func (n *Node) Stop() error {
 }
 
 func (n *Node) exitErr() error {
-	if n.waitErr != nil {
+	if n.waitErr != nil && !n.killed.Load() {
 		return fmt.Errorf("calyx-node exited with %w; log:\n%s", n.waitErr, n.log)
 	}
 	return nil
@@ -286,6 +288,7 @@ func (n *Node) Kill() {
 		return
 	default:
 	}
+	n.killed.Store(true)
 	_ = n.cmd.Process.Kill()
 	<-n.done
 }

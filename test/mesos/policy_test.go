@@ -140,6 +140,22 @@ spec:
 		}
 	})
 
+	t.Run("policy trace agrees", func(t *testing.T) {
+		out := a.ctl(t, "policy", "trace", "--from", web.ip, "--to", db.ip, "--port", "5432/tcp")
+		if !strings.HasPrefix(out, "denied\n") || !strings.Contains(out, "end of tier") {
+			t.Errorf("trace web -> db:5432:\n%s", out)
+		}
+		out = a.ctl(t, "policy", "trace", "--from", api.ip, "--to", db.ip, "--port", "5432/tcp")
+		if !strings.HasPrefix(out, "allowed\n") || !strings.Contains(out, "policy db-from-api rule 0") {
+			t.Errorf("trace api -> db:5432:\n%s", out)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, stderr, err := a.node.Ctl(ctx, "", "policy", "trace", "--from", "nobody", "--to", db.ip); err == nil || !strings.Contains(stderr, `--from "nobody"`) {
+			t.Errorf("trace from an unknown endpoint: err %v, stderr %q", err, stderr)
+		}
+	})
+
 	a.apply(t, `apiVersion: calyx.dev/v1
 kind: GlobalNetworkPolicy
 metadata: {name: db-lockdown}
