@@ -187,18 +187,6 @@ func hostEndpoint(w *api.WorkloadEndpoint) route.Endpoint {
 	return ep
 }
 
-// desiredEndpoints is what the reconcile loop programs: every local
-// endpoint with a host veth. Pure.
-func desiredEndpoints(weps []*api.WorkloadEndpoint) []route.Endpoint {
-	out := make([]route.Endpoint, 0, len(weps))
-	for _, w := range weps {
-		if w.Spec.InterfaceName != "" {
-			out = append(out, hostEndpoint(w))
-		}
-	}
-	return out
-}
-
 // hostPrefixes renders addresses as /32 and /128 prefixes.
 func hostPrefixes(addrs []netip.Addr) []string {
 	out := make([]string, len(addrs))
