@@ -100,4 +100,3 @@ func BenchmarkIncrementalChainEdit(b *testing.B) {
 		i++
 	}
 }
-
