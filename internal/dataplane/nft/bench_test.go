@@ -14,7 +14,7 @@ import (
 // namespace of their own: 1,000 endpoints, each with its own policy
 // chain (1,000) selecting through one 10,000-address set.
 
-func benchKernel(b *testing.B) *Netlink {
+func benchKernel(b testing.TB) *Netlink {
 	b.Helper()
 	n := testnet.NewNS(b)
 	h, err := netns.Open(n.Path())

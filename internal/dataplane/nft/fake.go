@@ -144,6 +144,9 @@ func (t *fakeTable) apply(op Op) error {
 		if len(op.Elems) > maxElemsPerOp {
 			return fmt.Errorf("%d elements in one message: message too long", len(op.Elems))
 		}
+		if n := encodedElemsLen(op.Elems); n > 0xffff {
+			return fmt.Errorf("%d bytes of elements in one netlink attribute: its 16-bit length wraps: no such file or directory", n)
+		}
 		for _, e := range op.Elems {
 			cur, exists := s.elems[e.id()]
 			if op.Kind == OpDelElems {
@@ -372,4 +375,25 @@ func renderRange(start, end netip.Addr) string {
 		}
 	}
 	return start.String() + "-" + last.String()
+}
+
+// encodedElemsLen is the length of the NFTA_SET_ELEM_LIST_ELEMENTS
+// attribute that carries elems (netlink attributes align to 4 bytes).
+func encodedElemsLen(elems []Elem) int {
+	align := func(n int) int { return (n + 3) &^ 3 }
+	total := 4
+	for _, e := range elems {
+		item := 4 + 4 + align(4+len(e.Key)) // the element, its key, the key's value
+		if e.End {
+			item += 8
+		}
+		if e.Chain != "" {
+			item += 4 + 4 + 8 + align(4+len(e.Chain)+1) // data, verdict, code, chain
+		}
+		if len(e.Val) > 0 {
+			item += 4 + align(4+len(e.Val))
+		}
+		total += item
+	}
+	return total
 }

@@ -90,10 +90,18 @@ func (p *plan) ops(addTable bool) []Op {
 	return ops
 }
 
-// elemOps appends kind ops carrying elems, at most maxElemsPerOp each.
+// elemOps appends kind ops carrying elems, at most maxElemsPerOp and
+// maxElemBytesPerOp each.
 func elemOps(dst []Op, kind OpKind, spec SetSpec, elems []Elem) []Op {
 	for len(elems) > 0 {
-		n := min(len(elems), maxElemsPerOp)
+		n, size := 0, 0
+		for n < len(elems) && n < maxElemsPerOp {
+			size += encodedElemsLen(elems[n:n+1]) - 4
+			if n > 0 && size > maxElemBytesPerOp {
+				break
+			}
+			n++
+		}
 		s := spec
 		dst = append(dst, Op{Kind: kind, Set: &s, Elems: elems[:n:n]})
 		elems = elems[n:]

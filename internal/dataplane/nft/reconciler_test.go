@@ -284,6 +284,22 @@ func TestLargeSetChunked(t *testing.T) {
 	}
 }
 
+// TestLargeMapChunked: a thousand endpoints' verdict map elements do not
+// fit one netlink attribute (16-bit length) and are split further.
+func TestLargeMapChunked(t *testing.T) {
+	f := NewFake()
+	mustResync(t, New(f, Options{}), bigState(1000, 10))
+	n := 0
+	for _, o := range f.Last {
+		if o.Kind == OpAddElems && o.Set.Name == "wl-in" {
+			n += len(o.Elems)
+		}
+	}
+	if n != 1000 {
+		t.Errorf("wl-in got %d elements, want 1000", n)
+	}
+}
+
 func TestOptionsValidate(t *testing.T) {
 	if err := (Options{MarkAccept: 3}).Validate(); err == nil || !strings.Contains(err.Error(), "MarkAccept 0x00000003: expected a single bit") {
 		t.Errorf("Validate = %v", err)

@@ -31,6 +31,13 @@ const LogPrefix = "calyx-packet"
 // quickly (reference/performance.md B3).
 const maxElemsPerOp = 1000
 
+// maxElemBytesPerOp bounds the encoded elements of one message: they are
+// one netlink attribute, whose length is 16 bits. A longer list wraps the
+// length and the kernel misreads the message (a verdict map's thousand
+// elements, with their chain names, fail with "no such file or
+// directory").
+const maxElemBytesPerOp = 60000
+
 // SetType is the key (and, for maps, value) type of a named set.
 type SetType int
 
