@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/google/nftables/binaryutil"
@@ -347,7 +348,9 @@ func sortedPrefixes(ps []netip.Prefix) []netip.Prefix {
 	for _, p := range ps {
 		out = append(out, p.Masked())
 	}
-	sortPrefixes(out)
+	if !slices.IsSortedFunc(out, comparePrefixes) { // calc sorts them
+		slices.SortFunc(out, comparePrefixes)
+	}
 	return out
 }
 

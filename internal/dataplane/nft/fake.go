@@ -151,17 +151,17 @@ func (t *fakeTable) apply(op Op) error {
 			cur, exists := s.elems[e.id()]
 			if op.Kind == OpDelElems {
 				if !exists {
-					return fmt.Errorf("element %s of %s: no such file or directory", e.id(), s.spec.Name)
+					return fmt.Errorf("element %x of %s: no such file or directory", e.Key, s.spec.Name)
 				}
 				delete(s.elems, e.id())
 				continue
 			}
 			if exists && cur.value() != e.value() {
-				return fmt.Errorf("element %s of %s exists with another value: device or resource busy", e.id(), s.spec.Name)
+				return fmt.Errorf("element %x of %s exists with another value: device or resource busy", e.Key, s.spec.Name)
 			}
 			if e.Chain != "" {
 				if _, ok := t.chains[e.Chain]; !ok {
-					return fmt.Errorf("element %s of %s: chain %s: no such file or directory", e.id(), s.spec.Name, e.Chain)
+					return fmt.Errorf("element %x of %s: chain %s: no such file or directory", e.Key, s.spec.Name, e.Chain)
 				}
 			}
 			s.elems[e.id()] = e

@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -109,31 +110,63 @@ func elemOps(dst []Op, kind OpKind, spec SetSpec, elems []Elem) []Op {
 	return dst
 }
 
-// diffElems returns the deletions and additions that turn have into want.
+// diffElems returns the deletions and additions that turn have into want:
+// a merge of the two lists in key order, without maps, since a set of
+// 10,000 members changes by one.
 func diffElems(spec SetSpec, have, want []Elem) (dels, adds []Op) {
-	haveBy := make(map[string]Elem, len(have))
-	for _, e := range have {
-		haveBy[e.id()] = e
-	}
+	have, want = sortedByKey(have), sortedByKey(want)
 	var del, add []Elem
-	wantIDs := make(map[string]bool, len(want))
-	for _, e := range want {
-		wantIDs[e.id()] = true
-		h, ok := haveBy[e.id()]
-		if ok && h.value() == e.value() {
-			continue
+	i, j := 0, 0
+	for i < len(have) || j < len(want) {
+		var c int
+		switch {
+		case i == len(have):
+			c = 1
+		case j == len(want):
+			c = -1
+		default:
+			c = compareElems(have[i], want[j])
 		}
-		if ok {
-			del = append(del, h)
-		}
-		add = append(add, e)
-	}
-	for _, e := range have {
-		if !wantIDs[e.id()] {
-			del = append(del, e)
+		switch {
+		case c < 0:
+			del = append(del, have[i])
+			i++
+		case c > 0:
+			add = append(add, want[j])
+			j++
+		default:
+			if have[i].value() != want[j].value() {
+				del = append(del, have[i])
+				add = append(add, want[j])
+			}
+			i++
+			j++
 		}
 	}
 	return elemOps(nil, OpDelElems, spec, del), elemOps(nil, OpAddElems, spec, add)
+}
+
+func compareElems(a, b Elem) int {
+	if c := bytes.Compare(a.Key, b.Key); c != 0 {
+		return c
+	}
+	switch {
+	case a.End == b.End:
+		return 0
+	case b.End:
+		return -1
+	}
+	return 1
+}
+
+// sortedByKey returns elems in key order, copying only when they are not.
+func sortedByKey(elems []Elem) []Elem {
+	if slices.IsSortedFunc(elems, compareElems) {
+		return elems
+	}
+	out := slices.Clone(elems)
+	slices.SortFunc(out, compareElems)
+	return out
 }
 
 func ruleComments(rules []*Rule) []string {

@@ -102,13 +102,13 @@ type Elem struct {
 // and different values conflict.
 func (e Elem) id() string {
 	if e.End {
-		return fmt.Sprintf("%x/end", e.Key)
+		return string(e.Key) + "\x00end"
 	}
-	return fmt.Sprintf("%x", e.Key)
+	return string(e.Key)
 }
 
 // value is what the element maps to, for comparisons.
-func (e Elem) value() string { return e.Verdict + " " + e.Chain + fmt.Sprintf("/%x", e.Val) }
+func (e Elem) value() string { return e.Verdict + " " + e.Chain + "/" + string(e.Val) }
 
 // BaseChain makes a chain a base chain: attached to a hook.
 type BaseChain struct {
