@@ -292,10 +292,27 @@ func ifnameKey(name string) []byte {
 // has no end element.
 func intervalElems(ranges []addrRange) []Elem {
 	out := make([]Elem, 0, 2*len(ranges))
+	if len(ranges) == 0 {
+		return out
+	}
+	n := ranges[0].start.BitLen() / 8
+	buf, off := make([]byte, 2*n*len(ranges)), 0 // one allocation for every key
+	key := func(a netip.Addr) []byte {
+		k := buf[off : off+n : off+n]
+		if n == 4 {
+			b := a.As4()
+			copy(k, b[:])
+		} else {
+			b := a.As16()
+			copy(k, b[:])
+		}
+		off += n
+		return k
+	}
 	for _, r := range ranges {
-		out = append(out, Elem{Key: r.start.AsSlice()})
+		out = append(out, Elem{Key: key(r.start)})
 		if r.end.IsValid() {
-			out = append(out, Elem{Key: r.end.AsSlice(), End: true})
+			out = append(out, Elem{Key: key(r.end), End: true})
 		}
 	}
 	return out

@@ -135,7 +135,7 @@ func diffElems(spec SetSpec, have, want []Elem) (dels, adds []Op) {
 			add = append(add, want[j])
 			j++
 		default:
-			if have[i].value() != want[j].value() {
+			if !sameValue(have[i], want[j]) {
 				del = append(del, have[i])
 				add = append(add, want[j])
 			}
@@ -144,6 +144,10 @@ func diffElems(spec SetSpec, have, want []Elem) (dels, adds []Op) {
 		}
 	}
 	return elemOps(nil, OpDelElems, spec, del), elemOps(nil, OpAddElems, spec, add)
+}
+
+func sameValue(a, b Elem) bool {
+	return a.Verdict == b.Verdict && a.Chain == b.Chain && bytes.Equal(a.Val, b.Val)
 }
 
 func compareElems(a, b Elem) int {
