@@ -24,6 +24,7 @@ const (
 // ruleBuilder builds a rule's text and expressions side by side, so that
 // what the Fake renders and what the kernel runs come from one place.
 type ruleBuilder struct {
+	label string // starts the comment
 	text  []string
 	exprs []expr.Any
 	jumps []string

@@ -264,3 +264,20 @@ func TestKernelNAT(t *testing.T) {
 		t.Error("the port mapping bypassed the container's ingress policy")
 	}
 }
+
+// TestKernelHostEndpoint: a host endpoint's ingress policy denies what it
+// does not allow, except the failsafe ports, which no policy closes.
+func TestKernelHostEndpoint(t *testing.T) {
+	tp := newTopo(t)
+	serve(t, tp.host, "host") // ports 80, 8080 and 9050 on the host
+	in, out := profiles(map[int]calc.Tier{}, map[int]calc.Tier{})
+	s := policyState([]*calc.Chain{allowAll(calc.KindProfile, "all", calc.Ingress), allowAll(calc.KindProfile, "all", calc.Egress),
+		pol("host-8080", calc.Ingress, calc.Rule{Action: calc.ActionAllow, Protocol: u8(6), Dst: calc.Match{Ports: []calc.PortRange{{Min: 8080, Max: 8080}}}}),
+		pol("host-out", calc.Egress, calc.Rule{Action: calc.ActionAllow})}, in, out)
+	s.Config.FailsafeInbound = []calc.ProtoPort{{Protocol: 6, Port: 9050}}
+	s.HostEndpoints["ext0"] = &calc.HostEndpoint{Name: "ext0", IfName: "ext0",
+		Ingress: calc.Tier{Policies: []string{"policy/host-8080/ingress"}},
+		Egress:  calc.Tier{Policies: []string{"policy/host-out/egress"}}}
+	tp.program(t, New(tp.k, Options{}), s)
+	tp.expect(t, map[string]bool{"out->host:80": false, "out->host:8080": true, "out->host:9050": true, "c1->host:80": true})
+}

@@ -239,7 +239,7 @@ func (tp *topo) nft(t *testing.T, args ...string) string {
 // tiers (by container index), the chains and two sets: "c1" and "c2"
 // hold container 1's and 2's address.
 func policyState(chains []*calc.Chain, ingress, egress map[int]calc.Tier) *calc.State {
-	s := &calc.State{Endpoints: map[string]*calc.Endpoint{}, Chains: map[string]*calc.Chain{}, Sets: map[string]*calc.Set{},
+	s := &calc.State{Endpoints: map[string]*calc.Endpoint{}, HostEndpoints: map[string]*calc.HostEndpoint{}, Chains: map[string]*calc.Chain{}, Sets: map[string]*calc.Set{},
 		Config: &calc.Config{EndpointToHostAction: "Accept", MasqPools: pfx("10.65.0.0/16"), AllPools: pfx("10.65.0.0/16")}}
 	for _, c := range chains {
 		s.Chains[c.ID] = c

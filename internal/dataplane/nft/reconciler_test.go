@@ -322,3 +322,62 @@ func TestKernelName(t *testing.T) {
 		t.Errorf("kernelName kept a quote: %q", got)
 	}
 }
+
+// TestDeltaConfig: a Config change re-renders the host-wide chains and
+// the host endpoints' failsafe rules.
+func TestDeltaConfig(t *testing.T) {
+	f := NewFake()
+	r := New(f, Options{})
+	s := clone(baseState())
+	s.HostEndpoints["eth0"] = &calc.HostEndpoint{Name: "host-eth0", IfName: "eth0"}
+	mustResync(t, r, s)
+	s2 := clone(s)
+	cfg := *s.Config
+	cfg.EndpointToHostAction = "Drop"
+	cfg.FailsafeInbound = []calc.ProtoPort{{Protocol: 6, Port: 6443}}
+	cfg.MasqPools = nil
+	s2.Config = &cfg
+	mustApply(t, r, s2, calc.Delta{Config: true})
+	if diff := cmp.Diff(dumpOf(t, s2), f.Dump(DefaultTable)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	dump := f.Dump(DefaultTable)
+	for _, want := range []string{"th dport 6443 accept", `drop comment "endpoint to host action Drop`} {
+		if !strings.Contains(dump, want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+}
+
+// TestApplyBeforeResync: the first Apply adopts the table like Resync.
+func TestApplyBeforeResync(t *testing.T) {
+	f := NewFake()
+	mustApply(t, New(f, Options{}), baseState(), calc.Delta{Endpoints: []string{"backend"}})
+	if diff := cmp.Diff(dumpOf(t, baseState()), f.Dump(DefaultTable)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestPortMappingConflict: two endpoints mapping one host port: the first
+// keeps it; when it goes, a resync gives the port to the other.
+func TestPortMappingConflict(t *testing.T) {
+	f := NewFake()
+	r := New(f, Options{})
+	s := baseState()
+	mustResync(t, r, s)
+	s2 := clone(s)
+	ep := *s.Endpoints["frontend"]
+	ep.PortMappings = []calc.PortMapping{{Protocol: 6, HostPort: 18080, ContainerPort: 80, Addr: netip.MustParseAddr("10.65.0.2")}}
+	s2.Endpoints["frontend"] = &ep
+	mustApply(t, r, s2, calc.Delta{Endpoints: []string{"frontend"}})
+	if !strings.Contains(f.Dump(DefaultTable), "tcp . 18080 : 10.65.0.3 . 8080") {
+		t.Error("the mapping's owner lost it")
+	}
+	s3 := clone(s2)
+	delete(s3.Endpoints, "backend")
+	mustApply(t, r, s3, calc.Delta{Endpoints: []string{"backend"}})
+	mustResync(t, r, s3)
+	if !strings.Contains(f.Dump(DefaultTable), "tcp . 18080 : 10.65.0.2 . 80") {
+		t.Error("the remaining endpoint did not get the port after a resync")
+	}
+}

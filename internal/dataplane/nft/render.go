@@ -208,8 +208,8 @@ func (rd *renderer) tierChain(s *calc.State, name, what string, t calc.Tier, fir
 	c := &chainDef{spec: ChainSpec{Name: name}}
 	add := func(b *ruleBuilder, label string) { c.rules = append(c.rules, b.rule(name, label)) }
 	c.rules = append(c.rules, first...)
-	add((&ruleBuilder{}).ctState("established,related", ctEstablished|ctRelated).verdict(expr.VerdictAccept), "")
-	add((&ruleBuilder{}).ctState("invalid", ctInvalid).verdict(expr.VerdictDrop), "")
+	add((&ruleBuilder{}).ctState("established,related", ctEstablished|ctRelated).verdict(expr.VerdictAccept), "established")
+	add((&ruleBuilder{}).ctState("invalid", ctInvalid).verdict(expr.VerdictDrop), "invalid")
 	add((&ruleBuilder{}).markClear(rd.markAccept|rd.markPass), what)
 	jump := func(id string, guardPass bool) {
 		b := &ruleBuilder{}
@@ -222,8 +222,8 @@ func (rd *renderer) tierChain(s *calc.State, name, what string, t calc.Tier, fir
 			add(b.verdict(expr.VerdictDrop), "missing chain "+id)
 			return
 		}
-		add(b.jump(policyChainName(ch), false), "")
-		add((&ruleBuilder{}).markIs(rd.markAccept, true).verdict(expr.VerdictReturn), "")
+		add(b.jump(policyChainName(ch), false), ch.Kind+" "+ch.Name)
+		add((&ruleBuilder{}).markIs(rd.markAccept, true).verdict(expr.VerdictReturn), "allowed")
 	}
 	for i, id := range t.Policies {
 		jump(id, i > 0)
