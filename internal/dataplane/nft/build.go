@@ -63,20 +63,16 @@ func neqText(neg bool) string {
 	return ""
 }
 
-// ifname matches the input or output interface name; a trailing "*"
-// matches a prefix.
-func (b *ruleBuilder) ifname(out bool, name string) *ruleBuilder {
+// workloadIf matches an input or output interface whose name starts with
+// workloadIfPrefix (the comparison covers only the prefix's bytes).
+func (b *ruleBuilder) workloadIf(out bool) *ruleBuilder {
 	key, word := expr.MetaKeyIIFNAME, "iifname"
 	if out {
 		key, word = expr.MetaKeyOIFNAME, "oifname"
 	}
-	data := []byte(name + "\x00")
-	if p, ok := strings.CutSuffix(name, "*"); ok {
-		data = []byte(p)
-	}
-	return b.add(fmt.Sprintf("%s %q", word, name),
+	return b.add(fmt.Sprintf("%s %q", word, workloadIfPrefix+"*"),
 		&expr.Meta{Key: key, Register: reg1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: data})
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte(workloadIfPrefix)})
 }
 
 // ifnameVmap dispatches on the interface name through a verdict map.
@@ -205,7 +201,7 @@ func (b *ruleBuilder) portRange(dst, neg bool, min, max uint16) *ruleBuilder {
 }
 
 // addrPortInSet looks (address, l4proto, port) up in a concatenated set.
-func (b *ruleBuilder) addrPortInSet(v6, dst, neg bool, set string) *ruleBuilder {
+func (b *ruleBuilder) addrPortInSet(v6, dst, neg bool, set string) {
 	off, n, word := addrOffset(v6, dst)
 	portOff, portWord := uint32(0), "th sport"
 	if dst {
@@ -213,7 +209,7 @@ func (b *ruleBuilder) addrPortInSet(v6, dst, neg bool, set string) *ruleBuilder 
 	}
 	protoReg := uint32(reg32_0 + n/4)
 	b.sets = append(b.sets, set)
-	return b.add(fmt.Sprintf("%s . meta l4proto . %s %s@%s", word, portWord, neqText(neg), set),
+	b.add(fmt.Sprintf("%s . meta l4proto . %s %s@%s", word, portWord, neqText(neg), set),
 		&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg32_0, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: protoReg},
 		&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: protoReg + 1, Base: expr.PayloadBaseTransportHeader, Offset: portOff, Len: 2},
@@ -271,13 +267,9 @@ func (b *ruleBuilder) verdict(kind expr.VerdictKind) *ruleBuilder {
 	return b.add(word, &expr.Verdict{Kind: kind})
 }
 
-func (b *ruleBuilder) jump(chain string, isGoto bool) *ruleBuilder {
-	kind, word := expr.VerdictJump, "jump"
-	if isGoto {
-		kind, word = expr.VerdictGoto, "goto"
-	}
+func (b *ruleBuilder) jump(chain string) *ruleBuilder {
 	b.jumps = append(b.jumps, chain)
-	return b.add(word+" "+chain, &expr.Verdict{Kind: kind, Chain: chain})
+	return b.add("jump "+chain, &expr.Verdict{Kind: expr.VerdictJump, Chain: chain})
 }
 
 // Element encodings.

@@ -27,18 +27,17 @@ func (rd *renderer) config(cfg *calc.Config) *fragment {
 		f.chains = append(f.chains, d)
 	}
 	rb := func(label string) *ruleBuilder { return &ruleBuilder{label: label} }
-	wl := workloadIfPrefix + "*"
 
 	// Filter. Every base chain's policy is accept: Calyx only drops what
 	// its policy denies and leaves everything else to the host's rules.
 	chain(chainForward, &BaseChain{"filter", "forward", prioFilter},
-		rb("workload egress").ifname(false, wl).jump(chainWlOutDisp, false),
-		rb("workload ingress").ifname(true, wl).jump(chainWlInDisp, false))
+		rb("workload egress").workloadIf(false).jump(chainWlOutDisp),
+		rb("workload ingress").workloadIf(true).jump(chainWlInDisp))
 	chain(chainInput, &BaseChain{"filter", "input", prioFilter},
-		rb("workload to host").ifname(false, wl).jump(chainWlToHost, false),
+		rb("workload to host").workloadIf(false).jump(chainWlToHost),
 		rb("host endpoint ingress").ifnameVmap(false, mapHepIn))
 	chain(chainOutput, &BaseChain{"filter", "output", prioFilter},
-		rb("host to workload is not policed").ifname(true, wl).verdict(expr.VerdictReturn),
+		rb("host to workload is not policed").workloadIf(true).verdict(expr.VerdictReturn),
 		rb("host endpoint egress").ifnameVmap(true, mapHepOut))
 	// Dispatch: one map lookup, then goto the endpoint's chain, whose
 	// return goes back to the base chain; an interface in no map is one
@@ -53,7 +52,7 @@ func (rd *renderer) config(cfg *calc.Config) *fragment {
 	for _, t := range []uint8{133, 135, 136} { // router solicitation, neighbour solicitation and advertisement
 		toHost = append(toHost, rb("neighbour discovery").family(true).l4proto(58, false).icmp(true, false, t, nil).verdict(expr.VerdictAccept))
 	}
-	toHost = append(toHost, rb("workload egress policy").jump(chainWlOutDisp, false))
+	toHost = append(toHost, rb("workload egress policy").jump(chainWlOutDisp))
 	switch cfg.EndpointToHostAction {
 	case "Drop":
 		toHost = append(toHost, rb("endpoint to host action Drop").verdict(expr.VerdictDrop))
@@ -74,7 +73,7 @@ func (rd *renderer) config(cfg *calc.Config) *fragment {
 	chain(chainNATPre, &BaseChain{"nat", "prerouting", prioDstNAT}, dnat()...)
 	chain(chainNATOut, &BaseChain{"nat", "output", prioDstNAT}, dnat()...)
 	chain(chainNATPost, &BaseChain{"nat", "postrouting", prioSrcNAT},
-		rb("no masquerade to workloads").ifname(true, wl).verdict(expr.VerdictReturn),
+		rb("no masquerade to workloads").workloadIf(true).verdict(expr.VerdictReturn),
 		rb("natOutgoing").family(false).addrInSet(false, false, false, setMasqPools4).addrInSet(false, true, true, setAllPools4).masquerade(),
 		rb("natOutgoing").family(true).addrInSet(true, false, false, setMasqPools6).addrInSet(true, true, true, setAllPools6).masquerade())
 

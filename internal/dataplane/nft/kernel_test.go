@@ -16,7 +16,7 @@ import (
 func TestKernelPolicies(t *testing.T) {
 	tp := newTopo(t)
 	r := New(tp.k, Options{})
-	profAll := []*calc.Chain{allowAll(calc.KindProfile, "all", calc.Ingress), allowAll(calc.KindProfile, "all", calc.Egress)}
+	profAll := []*calc.Chain{allowAll(calc.Ingress), allowAll(calc.Egress)}
 	withProfiles := func(extra []*calc.Chain, in, out map[int]calc.Tier) *calc.State {
 		in, out = profiles(in, out)
 		return policyState(append(extra, profAll...), in, out)
@@ -86,7 +86,7 @@ func TestKernelUnknownInterface(t *testing.T) {
 	tp := newTopo(t)
 	c4 := newExtraContainer(t, tp)
 	in, out := profiles(map[int]calc.Tier{}, map[int]calc.Tier{})
-	s := policyState([]*calc.Chain{allowAll(calc.KindProfile, "all", calc.Ingress), allowAll(calc.KindProfile, "all", calc.Egress)}, in, out)
+	s := policyState([]*calc.Chain{allowAll(calc.Ingress), allowAll(calc.Egress)}, in, out)
 	tp.program(t, New(tp.k, Options{}), s)
 	tp.expect(t, map[string]bool{"c1->c2:80": true})
 	if reach(c4, "10.65.0.2:80") {
@@ -172,7 +172,7 @@ func TestKernelResyncRepairsDrift(t *testing.T) {
 	tp := newTopo(t)
 	r := New(tp.k, Options{})
 	allow := pol("p", calc.Ingress, calc.Rule{Action: calc.ActionAllow, Src: calc.Match{Sets: []string{"c1"}}})
-	s := policyState([]*calc.Chain{allow, allowAll(calc.KindProfile, "all", calc.Egress)},
+	s := policyState([]*calc.Chain{allow, allowAll(calc.Egress)},
 		map[int]calc.Tier{2: {Policies: []string{allow.ID}}},
 		map[int]calc.Tier{1: {Profiles: []string{"profile/all/egress"}}, 3: {Profiles: []string{"profile/all/egress"}}})
 	tp.program(t, r, s)
@@ -227,7 +227,7 @@ func TestKernelNAT(t *testing.T) {
 	tp := newTopo(t)
 	r := New(tp.k, Options{})
 	in, out := profiles(map[int]calc.Tier{}, map[int]calc.Tier{})
-	s := policyState([]*calc.Chain{allowAll(calc.KindProfile, "all", calc.Ingress), allowAll(calc.KindProfile, "all", calc.Egress)}, in, out)
+	s := policyState([]*calc.Chain{allowAll(calc.Ingress), allowAll(calc.Egress)}, in, out)
 	ep := *s.Endpoints["c2"]
 	ep.PortMappings = []calc.PortMapping{{Protocol: 6, HostPort: 18080, ContainerPort: 80, Addr: netip.MustParseAddr("10.65.0.2")}}
 	s.Endpoints["c2"] = &ep
@@ -271,7 +271,7 @@ func TestKernelHostEndpoint(t *testing.T) {
 	tp := newTopo(t)
 	serve(t, tp.host, "host") // ports 80, 8080 and 9050 on the host
 	in, out := profiles(map[int]calc.Tier{}, map[int]calc.Tier{})
-	s := policyState([]*calc.Chain{allowAll(calc.KindProfile, "all", calc.Ingress), allowAll(calc.KindProfile, "all", calc.Egress),
+	s := policyState([]*calc.Chain{allowAll(calc.Ingress), allowAll(calc.Egress),
 		pol("host-8080", calc.Ingress, calc.Rule{Action: calc.ActionAllow, Protocol: u8(6), Dst: calc.Match{Ports: []calc.PortRange{{Min: 8080, Max: 8080}}}}),
 		pol("host-out", calc.Egress, calc.Rule{Action: calc.ActionAllow})}, in, out)
 	s.Config.FailsafeInbound = []calc.ProtoPort{{Protocol: 6, Port: 9050}}

@@ -253,8 +253,9 @@ func policyState(chains []*calc.Chain, ingress, egress map[int]calc.Tier) *calc.
 	return s
 }
 
-func allowAll(kind, name, dir string) *calc.Chain {
-	return &calc.Chain{ID: chainID(kind, name, dir), Kind: kind, Name: name, Dir: dir, Rules: []calc.Rule{{Action: calc.ActionAllow}}}
+// allowAll is the profile "all" in direction dir: it allows everything.
+func allowAll(dir string) *calc.Chain {
+	return &calc.Chain{ID: chainID(calc.KindProfile, "all", dir), Kind: calc.KindProfile, Name: "all", Dir: dir, Rules: []calc.Rule{{Action: calc.ActionAllow}}}
 }
 
 func pol(name, dir string, rules ...calc.Rule) *calc.Chain {

@@ -222,7 +222,7 @@ func (rd *renderer) tierChain(s *calc.State, name, what string, t calc.Tier, fir
 			add(b.verdict(expr.VerdictDrop), "missing chain "+id)
 			return
 		}
-		add(b.jump(policyChainName(ch), false), ch.Kind+" "+ch.Name)
+		add(b.jump(policyChainName(ch)), ch.Kind+" "+ch.Name)
 		add((&ruleBuilder{}).markIs(rd.markAccept, true).verdict(expr.VerdictReturn), "allowed")
 	}
 	for i, id := range t.Policies {
