@@ -340,17 +340,26 @@ func mergePrefixes(ps []netip.Prefix) []addrRange {
 }
 
 func lastAddr(p netip.Prefix) netip.Addr {
-	a := p.Masked().Addr().AsSlice()
-	bits := p.Bits()
-	for i := range a {
-		for bit := 0; bit < 8; bit++ {
-			if i*8+bit >= bits {
-				a[i] |= 0x80 >> bit
-			}
+	a, bits := p.Masked().Addr(), p.Bits()
+	if a.Is4() {
+		if bits == 32 {
+			return a
+		}
+		b := a.As4()
+		v := binary.BigEndian.Uint32(b[:]) | (1<<(32-bits) - 1)
+		return netip.AddrFrom4([4]byte(binary.BigEndian.AppendUint32(nil, v)))
+	}
+	b := a.As16()
+	for i := range b {
+		switch {
+		case bits >= 8*(i+1):
+		case bits <= 8*i:
+			b[i] = 0xff
+		default:
+			b[i] |= 0xff >> (bits - 8*i)
 		}
 	}
-	out, _ := netip.AddrFromSlice(a)
-	return out
+	return netip.AddrFrom16(b)
 }
 
 func sortedPrefixes(ps []netip.Prefix) []netip.Prefix {

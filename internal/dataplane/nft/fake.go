@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 )
@@ -147,6 +146,10 @@ func (t *fakeTable) apply(op Op) error {
 		if n := encodedElemsLen(op.Elems); n > 0xffff {
 			return fmt.Errorf("%d bytes of elements in one netlink attribute: its 16-bit length wraps: no such file or directory", n)
 		}
+		var before []Elem // the set before this op, for interval checks
+		if op.Kind == OpAddElems && (s.spec.Type == SetAddr4 || s.spec.Type == SetAddr6) {
+			before = sortedElems(s.elems)
+		}
 		for _, e := range op.Elems {
 			cur, exists := s.elems[e.id()]
 			if op.Kind == OpDelElems {
@@ -158,6 +161,13 @@ func (t *fakeTable) apply(op Op) error {
 			}
 			if exists && cur.value() != e.value() {
 				return fmt.Errorf("element %x of %s exists with another value: device or resource busy", e.Key, s.spec.Name)
+			}
+			if e.End && nextIsEnd(before, e) {
+				// The kernel checks each interval element as it is
+				// inserted: an end whose next element is an end
+				// overlaps an interval. (Elements of one op come in
+				// key order, so the next one is from before the op.)
+				return fmt.Errorf("interval end %x of %s overlaps: file exists", e.Key, s.spec.Name)
 			}
 			if e.Chain != "" {
 				if _, ok := t.chains[e.Chain]; !ok {
@@ -264,12 +274,7 @@ func sortedElems(m map[string]Elem) []Elem {
 	for _, e := range m {
 		out = append(out, e)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if c := slices.Compare(out[i].Key, out[j].Key); c != 0 {
-			return c < 0
-		}
-		return !out[i].End && out[j].End
-	})
+	slices.SortFunc(out, compareElems)
 	return out
 }
 
@@ -396,4 +401,14 @@ func encodedElemsLen(elems []Elem) int {
 		total += item
 	}
 	return total
+}
+
+// nextIsEnd reports whether the element after e in sorted is an
+// interval end.
+func nextIsEnd(sorted []Elem, e Elem) bool {
+	i, found := slices.BinarySearchFunc(sorted, e, compareElems)
+	if found {
+		i++
+	}
+	return i < len(sorted) && sorted[i].End
 }

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -280,4 +282,40 @@ func TestKernelHostEndpoint(t *testing.T) {
 		Egress:  calc.Tier{Policies: []string{"policy/host-out/egress"}}}
 	tp.program(t, New(tp.k, Options{}), s)
 	tp.expect(t, map[string]bool{"out->host:80": false, "out->host:8080": true, "out->host:9050": true, "c1->host:80": true})
+}
+
+// TestKernelSetChanges makes random changes to an address set (ranges
+// that merge, split and grow, IPv4 and IPv6) and checks after each that
+// the kernel took the element ops and holds what a resync wants.
+func TestKernelSetChanges(t *testing.T) {
+	k := benchKernel(t)
+	r := New(k, Options{})
+	s := baseState()
+	tp := &topo{k: k}
+	tp.program(t, r, s)
+	rng := rand.New(rand.NewPCG(3, 4))
+	pool := []string{"10.65.0.1/32", "10.65.0.2/32", "10.65.0.3/32", "10.65.0.4/31", "10.65.0.0/29", "10.65.0.8/32", "10.65.1.0/24", "0.0.0.0/0", "255.255.255.255/32", "fd00::1/128", "fd00::2/127", "fd00::/64", "::/0"}
+	var prev []netip.Prefix
+	for i := range 40 {
+		var ps []netip.Prefix
+		for _, p := range pool {
+			if rng.IntN(3) == 0 {
+				ps = append(ps, netip.MustParsePrefix(p))
+			}
+		}
+		slices.SortFunc(ps, comparePrefixes)
+		s = clone(s)
+		s.Sets["backend"] = &calc.Set{ID: "backend", Kind: calc.AddrSet, Prefixes: ps, Describe: s.Sets["backend"].Describe}
+		if err := r.Apply(context.Background(), s, calc.Delta{Sets: []string{"backend"}}); err != nil {
+			t.Fatalf("step %d, %v: %v\nbefore: %v", i, ps, err, prev)
+		}
+		ck := &countingKernel{Kernel: k}
+		if err := New(ck, Options{}).Resync(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+		prev = ps
+		if ck.runs != 0 {
+			t.Fatalf("step %d, %v: the kernel differs from the State: resync wrote %v", i, ps, opKinds(ck.last))
+		}
+	}
 }

@@ -146,6 +146,87 @@ func diffElems(spec SetSpec, have, want []Elem) (dels, adds []Op) {
 	return elemOps(nil, OpDelElems, spec, del), elemOps(nil, OpAddElems, spec, add)
 }
 
+// diffSets returns the ops that turn one version of a set into another.
+// Address sets change by whole intervals: the kernel checks each interval
+// element as it is inserted, and moving one end of an interval (delete
+// end, add end) can meet a state it refuses as an overlap, so a changed
+// interval is deleted (start and end) and the new one added, as nft does.
+// Comparing the merged ranges costs no allocation, and kernel elements
+// are built only for the ranges that changed: a one-member change of a
+// 10,000-member set stays cheap.
+func diffSets(old, nw *setDef) (dels, adds []Op) {
+	if !old.hasRanges || !nw.hasRanges {
+		return diffElems(nw.spec, old.elements(), nw.elements())
+	}
+	var gone, came []addrRange
+	i, j := 0, 0
+	for i < len(old.ranges) || j < len(nw.ranges) {
+		switch {
+		case j == len(nw.ranges) || i < len(old.ranges) && old.ranges[i].start.Less(nw.ranges[j].start):
+			gone = append(gone, old.ranges[i])
+			i++
+		case i == len(old.ranges) || nw.ranges[j].start.Less(old.ranges[i].start):
+			came = append(came, nw.ranges[j])
+			j++
+		default:
+			if old.ranges[i] != nw.ranges[j] {
+				gone = append(gone, old.ranges[i])
+				came = append(came, nw.ranges[j])
+			}
+			i++
+			j++
+		}
+	}
+	return elemOps(nil, OpDelElems, nw.spec, intervalElems(gone)), elemOps(nil, OpAddElems, nw.spec, intervalElems(came))
+}
+
+// diffIntervals is diffSets for a set read from the kernel, which may
+// hold anything (drift): its elements are grouped into intervals (a start
+// and the end after it; a lone element is an interval of its own), and
+// intervals that differ are deleted whole and added whole.
+func diffIntervals(spec SetSpec, have, want []Elem) (dels, adds []Op) {
+	hu, wu := intervalUnits(sortedByKey(have)), intervalUnits(sortedByKey(want))
+	wantIDs := make(map[string]bool, len(wu))
+	for _, u := range wu {
+		wantIDs[unitID(u)] = true
+	}
+	haveIDs := make(map[string]bool, len(hu))
+	var del, add []Elem
+	for _, u := range hu {
+		haveIDs[unitID(u)] = true
+		if !wantIDs[unitID(u)] {
+			del = append(del, u...)
+		}
+	}
+	for _, u := range wu {
+		if !haveIDs[unitID(u)] {
+			add = append(add, u...)
+		}
+	}
+	return elemOps(nil, OpDelElems, spec, del), elemOps(nil, OpAddElems, spec, add)
+}
+
+func intervalUnits(sorted []Elem) [][]Elem {
+	var units [][]Elem
+	for i := 0; i < len(sorted); i++ {
+		if !sorted[i].End && i+1 < len(sorted) && sorted[i+1].End {
+			units = append(units, sorted[i:i+2:i+2])
+			i++
+			continue
+		}
+		units = append(units, sorted[i:i+1:i+1])
+	}
+	return units
+}
+
+func unitID(u []Elem) string {
+	id := ""
+	for _, e := range u {
+		id += e.id() + "\x01"
+	}
+	return id
+}
+
 func sameValue(a, b Elem) bool {
 	return a.Verdict == b.Verdict && a.Chain == b.Chain && bytes.Equal(a.Val, b.Val)
 }
@@ -314,13 +395,13 @@ func (r *Reconciler) diffFragment(p *plan, key string, old, nf *fragment, owner 
 	for _, s := range nf.sets {
 		newSets[s.spec.Name] = true
 		if o, ok := oldSets[s.spec.Name]; ok {
-			dels, adds := diffElems(s.spec, o.elems, s.elems)
+			dels, adds := diffSets(o, s)
 			p.setElems = append(append(p.setElems, dels...), adds...)
 			continue
 		}
 		spec := s.spec
 		p.addSets = append(p.addSets, Op{Kind: OpAddSet, Set: &spec})
-		p.setElems = elemOps(p.setElems, OpAddElems, s.spec, s.elems)
+		p.setElems = elemOps(p.setElems, OpAddElems, s.spec, s.elements())
 	}
 	for _, s := range old.sets {
 		if !newSets[s.spec.Name] {
@@ -444,13 +525,18 @@ func (r *Reconciler) resyncLocked(ctx context.Context, s *calc.State) error {
 	p := &plan{}
 	for _, name := range slices.Sorted(mapKeys(sets)) {
 		st := sets[name]
-		want := append(slices.Clone(st.elems), shared[name]...)
+		want := append(slices.Clone(st.elements()), shared[name]...)
 		cur, ok := have.Sets[name]
 		if !ok {
 			spec := st.spec
 			p.addSets = append(p.addSets, Op{Kind: OpAddSet, Set: &spec})
 		}
-		dels, adds := diffElems(st.spec, cur, want)
+		var dels, adds []Op
+		if st.hasRanges {
+			dels, adds = diffIntervals(st.spec, cur, want)
+		} else {
+			dels, adds = diffElems(st.spec, cur, want)
+		}
 		if st.spec.Type == MapIfname {
 			// Verdict elements refer to chains: add them once the
 			// chains exist, delete them before the chains go.

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -379,5 +381,32 @@ func TestPortMappingConflict(t *testing.T) {
 	mustResync(t, r, s3)
 	if !strings.Contains(f.Dump(DefaultTable), "tcp . 18080 : 10.65.0.2 . 80") {
 		t.Error("the remaining endpoint did not get the port after a resync")
+	}
+}
+
+// TestDeltaSetRandom changes an address set at random (members that
+// merge into, split and extend ranges, v4 and v6) and checks after each
+// Apply that the table equals a fresh rendering of the State.
+func TestDeltaSetRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	f := NewFake()
+	r := New(f, Options{})
+	s := baseState()
+	mustResync(t, r, s)
+	pool := []string{"10.65.0.1/32", "10.65.0.2/32", "10.65.0.3/32", "10.65.0.4/31", "10.65.0.0/29", "10.65.0.8/32", "10.65.1.0/24", "0.0.0.0/0", "255.255.255.255/32", "fd00::1/128", "fd00::2/127", "fd00::/64", "::/0"}
+	for i := range 200 {
+		var ps []netip.Prefix
+		for _, p := range pool {
+			if rng.IntN(3) == 0 {
+				ps = append(ps, netip.MustParsePrefix(p))
+			}
+		}
+		slices.SortFunc(ps, comparePrefixes)
+		s = clone(s)
+		s.Sets["backend"] = &calc.Set{ID: "backend", Kind: calc.AddrSet, Prefixes: ps, Describe: s.Sets["backend"].Describe}
+		mustApply(t, r, s, calc.Delta{Sets: []string{"backend"}})
+		if diff := cmp.Diff(dumpOf(t, s), f.Dump(DefaultTable)); diff != "" {
+			t.Fatalf("step %d, %v: (-want +got):\n%s", i, ps, diff)
+		}
 	}
 }

@@ -24,8 +24,20 @@ type chainDef struct {
 }
 
 type setDef struct {
-	spec  SetSpec
-	elems []Elem
+	spec SetSpec
+	// ranges are an address set's merged intervals; elems its kernel
+	// elements, derived from ranges on first use (see elements).
+	ranges    []addrRange
+	hasRanges bool
+	elems     []Elem
+}
+
+// elements returns the set's kernel elements.
+func (d *setDef) elements() []Elem {
+	if d.hasRanges && d.elems == nil {
+		d.elems = intervalElems(d.ranges)
+	}
+	return d.elems
 }
 
 type sharedElem struct {
@@ -140,7 +152,7 @@ func addrSet(name string, typ SetType, comment string, prefixes []netip.Prefix) 
 			fam = append(fam, p)
 		}
 	}
-	return &setDef{spec: SetSpec{Name: name, Type: typ, Comment: comment}, elems: intervalElems(mergePrefixes(fam))}
+	return &setDef{spec: SetSpec{Name: name, Type: typ, Comment: comment}, ranges: mergePrefixes(fam), hasRanges: true}
 }
 
 func (rd *renderer) endpoint(s *calc.State, ep *calc.Endpoint) *fragment {
