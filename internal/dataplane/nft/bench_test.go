@@ -124,3 +124,27 @@ func BenchmarkIncrementalSetMemberCPU(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkIncrementalEndpoint adds or removes one endpoint (its two
+// chains and two map elements).
+func BenchmarkIncrementalEndpoint(b *testing.B) {
+	k := benchKernel(b)
+	s := bigState(1000, 10000)
+	r := New(k, Options{})
+	ctx := context.Background()
+	if err := r.Resync(ctx, s); err != nil {
+		b.Fatal(err)
+	}
+	with := clone(s)
+	ep := *s.Endpoints["ep1"]
+	ep.Name, ep.IfName = "extra", "calyxffffffffff"
+	with.Endpoints["extra"] = &ep
+	states := []*calc.State{with, s}
+	i := 0
+	for b.Loop() {
+		if err := r.Apply(ctx, states[i%2], calc.Delta{Endpoints: []string{"extra"}}); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

@@ -30,9 +30,9 @@ func TestKernelPolicies(t *testing.T) {
 		want map[string]bool
 	}{
 		{"default deny", policyState(nil, map[int]calc.Tier{}, map[int]calc.Tier{}),
-			map[string]bool{"c1->c2:80": false, "c1->c2:icmp": false}},
+			map[string]bool{"c1->c2:80": false, "c1->c2:icmp": false, "c1->host:80": false, "host->c2:80": true}},
 		{"profiles allow", withProfiles(nil, map[int]calc.Tier{}, map[int]calc.Tier{}),
-			map[string]bool{"c1->c2:80": true, "c3->c1:8080": true, "c1->c2:icmp": true}},
+			map[string]bool{"c1->c2:80": true, "c3->c1:8080": true, "c1->c2:icmp": true, "c1->host:80": true}},
 		{"allow by selector set, end of tier",
 			withProfiles([]*calc.Chain{pol("allow-c1", calc.Ingress, calc.Rule{Action: calc.ActionAllow, Protocol: tcp, Src: calc.Match{Sets: []string{"c1"}}, Dst: calc.Match{Ports: []calc.PortRange{{Min: 80, Max: 80}}}})},
 				map[int]calc.Tier{2: {Policies: []string{"policy/allow-c1/ingress"}}}, map[int]calc.Tier{}),
@@ -271,7 +271,6 @@ func TestKernelNAT(t *testing.T) {
 // does not allow, except the failsafe ports, which no policy closes.
 func TestKernelHostEndpoint(t *testing.T) {
 	tp := newTopo(t)
-	serve(t, tp.host, "host") // ports 80, 8080 and 9050 on the host
 	in, out := profiles(map[int]calc.Tier{}, map[int]calc.Tier{})
 	s := policyState([]*calc.Chain{allowAll(calc.Ingress), allowAll(calc.Egress),
 		pol("host-8080", calc.Ingress, calc.Rule{Action: calc.ActionAllow, Protocol: u8(6), Dst: calc.Match{Ports: []calc.PortRange{{Min: 8080, Max: 8080}}}}),

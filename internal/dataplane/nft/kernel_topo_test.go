@@ -23,8 +23,8 @@ import (
 // (10.65.0.1-3, /32 routes and proxy ARP on the host, as the route
 // reconciler sets them up) and an "outside" peer on ext0
 // (192.168.50.2; the host is 192.168.50.1) that has no route to the
-// pool, so only masqueraded traffic gets answers. Every container and
-// the outside run TCP servers on ports 80, 8080 and 9050 that greet with
+// pool, so only masqueraded traffic gets answers. Every container, the
+// host and the outside run TCP servers on ports 80, 8080 and 9050 that greet with
 // their name and the peer address they see, then echo lines.
 type topo struct {
 	host    cnins.NetNS
@@ -71,6 +71,7 @@ func newTopo(t *testing.T) *topo {
 		serve(t, c, fmt.Sprintf("ctr%d", i+1))
 	}
 	serve(t, tp.outside, "outside")
+	serve(t, tp.host, "host")
 	hn, err := netns.Open(tp.host.Path())
 	if err != nil {
 		t.Fatal(err)
@@ -210,8 +211,11 @@ func (tp *topo) expect(t *testing.T, want map[string]bool) {
 }
 
 func (tp *topo) node(name string) cnins.NetNS {
-	if name == "out" {
+	switch name {
+	case "out":
 		return tp.outside
+	case "host":
+		return tp.host
 	}
 	return tp.ctrs[int(name[1]-'1')]
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sort"
 	"sync"
 
 	"github.com/calyx-net/calyx/internal/calc"
@@ -579,19 +578,4 @@ func (r *Reconciler) resyncLocked(ctx context.Context, s *calc.State) error {
 	}
 	r.frags, r.owner = frags, owner
 	return nil
-}
-
-// Programmed returns the names of the chains the Reconciler believes the
-// kernel holds, sorted: for tests and diagnostics.
-func (r *Reconciler) Programmed() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []string
-	for _, f := range r.frags {
-		for _, c := range f.chains {
-			out = append(out, c.spec.Name)
-		}
-	}
-	sort.Strings(out)
-	return out
 }
