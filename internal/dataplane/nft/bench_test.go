@@ -101,30 +101,6 @@ func BenchmarkIncrementalChainEdit(b *testing.B) {
 	}
 }
 
-// BenchmarkIncrementalSetMemberCPU is BenchmarkIncrementalSetMember
-// against the Fake: the reconciler's own share (render and diff).
-func BenchmarkIncrementalSetMemberCPU(b *testing.B) {
-	f := NewFake()
-	s := bigState(1000, 10000)
-	r := New(f, Options{})
-	ctx := context.Background()
-	if err := r.Resync(ctx, s); err != nil {
-		b.Fatal(err)
-	}
-	with := clone(s)
-	big := *s.Sets["big"]
-	big.Prefixes = append([]netip.Prefix{netip.MustParsePrefix("10.99.0.1/32")}, big.Prefixes...)
-	with.Sets["big"] = &big
-	states := []*calc.State{with, s}
-	i := 0
-	for b.Loop() {
-		if err := r.Apply(ctx, states[i%2], calc.Delta{Sets: []string{"big"}}); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
-}
-
 // BenchmarkIncrementalEndpoint adds or removes one endpoint (its two
 // chains and two map elements).
 func BenchmarkIncrementalEndpoint(b *testing.B) {
