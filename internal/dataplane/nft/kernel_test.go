@@ -318,3 +318,54 @@ func TestKernelSetChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelIPv6: the IPv6 variants of rules (address sets, named ports)
+// and the ICMPv6 neighbour discovery workloads need towards the host.
+func TestKernelIPv6(t *testing.T) {
+	tp := newTopo(t)
+	inNS(t, tp.host, "echo 1 > /proc/sys/net/ipv6/conf/all/forwarding")
+	for i, c := range tp.ctrs {
+		ifName := fmt.Sprintf("calyx%010x", i+1)
+		addr := fmt.Sprintf("fd00:65::%d", i+1)
+		ipCmd(t, "-n", nsName(tp.host), "addr", "add", "fe80::1/64", "dev", ifName, "nodad")
+		ipCmd(t, "-n", nsName(tp.host), "-6", "route", "add", addr+"/128", "dev", ifName)
+		ipCmd(t, "-n", nsName(c), "addr", "add", addr+"/128", "dev", "eth0", "nodad")
+		ipCmd(t, "-n", nsName(c), "-6", "route", "add", "default", "via", "fe80::1", "dev", "eth0")
+	}
+	tcp := u8(6)
+	chains := []*calc.Chain{
+		pol("from-c1", calc.Ingress,
+			calc.Rule{Action: calc.ActionAllow, Protocol: tcp, Src: calc.Match{Sets: []string{"c1"}}, Dst: calc.Match{NamedPortSet: "web"}},
+			calc.Rule{Action: calc.ActionAllow, Protocol: u8(58), ICMP: &calc.ICMPMatch{Type: 128}}),
+		allowAll(calc.Egress),
+	}
+	s := policyState(chains, map[int]calc.Tier{2: {Policies: []string{"policy/from-c1/ingress"}}},
+		map[int]calc.Tier{1: {Profiles: []string{"profile/all/egress"}}, 3: {Profiles: []string{"profile/all/egress"}}})
+	for i, name := range []string{"c1", "c2", "c3"} {
+		set := *s.Sets[name]
+		set.Prefixes = append(slices.Clone(set.Prefixes), netip.MustParsePrefix(fmt.Sprintf("fd00:65::%d/128", i+1)))
+		s.Sets[name] = &set
+	}
+	s.Sets["web"] = &calc.Set{ID: "web", Kind: calc.AddrPortSet, Triples: []calc.AddrPort{
+		{Addr: netip.MustParseAddr("10.65.0.2"), Protocol: 6, Port: 8080},
+		{Addr: netip.MustParseAddr("fd00:65::2"), Protocol: 6, Port: 8080},
+	}}
+	tp.program(t, New(tp.k, Options{}), s)
+	for spec, want := range map[string]bool{
+		"[fd00:65::2]:8080 from c1": true,
+		"[fd00:65::2]:80 from c1":   false,
+		"[fd00:65::2]:8080 from c3": false,
+		"10.65.0.2:8080 from c1":    true,
+	} {
+		addr, from, _ := strings.Cut(spec, " from ")
+		if got := reach(tp.node(from), addr); got != want {
+			t.Errorf("%s: reachable = %v, want %v", spec, got, want)
+		}
+	}
+	if !pingOK(tp.ctrs[0], "fd00:65::2") {
+		t.Error("ICMPv6 echo allowed by type was dropped")
+	}
+	if pingOK(tp.ctrs[0], "fd00:65::3") {
+		t.Error("ICMPv6 echo to a default-deny workload passed")
+	}
+}
