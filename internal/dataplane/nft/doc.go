@@ -53,8 +53,12 @@
 // objects are created before anything refers to them and old ones are
 // deleted after nothing does. Large element lists are split into
 // messages of at most 1,000 elements and 60 kB (a netlink attribute's
-// length is 16 bits). If the transaction fails, the Reconciler's memory
-// does not advance, so the next Apply or Resync retries. Resync(state)
+// length is 16 bits). If the transaction fails, the kernel keeps its
+// previous ruleset, the Reconciler's memory does not advance, and the
+// next Apply retries as a Resync, reading the kernel back (drift is a
+// common reason for a refused transaction). Interval sets change by
+// whole intervals: the kernel checks each interval element as it is
+// inserted and refuses some moves of a single end. Resync(state)
 // reads the table back (chains' rule comments, sets' elements) and
 // repairs any difference in one transaction, without flushing the table:
 // at start it adopts the table a previous calyx-node left, so

@@ -187,6 +187,20 @@ func TestKernelResyncRepairsDrift(t *testing.T) {
 	tp.expect(t, map[string]bool{"c1->c2:80": false}) // end of tier
 	tp.program(t, r, s)
 	tp.expect(t, map[string]bool{"c1->c2:80": true, "c3->c2:80": false})
+	// Someone deletes the whole table: the next Apply fails, names what
+	// it did and keeps its memory; the Apply after it reads the kernel
+	// back and rebuilds the table.
+	tp.nft(t, "delete", "table", "inet", "calyx")
+	s2 := clone(s)
+	s2.Chains[allow.ID] = pol("p", calc.Ingress, calc.Rule{Action: calc.ActionAllow})
+	err := r.Apply(context.Background(), s2, calc.Delta{Chains: []string{allow.ID}})
+	if err == nil || !strings.Contains(err.Error(), "applying 1 changed objects (1 flush chain, 1 add rule) to table inet calyx") {
+		t.Fatalf("Apply on a deleted table = %v, want an error naming the change", err)
+	}
+	if err := r.Apply(context.Background(), s2, calc.Delta{Chains: []string{allow.ID}}); err != nil {
+		t.Fatalf("retried Apply: %v", err)
+	}
+	tp.expect(t, map[string]bool{"c1->c2:80": true, "c3->c2:80": true})
 	listing := tp.nft(t, "list", "table", "inet", "calyx")
 	for _, want := range []string{"chain policy-in-p {", `comment "policy p rule 0`, "set set4-c1 {", "10.65.0.1", `oifname vmap @wl-in`} {
 		if !strings.Contains(listing, want) {
@@ -249,6 +263,15 @@ func TestKernelNAT(t *testing.T) {
 	_ = c.Close()
 	if greet != "ctr2 192.168.50.2" {
 		t.Errorf("port mapping reached %q, want ctr2 seeing the outside's address", greet)
+	}
+	// Locally originated: the host connecting to its own address.
+	c, greet, err = conn(tp.host, "192.168.50.1:18080")
+	if err != nil {
+		t.Fatalf("host to its own port mapping: %v", err)
+	}
+	_ = c.Close()
+	if !strings.HasPrefix(greet, "ctr2 ") {
+		t.Errorf("host to its own port mapping reached %q, want ctr2", greet)
 	}
 	// Within the pool: no masquerade.
 	if _, greet, err := conn(tp.ctrs[0], "10.65.0.3:80"); err != nil || greet != "ctr3 10.65.0.1" {

@@ -36,6 +36,10 @@ type Reconciler struct {
 	// owner says which object put each element of a shared map:
 	// owner[set][elem id] = object key.
 	owner map[string]map[string]string
+	// resync is set when a transaction failed: the kernel may differ
+	// from frags (that is often why it failed), so the next Apply reads
+	// it back and repairs, as Resync does.
+	resync bool
 }
 
 // New returns a Reconciler writing through k. It writes nothing until the
@@ -274,11 +278,12 @@ func (p *plan) writeChain(c *chainDef, flush bool) {
 // Apply programs the objects d names, comparing each with what it last
 // programmed, in one transaction. Before the first Resync it runs one.
 // When the transaction fails, the kernel keeps its previous ruleset and
-// the Reconciler its memory of it, so the next Apply or Resync retries.
+// the Reconciler its memory of it, and the next Apply retries as a
+// Resync (reading the kernel back), since drift is a common cause.
 func (r *Reconciler) Apply(ctx context.Context, s *calc.State, d calc.Delta) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.frags == nil {
+	if r.frags == nil || r.resync {
 		return r.resyncLocked(ctx, s)
 	}
 	keys := deltaKeys(d)
@@ -307,6 +312,7 @@ func (r *Reconciler) Apply(ctx context.Context, s *calc.State, d calc.Delta) err
 		return nil
 	}
 	if err := r.k.Run(ctx, r.table, ops); err != nil {
+		r.resync = true
 		return fmt.Errorf("applying %d changed objects (%s) to table inet %s: %w", len(keys), describeOps(ops), r.table, err)
 	}
 	for key, f := range next {
@@ -572,10 +578,11 @@ func (r *Reconciler) resyncLocked(ctx context.Context, s *calc.State) error {
 	ops := p.ops(addTable)
 	if len(ops) > 0 {
 		if err := r.k.Run(ctx, r.table, ops); err != nil {
+			r.resync = true
 			return fmt.Errorf("repairing table inet %s (%s): %w", r.table, describeOps(ops), err)
 		}
 		r.log.Info("nft: resync repaired the table", "table", r.table, "ops", describeOps(ops))
 	}
-	r.frags, r.owner = frags, owner
+	r.frags, r.owner, r.resync = frags, owner, false
 	return nil
 }

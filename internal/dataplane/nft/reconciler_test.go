@@ -230,6 +230,8 @@ func TestApplyFailureKeepsMemory(t *testing.T) {
 	if got := f.Dump(DefaultTable); got != before {
 		t.Fatal("a failed transaction changed the table")
 	}
+	// Meanwhile someone removes a chain: the retry repairs that too.
+	f.DeleteChain(DefaultTable, "policy-in-allow-frontend")
 	mustApply(t, r, s2, calc.Delta{Sets: []string{"backend"}})
 	if diff := cmp.Diff(dumpOf(t, s2), f.Dump(DefaultTable)); diff != "" {
 		t.Errorf("retry did not program the change (-want +got):\n%s", diff)
