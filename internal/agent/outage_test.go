@@ -190,7 +190,7 @@ func TestEtcdClusterLeaderAndQuorumLoss(t *testing.T) {
 	}
 	cl.Kill(leader)
 	if err := timedDo(t, n, localapi.PathCNIAdd, addReq(attachment("c-l0", "eth0"))); err != nil {
-		wantTryAgain(t, "ADD as the leader dies", err, "has no leader", "did not answer within", "unreachable")
+		wantTryAgain(t, "ADD as the leader dies", err, "has no leader", "did not answer within", "unreachable", "did not complete the request in time")
 	}
 	if _, err := cl.WaitLeader(ctx); err != nil {
 		t.Fatal(err)
@@ -198,7 +198,7 @@ func TestEtcdClusterLeaderAndQuorumLoss(t *testing.T) {
 	testnet.WaitFor(t, "an ADD to succeed under the new leader", func() bool {
 		err := timedDo(t, n, localapi.PathCNIAdd, addReq(attachment("c-l1", "eth0")))
 		if err != nil {
-			wantTryAgain(t, "ADD after a new leader", err, "has no leader", "did not answer within", "unreachable")
+			wantTryAgain(t, "ADD after a new leader", err, "has no leader", "did not answer within", "unreachable", "did not complete the request in time")
 		}
 		return err == nil
 	})
