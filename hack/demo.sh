@@ -184,8 +184,11 @@ ctl apply -f "$work/no-web-to-db.yaml"
 matrix
 ctl policy trace --from "$IP_web_1" --to "$IP_db_1"
 
-say "the kernel's side: Calyx's own nftables table on h1 (excerpt)"
-inns h1 nft list table inet calyx | grep -E '^\s*(table|chain|set|map) ' | head -25
+say "the kernel's side: Calyx's own nftables table on h1"
+echo "\$ nft list table inet calyx | grep -E '^\s*(chain|set|map) '   (the objects)"
+inns h1 nft list table inet calyx | grep -E '^\s*(chain|set|map) ' | sed 's/ {$//'
+echo "\$ nft list chain inet calyx policy-in-no-web-to-db   (the policy applied live)"
+inns h1 nft list chain inet calyx policy-in-no-web-to-db
 
 say "detaching (Mesos DEL: saved stdin, no CNI_NETNS) and stopping"
 for c in "${containers[@]}"; do
