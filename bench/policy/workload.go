@@ -51,8 +51,8 @@ const (
 	profileID = "default"
 	// clientAddr is in the big set: B4's client sends from it.
 	clientAddr = "10.128.0.1"
-	// Port of the flow B4 measures; every policy's last ingress rule
-	// allows it from the big set.
+	// Port of the flow B4 measures (iperf3's): every policy's last two
+	// ingress rules allow it from the big set, UDP and TCP.
 	benchPort = 5201
 )
 
@@ -138,6 +138,8 @@ func policyChains(rng *rand.Rand, p params, j int) []*calc.Chain {
 			{Index: 1, Action: calc.ActionDeny, Protocol: &udp, Src: calc.Match{Sets: []string{netsSetID}},
 				Dst: calc.Match{Ports: []calc.PortRange{{Min: 53, Max: 53}}}},
 			{Index: 2, Action: calc.ActionAllow, Protocol: &udp, Src: calc.Match{Sets: []string{bigSetID}},
+				Dst: calc.Match{Ports: []calc.PortRange{{Min: benchPort, Max: benchPort}}}},
+			{Index: 3, Action: calc.ActionAllow, Protocol: &tcp, Src: calc.Match{Sets: []string{bigSetID}},
 				Dst: calc.Match{Ports: []calc.PortRange{{Min: benchPort, Max: benchPort}}}},
 		}}
 	out := []*calc.Chain{in}
