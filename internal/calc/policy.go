@@ -1,0 +1,179 @@
+package calc
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/calyx-net/calyx/internal/api"
+	"github.com/calyx-net/calyx/internal/selector"
+)
+
+// Policies and local endpoints (calico-design.md §6.1,
+// ActiveRulesCalculator and PolicyResolver): each policy's selector is
+// matched against the local endpoints' effective labels only; each local
+// endpoint keeps the names of the policies that match it.
+
+type policyInfo struct {
+	gnp *api.GlobalNetworkPolicy
+	// sel is nil when the policy selects nothing: its selector does not
+	// parse, or it has a namespaceSelector or serviceAccountSelector
+	// (Calyx endpoints have neither namespaces nor service accounts).
+	sel             *selector.Selector
+	ingress, egress bool
+	order           float64 // +Inf when unset
+}
+
+type policyIndex struct {
+	byName map[string]*policyInfo
+}
+
+func newPolicyInfo(g *api.GlobalNetworkPolicy) *policyInfo {
+	p := &policyInfo{gnp: g, order: math.Inf(1)}
+	if o := g.Spec.Order; o != nil && !math.IsNaN(*o) {
+		p.order = *o
+	}
+	if g.Spec.NamespaceSelector == "" && g.Spec.ServiceAccountSelector == "" {
+		if s, err := selector.Parse(g.Spec.Selector); err == nil {
+			p.sel = s
+		}
+	}
+	types := g.Spec.Types
+	if len(types) == 0 {
+		types = api.InferPolicyTypes(len(g.Spec.Ingress) > 0, len(g.Spec.Egress) > 0)
+	}
+	for _, t := range types {
+		p.ingress = p.ingress || strings.EqualFold(t, api.PolicyTypeIngress)
+		p.egress = p.egress || strings.EqualFold(t, api.PolicyTypeEgress)
+	}
+	return p
+}
+
+func (p *policyInfo) matches(labels map[string]string) bool {
+	return p != nil && p.sel != nil && p.sel.Evaluate(labels)
+}
+
+// comparePolicies orders by order ascending (unset last), then name
+// (calico-design.md §6.1 PolicySorter).
+func comparePolicies(a, b *policyInfo) int {
+	if c := cmp.Compare(a.order, b.order); c != 0 {
+		return c
+	}
+	return strings.Compare(a.gnp.Metadata.Name, b.gnp.Metadata.Name)
+}
+
+// local is a local endpoint's policy matches.
+type local struct {
+	matched map[string]struct{}
+}
+
+type localIndex struct {
+	weps map[string]*local // by WorkloadEndpoint name
+	heps map[string]*local // by HostEndpoint name
+}
+
+func newLocalIndex() localIndex {
+	return localIndex{weps: map[string]*local{}, heps: map[string]*local{}}
+}
+
+// update records whether name is local and, if so, re-matches every
+// policy against its entity's labels.
+func (x *localIndex) update(m map[string]*local, name string, isLocal bool, e *entity, pols *policyIndex) {
+	if !isLocal || e == nil {
+		delete(m, name)
+		return
+	}
+	l := &local{matched: map[string]struct{}{}}
+	for pn, p := range pols.byName {
+		if p.matches(e.labels) {
+			l.matched[pn] = struct{}{}
+		}
+	}
+	m[name] = l
+}
+
+func (c *Calc) applyPolicy(name string, g *api.GlobalNetworkPolicy) {
+	old := c.pols.byName[name]
+	if old != nil && old.gnp == g {
+		return
+	}
+	var p *policyInfo
+	if g != nil {
+		p = newPolicyInfo(g)
+		c.pols.byName[name] = p
+	} else {
+		delete(c.pols.byName, name)
+	}
+	placeChanged := old == nil || p == nil || old.order != p.order || old.ingress != p.ingress || old.egress != p.egress
+	rematch := func(m map[string]*local, labelsOf func(string) (map[string]string, bool), markDirty func(string)) {
+		for ln, l := range m {
+			labels, ok := labelsOf(ln)
+			if !ok {
+				continue
+			}
+			_, was := l.matched[name]
+			is := p.matches(labels)
+			if is {
+				l.matched[name] = struct{}{}
+			} else {
+				delete(l.matched, name)
+			}
+			if was != is || is && placeChanged {
+				markDirty(ln)
+			}
+		}
+	}
+	rematch(c.locs.weps, c.entityLabels(entWEP), func(n string) { c.dirty.weps[n] = struct{}{} })
+	rematch(c.locs.heps, c.entityLabels(entHEP), func(n string) {
+		if h := c.res.heps[n]; h != nil {
+			c.dirty.hepIfs[h.Spec.InterfaceName] = struct{}{}
+		}
+	})
+	c.dirty.chains[ChainID(KindPolicy, name, Ingress)] = true
+	c.dirty.chains[ChainID(KindPolicy, name, Egress)] = true
+}
+
+func (c *Calc) entityLabels(kind entKind) func(string) (map[string]string, bool) {
+	return func(name string) (map[string]string, bool) {
+		e := c.ents.byKey[entityKey{kind: kind, name: name}]
+		if e == nil {
+			return nil, false
+		}
+		return e.labels, true
+	}
+}
+
+// tiers computes a local endpoint's ingress and egress tiers.
+func (c *Calc) tiers(l *local, profiles []string) (in, eg Tier) {
+	ps := make([]*policyInfo, 0, len(l.matched))
+	for n := range l.matched {
+		if p := c.pols.byName[n]; p != nil {
+			ps = append(ps, p)
+		}
+	}
+	slices.SortFunc(ps, comparePolicies)
+	for _, p := range ps {
+		if p.ingress {
+			in.Policies = append(in.Policies, ChainID(KindPolicy, p.gnp.Metadata.Name, Ingress))
+		}
+		if p.egress {
+			eg.Policies = append(eg.Policies, ChainID(KindPolicy, p.gnp.Metadata.Name, Egress))
+		}
+	}
+	for _, pr := range profiles {
+		in.Profiles = append(in.Profiles, ChainID(KindProfile, pr, Ingress))
+		eg.Profiles = append(eg.Profiles, ChainID(KindProfile, pr, Egress))
+	}
+	return in, eg
+}
+
+// chainIDs lists every chain a pair of tiers uses, with repeats.
+func chainIDs(ts ...Tier) []string {
+	var out []string
+	for _, t := range ts {
+		out = append(out, t.Policies...)
+		out = append(out, t.Profiles...)
+	}
+	return out
+}
