@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/calyx-net/calyx/internal/calc"
 )
 
 func TestParseIperfUDP(t *testing.T) {
@@ -35,11 +37,12 @@ func TestPathPolicy(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	s, err := generate(small)
+	res, err := generate(small)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep := s.Endpoints[endpoint(0, 1, 0).Name]
+	s := compute(res).State()
+	ep := s.Endpoints[localName(0)]
 	p, err := newPath(ctx, ep.IfName, ep.Addrs[0].String())
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +61,7 @@ func TestPathPolicy(t *testing.T) {
 	if r, err := p.udpRate(ctx, time.Second); err != nil || r <= 0 {
 		t.Fatalf("client in the big set: rate %v, %v", r, err)
 	}
-	if err := p.host.run(ctx, "", "nft", "delete", "element", nftFamily, ipTable, bigSetID, "{ "+clientAddr+" }"); err != nil {
+	if err := p.host.run(ctx, "", "nft", "delete", "element", nftFamily, ipTable, bigSetIDOf(t, s), "{ "+clientAddr+" }"); err != nil {
 		t.Fatal(err)
 	}
 	// iperf3's control connection (TCP 5201) is now refused by policy.
@@ -71,4 +74,16 @@ func TestPathPolicy(t *testing.T) {
 	if !strings.Contains(err.Error(), "iperf3") {
 		t.Errorf("unexpected error: %v", err)
 	}
+}
+
+// bigSetIDOf is the ID of the set calc made for the big selector.
+func bigSetIDOf(t *testing.T, s *calc.State) string {
+	t.Helper()
+	for id, set := range s.Sets {
+		if strings.Contains(set.Describe, bigSel) {
+			return id
+		}
+	}
+	t.Fatalf("no set for %s", bigSel)
+	return ""
 }

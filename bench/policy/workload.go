@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"slices"
 
+	"github.com/calyx-net/calyx/internal/api"
 	"github.com/calyx-net/calyx/internal/calc"
 )
 
@@ -19,11 +19,11 @@ type params struct {
 	// every other one of them also has egress rules). Policies must be a multiple
 	// of it.
 	PerEndpoint int
-	// BigSet is the number of addresses the one large selector
-	// (role == "client") resolves to.
+	// BigSet is the number of addresses (remote endpoints) the one large
+	// selector, role == "client", resolves to.
 	BigSet int
-	// RoleSets is the number of small selector sets (role == "rN") and
-	// RoleMembers the addresses in each.
+	// RoleSets is the number of small selectors (role == "rN") and
+	// RoleMembers the remote endpoints each selects.
 	RoleSets, RoleMembers int
 }
 
@@ -44,79 +44,66 @@ func (p params) validate() error {
 	return nil
 }
 
-// Set IDs of the generated workload; role sets are roleSetID(i).
 const (
-	bigSetID  = "sel-client"
-	netsSetID = "nets-private"
-	profileID = "default"
+	node       = "bench-host" // the node the local endpoints are on
+	remoteNode = "bench-remote"
+	profileID  = "default"
 	// clientAddr is in the big set: B4's client sends from it.
 	clientAddr = "10.128.0.1"
 	// Port of the flow B4 measures (iperf3's): every policy's last two
 	// ingress rules allow it from the big set, UDP and TCP.
 	benchPort = 5201
+	bigSel    = `role == "client"`
 )
 
-func roleSetID(i int) string { return fmt.Sprintf("sel-role-r%d", i) }
+var privateNets = []string{"172.16.0.0/12", "192.168.0.0/16"}
 
-func chainID(kind, name, dir string) string {
-	p := map[[2]string]string{
-		{calc.KindPolicy, calc.Ingress}: "pi-", {calc.KindPolicy, calc.Egress}: "po-",
-		{calc.KindProfile, calc.Ingress}: "pri-", {calc.KindProfile, calc.Egress}: "pro-",
-	}[[2]string{kind, dir}]
-	return p + name
-}
-
-// generate builds the desired state of one host: p.Endpoints local
-// endpoints, each selected by p.PerEndpoint of p.Policies policies
-// (app == "aN"), whose rules refer to the big client set, small role
-// sets and a net list. The same seed gives the same state.
-//
-// It builds the calc.State directly from the shared types rather than
-// through calc, so it depends only on the contract in internal/calc/types.go.
-func generate(p params) (*calc.State, error) {
+// generate returns the datastore's resources for one host: p.Endpoints
+// local workload endpoints, each selected by p.PerEndpoint of p.Policies
+// GlobalNetworkPolicies (app == "aN"), whose rules select the big client
+// set and small role sets of remote endpoints, and a net list; one
+// profile every endpoint has. The same params give the same resources.
+func generate(p params) ([]api.Resource, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
 	rng := rand.New(rand.NewPCG(p.Seed, p.Seed^0x9e3779b97f4a7c15))
-	s := &calc.State{
-		Endpoints: map[string]*calc.Endpoint{}, HostEndpoints: map[string]*calc.HostEndpoint{},
-		Chains: map[string]*calc.Chain{}, Sets: map[string]*calc.Set{},
-		Config: &calc.Config{EndpointToHostAction: "Accept"},
-	}
+	allow := []api.Rule{{Action: api.ActionAllow}}
+	rs := []api.Resource{&api.Profile{TypeMeta: typeMeta(api.KindProfile), Metadata: api.ObjectMeta{Name: profileID},
+		Spec: api.ProfileSpec{Ingress: allow, Egress: allow}}}
 	// The big set: the client address plus distinct random addresses in
-	// 10.128.0.0/9 (remote endpoints elsewhere in the cluster).
-	big := map[netip.Addr]bool{netip.MustParseAddr(clientAddr): true}
-	for len(big) < p.BigSet {
-		big[netip.AddrFrom4([4]byte{10, 128 | byte(rng.IntN(128)), byte(rng.IntN(256)), byte(1 + rng.IntN(254))})] = true
+	// 10.128.0.0/9.
+	seen := map[netip.Addr]bool{}
+	add := func(a netip.Addr, role string) {
+		seen[a] = true
+		rs = append(rs, remoteEndpoint(len(seen), a, role))
 	}
-	s.Sets[bigSetID] = addrSet(bigSetID, `selector role == "client"`, big)
-	for i := range p.RoleSets {
-		m := map[netip.Addr]bool{}
-		for len(m) < p.RoleMembers {
-			m[netip.AddrFrom4([4]byte{10, 64 + byte(i%64), byte(rng.IntN(256)), byte(1 + rng.IntN(254))})] = true
+	add(netip.MustParseAddr(clientAddr), "client")
+	for len(seen) < p.BigSet {
+		if a := netip.AddrFrom4([4]byte{10, 128 | byte(rng.IntN(128)), byte(rng.IntN(256)), byte(1 + rng.IntN(254))}); !seen[a] {
+			add(a, "client")
 		}
-		s.Sets[roleSetID(i)] = addrSet(roleSetID(i), fmt.Sprintf(`selector role == "r%d"`, i), m)
 	}
-	s.Sets[netsSetID] = &calc.Set{ID: netsSetID, Kind: calc.AddrSet, Describe: "nets 172.16.0.0/12,192.168.0.0/16",
-		Prefixes: []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12"), netip.MustParsePrefix("192.168.0.0/16")}}
-
-	for _, dir := range []string{calc.Ingress, calc.Egress} {
-		id := chainID(calc.KindProfile, profileID, dir)
-		s.Chains[id] = &calc.Chain{ID: id, Kind: calc.KindProfile, Name: profileID, Dir: dir,
-			Rules: []calc.Rule{{Index: 0, Action: calc.ActionAllow}}}
+	for i := range p.RoleSets {
+		for n := 0; n < p.RoleMembers; {
+			if a := netip.AddrFrom4([4]byte{10, 64 + byte(i%64), byte(rng.IntN(256)), byte(1 + rng.IntN(254))}); !seen[a] {
+				add(a, fmt.Sprintf("r%d", i))
+				n++
+			}
+		}
 	}
 	groups := p.Policies / p.PerEndpoint
 	for j := range p.Policies {
-		for _, c := range policyChains(rng, p, j) {
-			s.Chains[c.ID] = c
-		}
+		port := uint16(1024 + rng.IntN(7000))
+		rs = append(rs, policy(j, groups, fmt.Sprintf(`role == "r%d"`, rng.IntN(p.RoleSets)), port))
 	}
 	for i := range p.Endpoints {
-		ep := endpoint(i, groups, p.Policies)
-		s.Endpoints[ep.Name] = ep
+		rs = append(rs, localEndpoint(i, groups))
 	}
-	return s, nil
+	return rs, nil
 }
+
+func typeMeta(kind string) api.TypeMeta { return api.TypeMeta{Kind: kind, APIVersion: "calyx.dev/v1"} }
 
 // policyName is policy j's name; names sort in order of j.
 func policyName(j int) string { return fmt.Sprintf("p%05d", j) }
@@ -125,62 +112,64 @@ func policyName(j int) string { return fmt.Sprintf("p%05d", j) }
 // policy of each group (the first, third, ...).
 func hasEgress(j, groups int) bool { return (j/groups)%2 == 0 }
 
-// policyChains returns policy j's ingress chain and, if hasEgress, its
-// egress chain.
-func policyChains(rng *rand.Rand, p params, j int) []*calc.Chain {
-	tcp, udp := uint8(6), uint8(17)
-	port := uint16(1024 + rng.IntN(7000))
-	in := &calc.Chain{ID: chainID(calc.KindPolicy, policyName(j), calc.Ingress), Kind: calc.KindPolicy,
-		Name: policyName(j), Dir: calc.Ingress, Rules: []calc.Rule{
-			{Index: 0, Action: calc.ActionAllow, Protocol: &tcp,
-				Src: calc.Match{Sets: []string{roleSetID(rng.IntN(p.RoleSets))}},
-				Dst: calc.Match{Ports: []calc.PortRange{{Min: port, Max: port}, {Min: 8000, Max: 8100}}}},
-			{Index: 1, Action: calc.ActionDeny, Protocol: &udp, Src: calc.Match{Sets: []string{netsSetID}},
-				Dst: calc.Match{Ports: []calc.PortRange{{Min: 53, Max: 53}}}},
-			{Index: 2, Action: calc.ActionAllow, Protocol: &udp, Src: calc.Match{Sets: []string{bigSetID}},
-				Dst: calc.Match{Ports: []calc.PortRange{{Min: benchPort, Max: benchPort}}}},
-			{Index: 3, Action: calc.ActionAllow, Protocol: &tcp, Src: calc.Match{Sets: []string{bigSetID}},
-				Dst: calc.Match{Ports: []calc.PortRange{{Min: benchPort, Max: benchPort}}}},
-		}}
-	out := []*calc.Chain{in}
-	if hasEgress(j, p.Policies/p.PerEndpoint) {
-		out = append(out, &calc.Chain{ID: chainID(calc.KindPolicy, policyName(j), calc.Egress), Kind: calc.KindPolicy,
-			Name: policyName(j), Dir: calc.Egress, Rules: []calc.Rule{
-				{Index: 0, Action: calc.ActionDeny, Protocol: &tcp, Dst: calc.Match{Ports: []calc.PortRange{{Min: 25, Max: 25}}}},
-				{Index: 1, Action: calc.ActionAllow, Dst: calc.Match{NotSets: []string{netsSetID}}},
-			}})
-	}
-	return out
-}
-
-// endpoint is local endpoint i: group i%groups, selected by the policies
-// j with j%groups == i%groups (in order of j), those that hasEgress also
-// for egress.
-func endpoint(i, groups, policies int) *calc.Endpoint {
-	name := fmt.Sprintf("bench-wep-%05d", i)
-	ep := &calc.Endpoint{Name: name, IfName: ifName(i),
-		Addrs:   []netip.Addr{netip.AddrFrom4([4]byte{10, 0, byte((i + 2) >> 8), byte(i + 2)})},
-		Labels:  map[string]string{"app": fmt.Sprintf("a%d", i%groups)},
-		Ingress: calc.Tier{Profiles: []string{chainID(calc.KindProfile, profileID, calc.Ingress)}},
-		Egress:  calc.Tier{Profiles: []string{chainID(calc.KindProfile, profileID, calc.Egress)}},
-	}
-	for j := i % groups; j < policies; j += groups {
-		ep.Ingress.Policies = append(ep.Ingress.Policies, chainID(calc.KindPolicy, policyName(j), calc.Ingress))
-		if hasEgress(j, groups) {
-			ep.Egress.Policies = append(ep.Egress.Policies, chainID(calc.KindPolicy, policyName(j), calc.Egress))
+// policy is policy j: it selects group j%groups; ingress: TCP from the
+// role selector to port and 8000-8100, deny UDP 53 from the private nets,
+// UDP and TCP from the big set to benchPort; egress (if hasEgress): deny
+// TCP 25, allow anything not to the private nets.
+func policy(j, groups int, roleSel string, port uint16) *api.GlobalNetworkPolicy {
+	tcp, udp := api.ProtocolFromString("TCP"), api.ProtocolFromString("UDP")
+	order := float64(j)
+	g := &api.GlobalNetworkPolicy{TypeMeta: typeMeta(api.KindGlobalNetworkPolicy), Metadata: api.ObjectMeta{Name: policyName(j)},
+		Spec: api.GlobalNetworkPolicySpec{Order: &order, Selector: fmt.Sprintf(`app == "a%d"`, j%groups),
+			Types: []string{api.PolicyTypeIngress},
+			Ingress: []api.Rule{
+				{Action: api.ActionAllow, Protocol: &tcp, Source: api.EntityRule{Selector: roleSel},
+					Destination: api.EntityRule{Ports: []api.Port{api.SinglePort(port), {MinPort: 8000, MaxPort: 8100}}}},
+				{Action: api.ActionDeny, Protocol: &udp, Source: api.EntityRule{Nets: privateNets},
+					Destination: api.EntityRule{Ports: []api.Port{api.SinglePort(53)}}},
+				{Action: api.ActionAllow, Protocol: &udp, Source: api.EntityRule{Selector: bigSel},
+					Destination: api.EntityRule{Ports: []api.Port{api.SinglePort(benchPort)}}},
+				{Action: api.ActionAllow, Protocol: &tcp, Source: api.EntityRule{Selector: bigSel},
+					Destination: api.EntityRule{Ports: []api.Port{api.SinglePort(benchPort)}}},
+			}}}
+	if hasEgress(j, groups) {
+		g.Spec.Types = append(g.Spec.Types, api.PolicyTypeEgress)
+		g.Spec.Egress = []api.Rule{
+			{Action: api.ActionDeny, Protocol: &tcp, Destination: api.EntityRule{Ports: []api.Port{api.SinglePort(25)}}},
+			{Action: api.ActionAllow, Destination: api.EntityRule{NotNets: privateNets}},
 		}
 	}
-	return ep
+	return g
 }
 
-// ifName is endpoint i's host interface: "calyx" and 10 hex digits.
+// localEndpoint is local endpoint i, in group i%groups, address
+// 10.0.x.y (i+2), interface ifName(i).
+func localEndpoint(i, groups int) *api.WorkloadEndpoint {
+	a := netip.AddrFrom4([4]byte{10, 0, byte((i + 2) >> 8), byte(i + 2)})
+	return &api.WorkloadEndpoint{TypeMeta: typeMeta(api.KindWorkloadEndpoint),
+		Metadata: api.ObjectMeta{Name: localName(i), Labels: map[string]string{"app": fmt.Sprintf("a%d", i%groups)}},
+		Spec: api.WorkloadEndpointSpec{Orchestrator: api.OrchestratorCNI, Node: node, Workload: fmt.Sprintf("w%05d", i),
+			ContainerID: fmt.Sprintf("c%05d", i), Endpoint: "eth0", InterfaceName: ifName(i),
+			IPNetworks: []string{netip.PrefixFrom(a, 32).String()}, Profiles: []string{profileID}}}
+}
+
+func localName(i int) string { return fmt.Sprintf("bench-local-%05d", i) }
+
+// remoteEndpoint is a workload endpoint on another node, n its number.
+func remoteEndpoint(n int, a netip.Addr, role string) *api.WorkloadEndpoint {
+	return &api.WorkloadEndpoint{TypeMeta: typeMeta(api.KindWorkloadEndpoint),
+		Metadata: api.ObjectMeta{Name: fmt.Sprintf("bench-remote-%06d", n), Labels: map[string]string{"role": role}},
+		Spec: api.WorkloadEndpointSpec{Orchestrator: api.OrchestratorCNI, Node: remoteNode, Workload: fmt.Sprintf("r%06d", n),
+			ContainerID: fmt.Sprintf("r%06d", n), Endpoint: "eth0", InterfaceName: fmt.Sprintf("calyx%010x", 1<<32+n),
+			IPNetworks: []string{netip.PrefixFrom(a, 32).String()}, Profiles: []string{profileID}}}
+}
+
+// ifName is local endpoint i's host interface: "calyx" and 10 hex digits.
 func ifName(i int) string { return fmt.Sprintf("calyx%010x", i) }
 
-func addrSet(id, describe string, m map[netip.Addr]bool) *calc.Set {
-	s := &calc.Set{ID: id, Kind: calc.AddrSet, Describe: describe}
-	for a := range m {
-		s.Prefixes = append(s.Prefixes, netip.PrefixFrom(a, a.BitLen()))
-	}
-	slices.SortFunc(s.Prefixes, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
-	return s
+// compute loads rs into a new calculator for the benchmark's node.
+func compute(rs []api.Resource) *calc.Calc {
+	c := calc.New(node)
+	c.Replace(rs)
+	return c
 }

@@ -5,14 +5,26 @@ import (
 	"os"
 	"os/exec"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/calyx-net/calyx/internal/api"
 	"github.com/calyx-net/calyx/internal/calc"
 	"github.com/calyx-net/calyx/test/hostnode"
 )
 
 var small = params{Seed: 1, Policies: 20, Endpoints: 10, PerEndpoint: 2, BigSet: 50, RoleSets: 3, RoleMembers: 5}
+
+// smallState generates small and computes its state.
+func smallState(t *testing.T) ([]api.Resource, *calc.Calc) {
+	t.Helper()
+	rs, err := generate(small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs, compute(rs)
+}
 
 func TestGenerateDeterministic(t *testing.T) {
 	a, err := generate(small)
@@ -24,7 +36,7 @@ func TestGenerateDeterministic(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(a, b) {
-		t.Error("the same seed gave different states")
+		t.Error("the same seed gave different resources")
 	}
 	other := small
 	other.Seed = 2
@@ -32,17 +44,32 @@ func TestGenerateDeterministic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if reflect.DeepEqual(a.Sets[bigSetID], c.Sets[bigSetID]) {
-		t.Error("another seed gave the same big set")
+	if reflect.DeepEqual(a, c) {
+		t.Error("another seed gave the same resources")
 	}
 }
 
-// TestGenerateShape checks sizes and that every reference resolves.
-func TestGenerateShape(t *testing.T) {
-	s, err := generate(small)
+// TestGenerateValid checks that every generated resource passes the
+// API's own validation, as calyxctl would require.
+func TestGenerateValid(t *testing.T) {
+	rs, err := generate(small)
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, r := range rs {
+		r = r.DeepCopyResource()
+		r.SetDefaults()
+		if err := r.Validate(); err != nil {
+			t.Errorf("%s %s: %v", r.GetKind(), r.GetObjectMeta().Name, err)
+		}
+	}
+}
+
+// TestGenerateShape checks the state calc computes from the resources:
+// sizes, tiers and that every reference resolves.
+func TestGenerateShape(t *testing.T) {
+	_, c := smallState(t)
+	s := c.State()
 	if got := len(s.Endpoints); got != small.Endpoints {
 		t.Errorf("%d endpoints, want %d", got, small.Endpoints)
 	}
@@ -50,8 +77,14 @@ func TestGenerateShape(t *testing.T) {
 	if got := len(s.Chains); got != 32 {
 		t.Errorf("%d chains, want 32", got)
 	}
-	if got := len(s.Sets[bigSetID].Prefixes); got != small.BigSet {
-		t.Errorf("big set has %d members, want %d", got, small.BigSet)
+	var big *calc.Set
+	for _, set := range s.Sets {
+		if strings.Contains(set.Describe, bigSel) {
+			big = set
+		}
+	}
+	if big == nil || len(big.Prefixes) != small.BigSet {
+		t.Errorf("big set %+v, want one of %d members", big, small.BigSet)
 	}
 	checkRefs(t, s)
 	for _, ep := range s.Endpoints {
@@ -78,7 +111,7 @@ func checkRefs(t *testing.T, s *calc.State) {
 	}
 	for _, c := range s.Chains {
 		for _, r := range c.Rules {
-			for _, id := range append(append(append([]string(nil), r.Src.Sets...), r.Dst.Sets...), r.Dst.NotSets...) {
+			for _, id := range slices.Concat(r.Src.Sets, r.Dst.Sets, r.Src.NotSets, r.Dst.NotSets) {
 				if s.Sets[id] == nil {
 					t.Errorf("chain %s rule %d refers to missing set %s", c.ID, r.Index, id)
 				}
@@ -95,47 +128,51 @@ func TestGenerateBadParams(t *testing.T) {
 	}
 }
 
-// TestChangesKeepSize runs two change cycles: names, deltas and sizes.
-func TestChangesKeepSize(t *testing.T) {
-	s, err := generate(small)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newChanger(small, s)
+// TestChanges runs two change cycles through calc: kinds, deltas, sizes
+// and the peers' renderings of each.
+func TestChanges(t *testing.T) {
+	rs, c := smallState(t)
+	ch := newChanger(small, rs, c)
 	for i := range 2 * len(changeKinds) {
-		ch, err := c.next()
+		x, err := ch.next()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := changeKinds[i%len(changeKinds)]; ch.kind != want {
-			t.Fatalf("change %d is %s, want %s", i, ch.kind, want)
+		if want := changeKinds[i%len(changeKinds)]; x.kind != want {
+			t.Fatalf("change %d is %s, want %s", i, x.kind, want)
 		}
-		if ch.delta.Empty() || ch.nft == "" || (ch.iptables == "" && ch.ipset == "") {
-			t.Errorf("change %d (%s): empty delta or peer text: %+v", i, ch.kind, ch)
+		if x.nft == "" || (x.iptables == "" && x.ipset == "") {
+			t.Errorf("change %d (%s): empty peer text: %+v", i, x.kind, x)
 		}
-		checkRefs(t, ch.state)
+		checkRefs(t, x.state)
 		// The added endpoint is there from add_endpoint up to del_endpoint.
 		wantEPs := small.Endpoints + 1
-		if ch.kind == delEndpoint {
+		if x.kind == delEndpoint {
 			wantEPs = small.Endpoints
 		}
-		if got := len(ch.state.Endpoints); got != wantEPs {
-			t.Errorf("change %d (%s): %d endpoints, want %d", i, ch.kind, got, wantEPs)
+		if got := len(x.state.Endpoints); got != wantEPs {
+			t.Errorf("change %d (%s): %d endpoints, want %d", i, x.kind, got, wantEPs)
 		}
-	}
-	if got := len(c.state.Sets[bigSetID].Prefixes); got != small.BigSet+2 {
-		t.Errorf("big set after two cycles has %d members, want %d", got, small.BigSet+2)
-	}
-	if got := len(s.Sets[bigSetID].Prefixes); got != small.BigSet {
-		t.Errorf("the changes modified the original state: big set has %d members", got)
+		switch x.kind {
+		case addMember:
+			if len(x.delta.Sets) != 1 || len(x.delta.Chains)+len(x.delta.Endpoints) != 0 || strings.Count(x.ipset, "add ") != 1 {
+				t.Errorf("add_member: delta %+v, ipset %q; want one set and one ipset add", x.delta, x.ipset)
+			}
+		case editPolicy:
+			if len(x.delta.Chains) != 1 || !strings.Contains(x.nft, "flush chain") {
+				t.Errorf("edit_policy: delta %+v, nft %q; want one chain, flushed", x.delta, x.nft)
+			}
+		case delEndpoint:
+			if !strings.Contains(x.iptables, "-X calyx-tw-"+ifName(small.Endpoints)) || !strings.Contains(x.nft, "delete element") {
+				t.Errorf("del_endpoint: iptables %q, nft %q; want the chains deleted", x.iptables, x.nft)
+			}
+		}
 	}
 }
 
 func TestRenderCounts(t *testing.T) {
-	s, err := generate(small)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, c := smallState(t)
+	s := c.State()
 	rs, err := render(s)
 	if err != nil {
 		t.Fatal(err)
@@ -158,11 +195,9 @@ func TestRenderCounts(t *testing.T) {
 }
 
 func TestRenderRejectsUnsupported(t *testing.T) {
-	s, err := generate(small)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := chainID(calc.KindProfile, profileID, calc.Ingress)
+	_, cc := smallState(t)
+	s := shallowClone(cc.State())
+	id := calc.ChainID(calc.KindProfile, profileID, calc.Ingress)
 	c := *s.Chains[id]
 	c.Rules = []calc.Rule{{Action: calc.ActionLog}}
 	s.Chains[id] = &c
@@ -183,14 +218,7 @@ func TestPeersLoad(t *testing.T) {
 			t.Skipf("%s not installed (make deps)", tool)
 		}
 	}
-	s, err := generate(small)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs, err := render(s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, _ := smallState(t)
 	ctx := context.Background()
 	for _, p := range peers() {
 		t.Run(p.name, func(t *testing.T) {
@@ -199,10 +227,15 @@ func TestPeersLoad(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer n.close()
+			cc := compute(res)
+			rs, err := render(cc.State())
+			if err != nil {
+				t.Fatal(err)
+			}
 			if err := p.full(ctx, n, rs); err != nil {
 				t.Fatalf("full load: %v", err)
 			}
-			c := newChanger(small, s)
+			c := newChanger(small, res, cc)
 			for range 2 * len(changeKinds) {
 				ch, err := c.next()
 				if err != nil {
