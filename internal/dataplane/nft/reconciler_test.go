@@ -1,0 +1,308 @@
+package nft
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/calyx-net/calyx/internal/calc"
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading golden file (run with -update to create it): %v", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s: table differs from the golden file (-want +got):\n%s", name, diff)
+	}
+}
+
+func mustApply(t *testing.T, r *Reconciler, s *calc.State, d calc.Delta) {
+	t.Helper()
+	if err := r.Apply(context.Background(), s, d); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+}
+
+func mustResync(t *testing.T, r *Reconciler, s *calc.State) {
+	t.Helper()
+	if err := r.Resync(context.Background(), s); err != nil {
+		t.Fatalf("Resync: %v", err)
+	}
+}
+
+// TestGolden renders several States through the Fake.
+func TestGolden(t *testing.T) {
+	empty := &calc.State{}
+	hep := clone(baseState())
+	hep.HostEndpoints["eth0"] = &calc.HostEndpoint{Name: "host-eth0", IfName: "eth0",
+		Ingress: calc.Tier{Policies: []string{chainID("policy", "allow-frontend", "ingress")}}}
+	dropToHost := clone(baseState())
+	dropToHost.Config = &calc.Config{EndpointToHostAction: "Drop"}
+	missing := clone(baseState())
+	ep := *missing.Endpoints["frontend"]
+	ep.Ingress = calc.Tier{Profiles: []string{"profile/gone/ingress"}}
+	missing.Endpoints["frontend"] = &ep
+	for _, tc := range []struct {
+		name string
+		s    *calc.State
+	}{
+		{"empty", empty},
+		{"base", baseState()},
+		{"host-endpoint", hep},
+		{"drop-to-host", dropToHost},
+		{"missing-profile", missing},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := NewFake()
+			mustResync(t, New(f, Options{}), tc.s)
+			golden(t, tc.name, f.Dump(DefaultTable))
+		})
+	}
+}
+
+func TestMergePrefixes(t *testing.T) {
+	for _, tc := range []struct {
+		in   []string
+		want []string
+	}{
+		{[]string{"10.0.0.0/8", "10.1.0.0/16"}, []string{"10.0.0.0/8"}},
+		{[]string{"10.0.0.1/32", "10.0.0.2/32", "10.0.0.3/32"}, []string{"10.0.0.1-10.0.0.3"}},
+		{[]string{"10.0.0.0/24", "10.0.1.0/24"}, []string{"10.0.0.0/23"}},
+		{[]string{"0.0.0.0/0", "10.0.0.0/8"}, []string{"0.0.0.0/0"}},
+		{[]string{"255.255.255.255/32", "1.2.3.4/32"}, []string{"1.2.3.4", "255.255.255.255"}},
+		{[]string{"fd00::/64", "fd00::1/128", "fd01::/64"}, []string{"fd00::/64", "fd01::/64"}},
+	} {
+		got := renderElems(map[bool]SetType{false: SetAddr4, true: SetAddr6}[strings.Contains(tc.in[0], ":")], intervalElems(mergePrefixes(pfx(tc.in...))))
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%v: (-want +got)\n%s", tc.in, diff)
+		}
+	}
+}
+
+func opKinds(ops []Op) []string {
+	var out []string
+	for _, o := range ops {
+		out = append(out, o.String())
+	}
+	return out
+}
+
+// TestDeltaOneSetMember: a one-member change of a set is one element op.
+func TestDeltaOneSetMember(t *testing.T) {
+	f := NewFake()
+	r := New(f, Options{})
+	s := baseState()
+	mustResync(t, r, s)
+	s2 := clone(s)
+	s2.Sets["backend"] = &calc.Set{ID: "backend", Kind: calc.AddrSet, Prefixes: pfx("10.65.0.3/32", "10.65.0.9/32"), Describe: s.Sets["backend"].Describe}
+	mustApply(t, r, s2, calc.Delta{Sets: []string{"backend"}})
+	if diff := cmp.Diff([]string{"add elements set4-backend (2)"}, opKinds(f.Last)); diff != "" {
+		t.Errorf("ops (-want +got):\n%s", diff)
+	}
+	s3 := clone(s2)
+	s3.Sets["backend"] = s.Sets["backend"]
+	mustApply(t, r, s3, calc.Delta{Sets: []string{"backend"}})
+	if diff := cmp.Diff([]string{"delete elements set4-backend (2)"}, opKinds(f.Last)); diff != "" {
+		t.Errorf("ops (-want +got):\n%s", diff)
+	}
+	assertConsistent(t, f, s3)
+}
+
+// assertConsistent checks that a fresh Reconciler's Resync of s finds
+// nothing to do: incremental Applies left what a full render wants.
+func assertConsistent(t *testing.T, f *Fake, s *calc.State) {
+	t.Helper()
+	before := f.Transactions
+	mustResync(t, New(f, Options{}), s)
+	if f.Transactions != before {
+		t.Errorf("a fresh Resync after the Applies wrote %v", opKinds(f.Last))
+	}
+}
+
+// TestDeltaPolicyEdit: editing a policy replaces that one chain.
+func TestDeltaPolicyEdit(t *testing.T) {
+	f := NewFake()
+	r := New(f, Options{})
+	s := baseState()
+	mustResync(t, r, s)
+	id := chainID("policy", "egress-dns", "egress")
+	c := *s.Chains[id]
+	c.Rules = c.Rules[1:]
+	s2 := clone(s)
+	s2.Chains[id] = &c
+	mustApply(t, r, s2, calc.Delta{Chains: []string{id}})
+	got := opKinds(f.Last)
+	if len(got) != 3 || got[0] != "flush chain policy-out-egress-dns" || !strings.HasPrefix(got[1], "add rule policy-out-egress-dns ") || !strings.HasPrefix(got[2], "add rule policy-out-egress-dns ") {
+		t.Errorf("ops = %q, want a flush of policy-out-egress-dns and its two rules", got)
+	}
+	assertConsistent(t, f, s2)
+}
+
+// TestDeltaEndpointLifecycle adds and removes an endpoint: its chains
+// are created before the map elements that goto them, and deleted after.
+func TestDeltaEndpointLifecycle(t *testing.T) {
+	f := NewFake()
+	r := New(f, Options{})
+	s := baseState()
+	mustResync(t, r, s)
+	s2 := clone(s)
+	s2.Endpoints["new"] = &calc.Endpoint{Name: "new", IfName: "calyx00000000ff", Addrs: []netip.Addr{netip.MustParseAddr("10.65.0.255")},
+		Ingress:      calc.Tier{Profiles: []string{chainID("profile", "ns-default", "ingress")}},
+		PortMappings: []calc.PortMapping{{Protocol: 17, HostPort: 5353, ContainerPort: 53, Addr: netip.MustParseAddr("10.65.0.255")}}}
+	mustApply(t, r, s2, calc.Delta{Endpoints: []string{"new"}})
+	dump := f.Dump(DefaultTable)
+	for _, want := range []string{`"calyx00000000ff" : goto wl-in-calyx00000000ff`, "chain wl-out-calyx00000000ff {", "udp . 5353 : 10.65.0.255 . 53"} {
+		if !strings.Contains(dump, want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+	assertConsistent(t, f, s2)
+	mustApply(t, r, s, calc.Delta{Endpoints: []string{"new"}})
+	if diff := cmp.Diff(dumpOf(t, s), f.Dump(DefaultTable)); diff != "" {
+		t.Errorf("after removing the endpoint (-want +got):\n%s", diff)
+	}
+}
+
+func dumpOf(t *testing.T, s *calc.State) string {
+	t.Helper()
+	f := NewFake()
+	mustResync(t, New(f, Options{}), s)
+	return f.Dump(DefaultTable)
+}
+
+// TestDeltaRemovePolicy removes a policy used by an endpoint: the
+// endpoint's chain stops jumping to it before the chain is deleted.
+func TestDeltaRemovePolicy(t *testing.T) {
+	f := NewFake()
+	r := New(f, Options{})
+	s := baseState()
+	mustResync(t, r, s)
+	id := chainID("policy", "allow-frontend", "ingress")
+	s2 := clone(s)
+	delete(s2.Chains, id)
+	delete(s2.Sets, "http")
+	ep := *s2.Endpoints["backend"]
+	ep.Ingress = calc.Tier{Profiles: ep.Ingress.Profiles}
+	s2.Endpoints["backend"] = &ep
+	mustApply(t, r, s2, calc.Delta{Chains: []string{id}, Endpoints: []string{"backend"}, Sets: []string{"http"}})
+	if diff := cmp.Diff(dumpOf(t, s2), f.Dump(DefaultTable)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestApplyFailureKeepsMemory: a refused transaction changes nothing and
+// the next Apply retries it.
+func TestApplyFailureKeepsMemory(t *testing.T) {
+	f := NewFake()
+	r := New(f, Options{})
+	s := baseState()
+	mustResync(t, r, s)
+	before := f.Dump(DefaultTable)
+	s2 := clone(s)
+	s2.Sets["backend"] = &calc.Set{ID: "backend", Kind: calc.AddrSet, Prefixes: pfx("10.65.0.3/32", "10.65.0.9/32"), Describe: s.Sets["backend"].Describe}
+	f.FailNext = errors.New("netlink: no buffer space")
+	err := r.Apply(context.Background(), s2, calc.Delta{Sets: []string{"backend"}})
+	if err == nil || !strings.Contains(err.Error(), "applying 1 changed objects (1 add elements) to table inet calyx") {
+		t.Fatalf("Apply = %v, want an error naming what it applied", err)
+	}
+	if got := f.Dump(DefaultTable); got != before {
+		t.Fatal("a failed transaction changed the table")
+	}
+	mustApply(t, r, s2, calc.Delta{Sets: []string{"backend"}})
+	if diff := cmp.Diff(dumpOf(t, s2), f.Dump(DefaultTable)); diff != "" {
+		t.Errorf("retry did not program the change (-want +got):\n%s", diff)
+	}
+}
+
+// TestResync: an unchanged table writes nothing; drift is repaired;
+// a new Reconciler adopts an existing table without flushing anything.
+func TestResync(t *testing.T) {
+	f := NewFake()
+	s := baseState()
+	mustResync(t, New(f, Options{}), s)
+	want := f.Dump(DefaultTable)
+	n := f.Transactions
+
+	r := New(f, Options{}) // a restarted calyx-node
+	mustResync(t, r, s)
+	mustResync(t, r, s)
+	if f.Transactions != n {
+		t.Fatalf("resync of an unchanged table ran %d transactions: %v", f.Transactions-n, opKinds(f.Last))
+	}
+
+	f.DeleteChain(DefaultTable, "policy-in-allow-frontend")
+	f.DeleteElem(DefaultTable, "set4-backend", Elem{Key: []byte{10, 65, 0, 3}})
+	mustResync(t, r, s)
+	if diff := cmp.Diff(want, f.Dump(DefaultTable)); diff != "" {
+		t.Errorf("resync did not repair the drift (-want +got):\n%s", diff)
+	}
+	for _, o := range f.Last {
+		if o.Kind == OpDelChain || o.Kind == OpDelSet || o.Kind == OpFlushChain && o.Chain.Name != "wl-in-calyx0000000003" {
+			t.Errorf("repair did more than needed: %s", o)
+		}
+	}
+}
+
+// TestLargeSetChunked: 10,000 members load in messages of at most 1,000
+// elements, in one transaction.
+func TestLargeSetChunked(t *testing.T) {
+	f := NewFake()
+	s := bigState(2, 10000)
+	mustResync(t, New(f, Options{}), s)
+	if f.Transactions != 1 {
+		t.Fatalf("%d transactions, want 1", f.Transactions)
+	}
+	var msgs, elems int
+	for _, o := range f.Last {
+		if o.Kind == OpAddElems && o.Set.Name == "set4-big" {
+			msgs++
+			elems += len(o.Elems)
+		}
+	}
+	if elems != 20000 || msgs != 20 {
+		t.Errorf("set4-big loaded %d elements in %d ops, want 20000 in 20", elems, msgs)
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	if err := (Options{MarkAccept: 3}).Validate(); err == nil || !strings.Contains(err.Error(), "MarkAccept 0x00000003: expected a single bit") {
+		t.Errorf("Validate = %v", err)
+	}
+	if err := (Options{MarkAccept: 1 << 24, MarkPass: 1 << 24}).Validate(); err == nil {
+		t.Error("Validate accepted equal marks")
+	}
+}
+
+func TestKernelName(t *testing.T) {
+	long := strings.Repeat("a", 100)
+	got := kernelName("policy-in-", long)
+	if len(got) > maxNameLen || !strings.HasPrefix(got, "policy-in-aaa") {
+		t.Errorf("kernelName(long) = %q (%d)", got, len(got))
+	}
+	if kernelName("policy-in-", long) == kernelName("policy-in-", long+"b") {
+		t.Error("two long names collide")
+	}
+	if got := kernelName("p-", `a"b`); strings.Contains(got, `"`) {
+		t.Errorf("kernelName kept a quote: %q", got)
+	}
+}

@@ -1,0 +1,252 @@
+package nft
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+
+	"github.com/calyx-net/calyx/internal/calc"
+	"github.com/google/nftables/expr"
+)
+
+// A fragment is what one object of the State (an endpoint, a host
+// endpoint, a chain, a set, or the host-wide config) puts in the table:
+// the chains and sets it owns and the elements it adds to shared maps.
+type fragment struct {
+	chains []*chainDef
+	sets   []*setDef
+	elems  []sharedElem
+}
+
+type chainDef struct {
+	spec  ChainSpec
+	rules []*Rule
+}
+
+type setDef struct {
+	spec  SetSpec
+	elems []Elem
+}
+
+type sharedElem struct {
+	set  string
+	elem Elem
+}
+
+// Object keys.
+const (
+	keyConfig = "config"
+	prefixEp  = "ep/"
+	prefixHep = "hep/"
+	prefixCh  = "chain/"
+	prefixSet = "set/"
+)
+
+// renderer renders State objects.
+type renderer struct {
+	markAccept, markPass uint32
+}
+
+// render returns the fragment of the object key in s, nil when s has no
+// such object.
+func (rd *renderer) render(s *calc.State, key string) *fragment {
+	switch {
+	case key == keyConfig:
+		return rd.config(s.Config)
+	case len(key) > len(prefixEp) && key[:len(prefixEp)] == prefixEp:
+		if ep, ok := s.Endpoints[key[len(prefixEp):]]; ok {
+			return rd.endpoint(s, ep)
+		}
+	case len(key) > len(prefixHep) && key[:len(prefixHep)] == prefixHep:
+		if hep, ok := s.HostEndpoints[key[len(prefixHep):]]; ok {
+			return rd.hostEndpoint(s, hep)
+		}
+	case len(key) > len(prefixCh) && key[:len(prefixCh)] == prefixCh:
+		if c, ok := s.Chains[key[len(prefixCh):]]; ok {
+			return &fragment{chains: []*chainDef{rd.policyChain(s, c)}}
+		}
+	case len(key) > len(prefixSet) && key[:len(prefixSet)] == prefixSet:
+		if set, ok := s.Sets[key[len(prefixSet):]]; ok {
+			return &fragment{sets: renderSet(set)}
+		}
+	}
+	return nil
+}
+
+// allKeys lists every object key of s, sorted (config first).
+func allKeys(s *calc.State) []string {
+	var keys []string
+	for n := range s.Endpoints {
+		keys = append(keys, prefixEp+n)
+	}
+	for n := range s.HostEndpoints {
+		keys = append(keys, prefixHep+n)
+	}
+	for n := range s.Chains {
+		keys = append(keys, prefixCh+n)
+	}
+	for n := range s.Sets {
+		keys = append(keys, prefixSet+n)
+	}
+	sort.Strings(keys)
+	return append([]string{keyConfig}, keys...)
+}
+
+// deltaKeys lists the object keys d names.
+func deltaKeys(d calc.Delta) []string {
+	var keys []string
+	if d.Config {
+		keys = append(keys, keyConfig)
+	}
+	for _, n := range d.Sets {
+		keys = append(keys, prefixSet+n)
+	}
+	for _, n := range d.Chains {
+		keys = append(keys, prefixCh+n)
+	}
+	for _, n := range d.Endpoints {
+		keys = append(keys, prefixEp+n)
+	}
+	for _, n := range d.HostEndpoints {
+		keys = append(keys, prefixHep+n)
+	}
+	return keys
+}
+
+func renderSet(s *calc.Set) []*setDef {
+	if s.Kind == calc.AddrPortSet {
+		d4 := &setDef{spec: SetSpec{Name: setName(s, false), Type: SetAddrPort4, Comment: s.Describe}}
+		d6 := &setDef{spec: SetSpec{Name: setName(s, true), Type: SetAddrPort6, Comment: s.Describe}}
+		for _, t := range s.Triples {
+			d := d4
+			if t.Addr.Is6() && !t.Addr.Is4In6() {
+				d = d6
+			}
+			d.elems = append(d.elems, Elem{Key: addrPortKey(t.Addr.Unmap(), t.Protocol, t.Port)})
+		}
+		return []*setDef{d4, d6}
+	}
+	return []*setDef{
+		addrSet(setName(s, false), SetAddr4, s.Describe, s.Prefixes),
+		addrSet(setName(s, true), SetAddr6, s.Describe, s.Prefixes),
+	}
+}
+
+// addrSet renders the prefixes of one family as an interval set.
+func addrSet(name string, typ SetType, comment string, prefixes []netip.Prefix) *setDef {
+	var fam []netip.Prefix
+	for _, p := range prefixes {
+		if p.Addr().Is4() == (typ == SetAddr4) {
+			fam = append(fam, p)
+		}
+	}
+	return &setDef{spec: SetSpec{Name: name, Type: typ, Comment: comment}, elems: intervalElems(mergePrefixes(fam))}
+}
+
+func (rd *renderer) endpoint(s *calc.State, ep *calc.Endpoint) *fragment {
+	in, out := endpointChain(true, ep.IfName), endpointChain(false, ep.IfName)
+	f := &fragment{
+		chains: []*chainDef{
+			rd.tierChain(s, in, "ingress of "+ep.Name, ep.Ingress, nil),
+			rd.tierChain(s, out, "egress of "+ep.Name, ep.Egress, nil),
+		},
+		elems: []sharedElem{
+			{mapWlIn, Elem{Key: ifnameKey(ep.IfName), Verdict: "goto", Chain: in}},
+			{mapWlOut, Elem{Key: ifnameKey(ep.IfName), Verdict: "goto", Chain: out}},
+		},
+	}
+	for _, pm := range ep.PortMappings {
+		m := mapDNAT4
+		if pm.Addr.Is6() && !pm.Addr.Is4In6() {
+			m = mapDNAT6
+		}
+		f.elems = append(f.elems, sharedElem{m, Elem{Key: dnatKey(pm.Protocol, pm.HostPort), Val: dnatVal(pm.Addr.Unmap(), pm.ContainerPort)}})
+	}
+	return f
+}
+
+func (rd *renderer) hostEndpoint(s *calc.State, hep *calc.HostEndpoint) *fragment {
+	in, out := hostEndpointChain(true, hep.IfName), hostEndpointChain(false, hep.IfName)
+	var failIn, failOut []calc.ProtoPort
+	if s.Config != nil {
+		failIn, failOut = s.Config.FailsafeInbound, s.Config.FailsafeOutbound
+	}
+	return &fragment{
+		chains: []*chainDef{
+			rd.tierChain(s, in, "ingress of host endpoint "+hep.Name, hep.Ingress, failsafeRules(in, failIn, false)),
+			rd.tierChain(s, out, "egress of host endpoint "+hep.Name, hep.Egress, failsafeRules(out, failOut, true)),
+		},
+		elems: []sharedElem{
+			{mapHepIn, Elem{Key: ifnameKey(hep.IfName), Verdict: "jump", Chain: in}},
+			{mapHepOut, Elem{Key: ifnameKey(hep.IfName), Verdict: "jump", Chain: out}},
+		},
+	}
+}
+
+// failsafeRules accept traffic to the failsafe ports (from, or to for
+// outbound, the failsafe's net).
+func failsafeRules(chain string, ports []calc.ProtoPort, outbound bool) []*Rule {
+	var rules []*Rule
+	for _, p := range ports {
+		b := &ruleBuilder{}
+		if p.Net.IsValid() {
+			b.family(p.Net.Addr().Is6())
+			off, n, word := addrOffset(p.Net.Addr().Is6(), outbound)
+			start, last := p.Net.Masked().Addr(), lastAddr(p.Net)
+			b.add(fmt.Sprintf("%s %s", word, p.Net.Masked()),
+				&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
+				&expr.Range{Op: expr.CmpOpEq, Register: reg1, FromData: start.AsSlice(), ToData: last.AsSlice()})
+		}
+		b.l4proto(p.Protocol, false).portRange(true, false, p.Port, p.Port).verdict(expr.VerdictAccept)
+		rules = append(rules, b.rule(chain, "failsafe"))
+	}
+	return rules
+}
+
+// tierChain renders an endpoint's policy in one direction (calc.Tier).
+func (rd *renderer) tierChain(s *calc.State, name, what string, t calc.Tier, first []*Rule) *chainDef {
+	c := &chainDef{spec: ChainSpec{Name: name}}
+	add := func(b *ruleBuilder, label string) { c.rules = append(c.rules, b.rule(name, label)) }
+	c.rules = append(c.rules, first...)
+	add((&ruleBuilder{}).ctState("established,related", ctEstablished|ctRelated).verdict(expr.VerdictAccept), "")
+	add((&ruleBuilder{}).ctState("invalid", ctInvalid).verdict(expr.VerdictDrop), "")
+	add((&ruleBuilder{}).markClear(rd.markAccept|rd.markPass), what)
+	jump := func(id string, guardPass bool) {
+		b := &ruleBuilder{}
+		if guardPass {
+			b.markIs(rd.markPass, false)
+		}
+		ch, ok := s.Chains[id]
+		if !ok {
+			// calc names a chain it did not produce: fail closed.
+			add(b.verdict(expr.VerdictDrop), "missing chain "+id)
+			return
+		}
+		add(b.jump(policyChainName(ch), false), "")
+		add((&ruleBuilder{}).markIs(rd.markAccept, true).verdict(expr.VerdictReturn), "")
+	}
+	for i, id := range t.Policies {
+		jump(id, i > 0)
+	}
+	if len(t.Policies) > 0 {
+		add((&ruleBuilder{}).markIs(rd.markPass, false).verdict(expr.VerdictDrop), "end of tier")
+	}
+	for _, id := range t.Profiles {
+		jump(id, false)
+	}
+	add((&ruleBuilder{}).verdict(expr.VerdictDrop), "no profile matched")
+	return c
+}
+
+// policyChain renders a policy's or profile's rules in one direction.
+func (rd *renderer) policyChain(s *calc.State, c *calc.Chain) *chainDef {
+	name := policyChainName(c)
+	d := &chainDef{spec: ChainSpec{Name: name}}
+	for _, r := range c.Rules {
+		label := fmt.Sprintf("%s %s rule %d", c.Kind, c.Name, r.Index)
+		for _, b := range rd.ruleVariants(s, r) {
+			d.rules = append(d.rules, b.rule(name, label))
+		}
+	}
+	return d
+}
