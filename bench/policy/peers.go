@@ -16,9 +16,13 @@ import (
 
 // netNS is a named network namespace the benchmark created.
 type netNS struct {
-	name string
-	ns   ns.NetNS
+	name    string
+	ns      ns.NetNS
+	closers []func() error // run by close, last first
 }
+
+// onClose registers fn to run when the namespace is closed.
+func (n *netNS) onClose(fn func() error) { n.closers = append(n.closers, fn) }
 
 // newNS creates the namespace bench-<pid>-<suffix> with its loopback up.
 func newNS(suffix string) (*netNS, error) {
@@ -41,6 +45,11 @@ func newNS(suffix string) (*netNS, error) {
 
 // close deletes the namespace; errors are logged (cleanup).
 func (n *netNS) close() {
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		if err := n.closers[i](); err != nil {
+			logf("closing in %s: %v", n.name, err)
+		}
+	}
 	if n.ns != nil {
 		_ = n.ns.Close()
 	}
