@@ -28,6 +28,7 @@ var changeKinds = []string{addEndpoint, addMember, editPolicy, delEndpoint}
 // derived from the two states.
 type change struct {
 	kind      string
+	event     event         // the datastore change calc was given
 	state     *calc.State   // a copy of calc's state after the event
 	delta     calc.Delta    // calc's TakeDelta after the event
 	calcTime  time.Duration // calc's Update + TakeDelta
@@ -35,6 +36,13 @@ type change struct {
 	iptables  string        // `iptables-restore --noflush` input; "" if no rule changes
 	ipsetPost string        // `ipset restore` input after the rules (destroys); "" if none
 	nft       string        // `nft -f` input
+}
+
+// event is one datastore change: the resource kind/name's new value, nil
+// when deleted.
+type event struct {
+	kind, name string
+	r          api.Resource
 }
 
 // changer produces a sequence of changes through calc: each cycle adds a
@@ -93,7 +101,7 @@ func (c *changer) next() (change, error) {
 	start := time.Now()
 	c.calc.Update(rk, name, r)
 	d := c.calc.TakeDelta()
-	ch := change{kind: kind, calcTime: time.Since(start), state: shallowClone(c.calc.State()), delta: d}
+	ch := change{kind: kind, event: event{rk, name, r}, calcTime: time.Since(start), state: shallowClone(c.calc.State()), delta: d}
 	if d.Empty() {
 		return ch, fmt.Errorf("change %d (%s of %s %s): calc reported no delta", c.n, kind, rk, name)
 	}

@@ -152,6 +152,9 @@ func run(ctx context.Context) error {
 		return fmt.Errorf("b4: %w", err)
 	}
 	defer path.close()
+	// failed records Calyx's failures: the peers' figures are still
+	// measured and printed, and the run then exits with the failures.
+	var failed []error
 	for r := range rounds {
 		for _, pr := range preps {
 			if err := calcRound(rep, pr); err != nil {
@@ -161,6 +164,12 @@ func run(ctx context.Context) error {
 			for i := range impls {
 				im := impls[(i+r)%len(impls)]
 				got, err := b3(ctx, im, pr)
+				if err != nil && im.name == oursName {
+					err = fmt.Errorf("round %d, %s, %s: %w", r+1, pr.name, im.name, err)
+					logf("%v", err)
+					failed = append(failed, err)
+					continue
+				}
 				if err != nil {
 					return fmt.Errorf("round %d, %s, %s: %w", r+1, pr.name, im.name, err)
 				}
@@ -170,7 +179,9 @@ func run(ctx context.Context) error {
 			record(rep, pr.name, res)
 		}
 		if err := b4Round(ctx, rep, path, large, r); err != nil {
-			return fmt.Errorf("round %d, b4: %w", r+1, err)
+			err = fmt.Errorf("round %d, b4: %w", r+1, err)
+			logf("%v", err)
+			failed = append(failed, err)
 		}
 	}
 	recordFlat(rep)
@@ -179,11 +190,15 @@ func run(ctx context.Context) error {
 		return err
 	}
 	fmt.Printf("calyx = %s; peers: %s\n", ours().who, peerList())
-	return report.WriteJSON(os.Stdout, lines...)
+	if err := report.WriteJSON(os.Stdout, lines...); err != nil {
+		return err
+	}
+	return errors.Join(failed...)
 }
 
 // calcRound times calc on the scale: a full Replace into a new
-// calculator, and the prepared changes' Update + TakeDelta.
+// calculator, then the prepared changes' events, each an Update and a
+// TakeDelta.
 func calcRound(rep *report.Report, pr *prepared) error {
 	start := time.Now()
 	c := compute(pr.res)
@@ -191,9 +206,16 @@ func calcRound(rep *report.Report, pr *prepared) error {
 	if len(c.State().Endpoints) != pr.p.Endpoints {
 		return fmt.Errorf("%s: calc computed %d endpoints, want %d", pr.name, len(c.State().Endpoints), pr.p.Endpoints)
 	}
+	c.TakeDelta()
 	var ds []time.Duration
 	for _, ch := range pr.changes {
-		ds = append(ds, ch.calcTime)
+		start := time.Now()
+		c.Update(ch.event.kind, ch.event.name, ch.event.r)
+		d := c.TakeDelta()
+		ds = append(ds, time.Since(start))
+		if d.Empty() {
+			return fmt.Errorf("%s: calc reported no delta for %s %s", pr.name, ch.event.kind, ch.event.name)
+		}
 	}
 	rep.Add(pr.name+"/calc_update_p99_ms", report.Ms(report.Percentile(ds, 0.99)))
 	return nil
@@ -285,22 +307,24 @@ func b4Round(ctx context.Context, rep *report.Report, p *path, pr *prepared, r i
 	}
 	none := func() (float64, error) { return p.udpRate(ctx, b4Duration) }
 	var ours, base float64
-	var err error
+	var oursErr, err error
 	if r%2 == 0 {
-		if ours, err = withRules(); err == nil {
-			base, err = none()
-		}
+		ours, oursErr = withRules()
+		base, err = none()
 	} else {
 		if base, err = none(); err == nil {
-			ours, err = withRules()
+			ours, oursErr = withRules()
 		}
 	}
 	if err != nil {
 		return err
 	}
+	rep.AddPeer(b4Metric, base)
+	if oursErr != nil {
+		return oursErr
+	}
 	logf("round %d b4: %.0f pps with Calyx's ruleset, %.0f without", r+1, ours, base)
 	rep.Add(b4Metric, ours)
-	rep.AddPeer(b4Metric, base)
 	return nil
 }
 

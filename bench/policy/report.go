@@ -47,13 +47,16 @@ func newReport() *report.Report {
 	return report.New("policy", specs)
 }
 
-// record adds one scale's round: every peer against Calyx.
+// record adds one scale's round: every peer against Calyx. Without a
+// result of Calyx (it failed), only the peers' figures.
 func record(rep *report.Report, scale string, res map[string]implResult) {
-	o := res[oursName]
+	o, haveOurs := res[oursName]
 	for _, p := range peers() {
 		pr := res[p.name]
 		add := func(metric string, ours, peer float64) {
-			rep.Add(metric, ours)
+			if haveOurs {
+				rep.Add(metric, ours)
+			}
 			rep.AddPeer(metric, peer)
 		}
 		add(scale+"/full_ms/"+p.name, report.Ms(o.full), report.Ms(pr.full))
