@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/calyx-net/calyx/internal/api"
 	"github.com/calyx-net/calyx/internal/calc"
@@ -31,7 +30,6 @@ type change struct {
 	event     event         // the datastore change calc was given
 	state     *calc.State   // a copy of calc's state after the event
 	delta     calc.Delta    // calc's TakeDelta after the event
-	calcTime  time.Duration // calc's Update + TakeDelta
 	ipset     string        // `ipset restore` input before the rules; "" if none
 	iptables  string        // `iptables-restore --noflush` input; "" if no rule changes
 	ipsetPost string        // `ipset restore` input after the rules (destroys); "" if none
@@ -98,10 +96,9 @@ func (c *changer) next() (change, error) {
 		rk, name, r = api.KindGlobalNetworkPolicy, g.Metadata.Name, g
 	}
 	old := shallowClone(c.calc.State())
-	start := time.Now()
 	c.calc.Update(rk, name, r)
 	d := c.calc.TakeDelta()
-	ch := change{kind: kind, event: event{rk, name, r}, calcTime: time.Since(start), state: shallowClone(c.calc.State()), delta: d}
+	ch := change{kind: kind, event: event{rk, name, r}, state: shallowClone(c.calc.State()), delta: d}
 	if d.Empty() {
 		return ch, fmt.Errorf("change %d (%s of %s %s): calc reported no delta", c.n, kind, rk, name)
 	}
