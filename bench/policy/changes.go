@@ -27,13 +27,13 @@ var changeKinds = []string{addEndpoint, addMember, editPolicy, delEndpoint}
 // derived from the two states.
 type change struct {
 	kind      string
-	event     event         // the datastore change calc was given
-	state     *calc.State   // a copy of calc's state after the event
-	delta     calc.Delta    // calc's TakeDelta after the event
-	ipset     string        // `ipset restore` input before the rules; "" if none
-	iptables  string        // `iptables-restore --noflush` input; "" if no rule changes
-	ipsetPost string        // `ipset restore` input after the rules (destroys); "" if none
-	nft       string        // `nft -f` input
+	event     event       // the datastore change calc was given
+	state     *calc.State // a copy of calc's state after the event
+	delta     calc.Delta  // calc's TakeDelta after the event
+	ipset     string      // `ipset restore` input before the rules; "" if none
+	iptables  string      // `iptables-restore --noflush` input; "" if no rule changes
+	ipsetPost string      // `ipset restore` input after the rules (destroys); "" if none
+	nft       string      // `nft -f` input
 }
 
 // event is one datastore change: the resource kind/name's new value, nil
