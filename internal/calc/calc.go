@@ -1,6 +1,9 @@
 package calc
 
 import (
+	"maps"
+	"reflect"
+
 	"github.com/calyx-net/calyx/internal/api"
 )
 
@@ -230,7 +233,8 @@ func asKind[T api.Resource](r api.Resource) (T, bool) {
 }
 
 // store sets m[name] = v, or deletes it when v is nil, and reports whether
-// anything changed (the same pointer again is no change).
+// anything changed: the same pointer again, or an equal value (as a
+// resync after a watch compaction brings), is no change.
 func store[T comparable](m map[string]T, name string, v T) bool {
 	var zero T
 	old, had := m[name]
@@ -239,7 +243,7 @@ func store[T comparable](m map[string]T, name string, v T) bool {
 		return had
 	}
 	m[name] = v
-	return !had || old != v
+	return !had || old != v && !reflect.DeepEqual(old, v)
 }
 
 func (c *Calc) applyWEP(name string, w *api.WorkloadEndpoint) {
@@ -271,16 +275,27 @@ func (c *Calc) applyNetSet(name string, n *api.GlobalNetworkSet) {
 }
 
 func (c *Calc) applyProfile(name string, p *api.Profile) {
+	old := c.res.profiles[name]
 	if !store(c.res.profiles, name, p) {
 		return
 	}
-	// Labels it applies feed its users' effective labels; its rules feed
-	// its chains.
-	for k := range c.ents.profileUsers[name] {
-		c.refreshEntity(k)
+	// Labels it applies feed its users' effective labels (only a change
+	// of labelsToApply costs a pass over its users); its rules feed its
+	// chains.
+	if !maps.Equal(labelsToApply(old), labelsToApply(p)) {
+		for k := range c.ents.profileUsers[name] {
+			c.refreshEntity(k)
+		}
 	}
 	c.dirty.chains[ChainID(KindProfile, name, Ingress)] = true
 	c.dirty.chains[ChainID(KindProfile, name, Egress)] = true
+}
+
+func labelsToApply(p *api.Profile) map[string]string {
+	if p == nil {
+		return nil
+	}
+	return p.Spec.LabelsToApply
 }
 
 // ChainID names the chain of a policy or profile in a direction,

@@ -29,13 +29,21 @@ func (c *Calc) acquireChain(id string) {
 		c.chs.byID[id] = ci
 	}
 	ci.refs++
-	c.dirty.chains[id] = c.dirty.chains[id] // keep a resource mark
+	c.markChainRefs(id)
 }
 
 func (c *Calc) releaseChain(id string) {
 	if ci := c.chs.byID[id]; ci != nil {
 		ci.refs--
-		c.dirty.chains[id] = c.dirty.chains[id]
+		c.markChainRefs(id)
+	}
+}
+
+// markChainRefs marks id dirty for a reference change, keeping a mark
+// that its resource changed.
+func (c *Calc) markChainRefs(id string) {
+	if _, ok := c.dirty.chains[id]; !ok {
+		c.dirty.chains[id] = false
 	}
 }
 
@@ -235,11 +243,12 @@ func (c *Calc) compile(id string) (*Chain, []setSpec) {
 	missing := false
 	if kind == KindProfile {
 		p := c.res.profiles[name]
-		if p == nil {
+		switch {
+		case p == nil:
 			missing = true
-		} else if dir == Ingress {
+		case dir == Ingress:
 			rules = p.Spec.Ingress
-		} else {
+		default:
 			rules = p.Spec.Egress
 		}
 	} else if p := c.pols.byName[name]; p != nil {

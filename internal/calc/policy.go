@@ -3,6 +3,7 @@ package calc
 import (
 	"cmp"
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -95,7 +96,8 @@ func (x *localIndex) update(m map[string]*local, name string, isLocal bool, e *e
 
 func (c *Calc) applyPolicy(name string, g *api.GlobalNetworkPolicy) {
 	old := c.pols.byName[name]
-	if old != nil && old.gnp == g {
+	if old != nil && g != nil && (old.gnp == g || reflect.DeepEqual(old.gnp, g)) {
+		old.gnp = g
 		return
 	}
 	var p *policyInfo

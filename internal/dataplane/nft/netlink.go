@@ -262,3 +262,15 @@ func (k *Netlink) List(ctx context.Context, table string) (*Listing, error) {
 	}
 	return l, nil
 }
+
+// deleteTable removes the table and everything in it (benchmarks start
+// from an empty table; the reconciler itself never deletes its table).
+func (k *Netlink) deleteTable(table string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.conn.DelTable(nftTable(table))
+	if err := k.conn.Flush(); err != nil {
+		return fmt.Errorf("deleting table inet %s: %w", table, err)
+	}
+	return nil
+}
