@@ -102,8 +102,9 @@ func (p *path) udpRate(ctx context.Context, d time.Duration) (float64, error) {
 	args := []string{"-c", p.serverAddr, "-u", "-b", "0", "-l", "64", "-t", strconv.Itoa(int(d.Seconds())), "-J"}
 	var out bytes.Buffer
 	var err error
-	// The server may not listen yet: retry the connection for a second.
-	for range 20 {
+	// The server may not listen yet: retry the connection for up to 5 s
+	// (a busy machine starts it slowly).
+	for range 100 {
 		cmd := exec.CommandContext(ctx, "iperf3", args...)
 		out.Reset()
 		cmd.Stdout = &out

@@ -319,12 +319,14 @@ func b4Round(ctx context.Context, rep *report.Report, p *path, pr *prepared, r i
 	if err != nil {
 		return err
 	}
-	rep.AddPeer(b4Metric, base)
 	if oursErr != nil {
+		// Neither side is recorded, so that the rounds' ratios pair up.
+		logf("round %d b4: %.0f pps without a ruleset; with Calyx's: %v", r+1, base, oursErr)
 		return oursErr
 	}
 	logf("round %d b4: %.0f pps with Calyx's ruleset, %.0f without", r+1, ours, base)
 	rep.Add(b4Metric, ours)
+	rep.AddPeer(b4Metric, base)
 	return nil
 }
 
