@@ -14,7 +14,7 @@ import (
 // namespace of their own: 1,000 endpoints, each with its own policy
 // chain (1,000) selecting through one 10,000-address set.
 
-func benchKernel(b *testing.B) *Netlink {
+func benchKernel(b testing.TB) *Netlink {
 	b.Helper()
 	n := testnet.NewNS(b)
 	h, err := netns.Open(n.Path())
@@ -95,6 +95,30 @@ func BenchmarkIncrementalChainEdit(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		if err := r.Apply(ctx, states[i%2], calc.Delta{Chains: []string{id}}); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkIncrementalEndpoint adds or removes one endpoint (its two
+// chains and two map elements).
+func BenchmarkIncrementalEndpoint(b *testing.B) {
+	k := benchKernel(b)
+	s := bigState(1000, 10000)
+	r := New(k, Options{})
+	ctx := context.Background()
+	if err := r.Resync(ctx, s); err != nil {
+		b.Fatal(err)
+	}
+	with := clone(s)
+	ep := *s.Endpoints["ep1"]
+	ep.Name, ep.IfName = "extra", "calyxffffffffff"
+	with.Endpoints["extra"] = &ep
+	states := []*calc.State{with, s}
+	i := 0
+	for b.Loop() {
+		if err := r.Apply(ctx, states[i%2], calc.Delta{Endpoints: []string{"extra"}}); err != nil {
 			b.Fatal(err)
 		}
 		i++

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/google/nftables/binaryutil"
@@ -23,6 +24,7 @@ const (
 // ruleBuilder builds a rule's text and expressions side by side, so that
 // what the Fake renders and what the kernel runs come from one place.
 type ruleBuilder struct {
+	label string // starts the comment
 	text  []string
 	exprs []expr.Any
 	jumps []string
@@ -61,20 +63,16 @@ func neqText(neg bool) string {
 	return ""
 }
 
-// ifname matches the input or output interface name; a trailing "*"
-// matches a prefix.
-func (b *ruleBuilder) ifname(out bool, name string) *ruleBuilder {
+// workloadIf matches an input or output interface whose name starts with
+// workloadIfPrefix (the comparison covers only the prefix's bytes).
+func (b *ruleBuilder) workloadIf(out bool) *ruleBuilder {
 	key, word := expr.MetaKeyIIFNAME, "iifname"
 	if out {
 		key, word = expr.MetaKeyOIFNAME, "oifname"
 	}
-	data := []byte(name + "\x00")
-	if p, ok := strings.CutSuffix(name, "*"); ok {
-		data = []byte(p)
-	}
-	return b.add(fmt.Sprintf("%s %q", word, name),
+	return b.add(fmt.Sprintf("%s %q", word, workloadIfPrefix+"*"),
 		&expr.Meta{Key: key, Register: reg1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: data})
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte(workloadIfPrefix)})
 }
 
 // ifnameVmap dispatches on the interface name through a verdict map.
@@ -203,7 +201,7 @@ func (b *ruleBuilder) portRange(dst, neg bool, min, max uint16) *ruleBuilder {
 }
 
 // addrPortInSet looks (address, l4proto, port) up in a concatenated set.
-func (b *ruleBuilder) addrPortInSet(v6, dst, neg bool, set string) *ruleBuilder {
+func (b *ruleBuilder) addrPortInSet(v6, dst, neg bool, set string) {
 	off, n, word := addrOffset(v6, dst)
 	portOff, portWord := uint32(0), "th sport"
 	if dst {
@@ -211,7 +209,7 @@ func (b *ruleBuilder) addrPortInSet(v6, dst, neg bool, set string) *ruleBuilder 
 	}
 	protoReg := uint32(reg32_0 + n/4)
 	b.sets = append(b.sets, set)
-	return b.add(fmt.Sprintf("%s . meta l4proto . %s %s@%s", word, portWord, neqText(neg), set),
+	b.add(fmt.Sprintf("%s . meta l4proto . %s %s@%s", word, portWord, neqText(neg), set),
 		&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg32_0, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: protoReg},
 		&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: protoReg + 1, Base: expr.PayloadBaseTransportHeader, Offset: portOff, Len: 2},
@@ -269,13 +267,9 @@ func (b *ruleBuilder) verdict(kind expr.VerdictKind) *ruleBuilder {
 	return b.add(word, &expr.Verdict{Kind: kind})
 }
 
-func (b *ruleBuilder) jump(chain string, isGoto bool) *ruleBuilder {
-	kind, word := expr.VerdictJump, "jump"
-	if isGoto {
-		kind, word = expr.VerdictGoto, "goto"
-	}
+func (b *ruleBuilder) jump(chain string) *ruleBuilder {
 	b.jumps = append(b.jumps, chain)
-	return b.add(word+" "+chain, &expr.Verdict{Kind: kind, Chain: chain})
+	return b.add("jump "+chain, &expr.Verdict{Kind: expr.VerdictJump, Chain: chain})
 }
 
 // Element encodings.
@@ -291,10 +285,27 @@ func ifnameKey(name string) []byte {
 // has no end element.
 func intervalElems(ranges []addrRange) []Elem {
 	out := make([]Elem, 0, 2*len(ranges))
+	if len(ranges) == 0 {
+		return out
+	}
+	n := ranges[0].start.BitLen() / 8
+	buf, off := make([]byte, 2*n*len(ranges)), 0 // one allocation for every key
+	key := func(a netip.Addr) []byte {
+		k := buf[off : off+n : off+n]
+		if n == 4 {
+			b := a.As4()
+			copy(k, b[:])
+		} else {
+			b := a.As16()
+			copy(k, b[:])
+		}
+		off += n
+		return k
+	}
 	for _, r := range ranges {
-		out = append(out, Elem{Key: r.start.AsSlice()})
+		out = append(out, Elem{Key: key(r.start)})
 		if r.end.IsValid() {
-			out = append(out, Elem{Key: r.end.AsSlice(), End: true})
+			out = append(out, Elem{Key: key(r.end), End: true})
 		}
 	}
 	return out
@@ -329,17 +340,26 @@ func mergePrefixes(ps []netip.Prefix) []addrRange {
 }
 
 func lastAddr(p netip.Prefix) netip.Addr {
-	a := p.Masked().Addr().AsSlice()
-	bits := p.Bits()
-	for i := range a {
-		for bit := 0; bit < 8; bit++ {
-			if i*8+bit >= bits {
-				a[i] |= 0x80 >> bit
-			}
+	a, bits := p.Masked().Addr(), p.Bits()
+	if a.Is4() {
+		if bits == 32 {
+			return a
+		}
+		b := a.As4()
+		v := binary.BigEndian.Uint32(b[:]) | (1<<(32-bits) - 1)
+		return netip.AddrFrom4([4]byte(binary.BigEndian.AppendUint32(nil, v)))
+	}
+	b := a.As16()
+	for i := range b {
+		switch {
+		case bits >= 8*(i+1):
+		case bits <= 8*i:
+			b[i] = 0xff
+		default:
+			b[i] |= 0xff >> (bits - 8*i)
 		}
 	}
-	out, _ := netip.AddrFromSlice(a)
-	return out
+	return netip.AddrFrom16(b)
 }
 
 func sortedPrefixes(ps []netip.Prefix) []netip.Prefix {
@@ -347,7 +367,9 @@ func sortedPrefixes(ps []netip.Prefix) []netip.Prefix {
 	for _, p := range ps {
 		out = append(out, p.Masked())
 	}
-	sortPrefixes(out)
+	if !slices.IsSortedFunc(out, comparePrefixes) { // calc sorts them
+		slices.SortFunc(out, comparePrefixes)
+	}
 	return out
 }
 

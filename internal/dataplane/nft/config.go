@@ -22,61 +22,60 @@ func (rd *renderer) config(cfg *calc.Config) *fragment {
 	chain := func(name string, base *BaseChain, rules ...*ruleBuilder) {
 		d := &chainDef{spec: ChainSpec{Name: name, Base: base}}
 		for _, b := range rules {
-			d.rules = append(d.rules, b.rule(name, ""))
+			d.rules = append(d.rules, b.rule(name, b.label))
 		}
 		f.chains = append(f.chains, d)
 	}
-	rb := func() *ruleBuilder { return &ruleBuilder{} }
-	wl := workloadIfPrefix + "*"
+	rb := func(label string) *ruleBuilder { return &ruleBuilder{label: label} }
 
 	// Filter. Every base chain's policy is accept: Calyx only drops what
 	// its policy denies and leaves everything else to the host's rules.
 	chain(chainForward, &BaseChain{"filter", "forward", prioFilter},
-		rb().ifname(false, wl).jump(chainWlOutDisp, false),
-		rb().ifname(true, wl).jump(chainWlInDisp, false))
+		rb("workload egress").workloadIf(false).jump(chainWlOutDisp),
+		rb("workload ingress").workloadIf(true).jump(chainWlInDisp))
 	chain(chainInput, &BaseChain{"filter", "input", prioFilter},
-		rb().ifname(false, wl).jump(chainWlToHost, false),
-		rb().ifnameVmap(false, mapHepIn))
+		rb("workload to host").workloadIf(false).jump(chainWlToHost),
+		rb("host endpoint ingress").ifnameVmap(false, mapHepIn))
 	chain(chainOutput, &BaseChain{"filter", "output", prioFilter},
-		rb().ifname(true, wl).verdict(expr.VerdictReturn), // host to workload: not policed
-		rb().ifnameVmap(true, mapHepOut))
+		rb("host to workload is not policed").workloadIf(true).verdict(expr.VerdictReturn),
+		rb("host endpoint egress").ifnameVmap(true, mapHepOut))
 	// Dispatch: one map lookup, then goto the endpoint's chain, whose
 	// return goes back to the base chain; an interface in no map is one
 	// Calyx does not know (yet): drop.
 	chain(chainWlOutDisp, nil,
-		rb().ifnameVmap(false, mapWlOut),
-		rb().verdict(expr.VerdictDrop))
+		rb("dispatch by interface").ifnameVmap(false, mapWlOut),
+		rb("unknown calyx interface").verdict(expr.VerdictDrop))
 	chain(chainWlInDisp, nil,
-		rb().ifnameVmap(true, mapWlIn),
-		rb().verdict(expr.VerdictDrop))
+		rb("dispatch by interface").ifnameVmap(true, mapWlIn),
+		rb("unknown calyx interface").verdict(expr.VerdictDrop))
 	toHost := []*ruleBuilder{}
 	for _, t := range []uint8{133, 135, 136} { // router solicitation, neighbour solicitation and advertisement
-		toHost = append(toHost, rb().family(true).l4proto(58, false).icmp(true, false, t, nil).verdict(expr.VerdictAccept))
+		toHost = append(toHost, rb("neighbour discovery").family(true).l4proto(58, false).icmp(true, false, t, nil).verdict(expr.VerdictAccept))
 	}
-	toHost = append(toHost, rb().jump(chainWlOutDisp, false))
+	toHost = append(toHost, rb("workload egress policy").jump(chainWlOutDisp))
 	switch cfg.EndpointToHostAction {
 	case "Drop":
-		toHost = append(toHost, rb().verdict(expr.VerdictDrop))
+		toHost = append(toHost, rb("endpoint to host action Drop").verdict(expr.VerdictDrop))
 	case "Return":
-		toHost = append(toHost, rb().verdict(expr.VerdictReturn))
+		toHost = append(toHost, rb("endpoint to host action Return").verdict(expr.VerdictReturn))
 	default:
-		toHost = append(toHost, rb().verdict(expr.VerdictAccept))
+		toHost = append(toHost, rb("endpoint to host action Accept").verdict(expr.VerdictAccept))
 	}
 	chain(chainWlToHost, nil, toHost...)
 
 	// NAT.
 	dnat := func() []*ruleBuilder {
 		return []*ruleBuilder{
-			rb().family(false).fibDaddrLocal().dnatMap(false, mapDNAT4),
-			rb().family(true).fibDaddrLocal().dnatMap(true, mapDNAT6),
+			rb("port mappings").family(false).fibDaddrLocal().dnatMap(false, mapDNAT4),
+			rb("port mappings").family(true).fibDaddrLocal().dnatMap(true, mapDNAT6),
 		}
 	}
 	chain(chainNATPre, &BaseChain{"nat", "prerouting", prioDstNAT}, dnat()...)
 	chain(chainNATOut, &BaseChain{"nat", "output", prioDstNAT}, dnat()...)
 	chain(chainNATPost, &BaseChain{"nat", "postrouting", prioSrcNAT},
-		rb().ifname(true, wl).verdict(expr.VerdictReturn),
-		rb().family(false).addrInSet(false, false, false, setMasqPools4).addrInSet(false, true, true, setAllPools4).masquerade(),
-		rb().family(true).addrInSet(true, false, false, setMasqPools6).addrInSet(true, true, true, setAllPools6).masquerade())
+		rb("no masquerade to workloads").workloadIf(true).verdict(expr.VerdictReturn),
+		rb("natOutgoing").family(false).addrInSet(false, false, false, setMasqPools4).addrInSet(false, true, true, setAllPools4).masquerade(),
+		rb("natOutgoing").family(true).addrInSet(true, false, false, setMasqPools6).addrInSet(true, true, true, setAllPools6).masquerade())
 
 	f.sets = []*setDef{
 		{spec: SetSpec{Name: mapWlOut, Type: MapIfname, Comment: "workload interface to its egress chain"}},

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 )
@@ -144,21 +143,35 @@ func (t *fakeTable) apply(op Op) error {
 		if len(op.Elems) > maxElemsPerOp {
 			return fmt.Errorf("%d elements in one message: message too long", len(op.Elems))
 		}
+		if n := encodedElemsLen(op.Elems); n > 0xffff {
+			return fmt.Errorf("%d bytes of elements in one netlink attribute: its 16-bit length wraps: no such file or directory", n)
+		}
+		var before []Elem // the set before this op, for interval checks
+		if op.Kind == OpAddElems && (s.spec.Type == SetAddr4 || s.spec.Type == SetAddr6) {
+			before = sortedElems(s.elems)
+		}
 		for _, e := range op.Elems {
 			cur, exists := s.elems[e.id()]
 			if op.Kind == OpDelElems {
 				if !exists {
-					return fmt.Errorf("element %s of %s: no such file or directory", e.id(), s.spec.Name)
+					return fmt.Errorf("element %x of %s: no such file or directory", e.Key, s.spec.Name)
 				}
 				delete(s.elems, e.id())
 				continue
 			}
 			if exists && cur.value() != e.value() {
-				return fmt.Errorf("element %s of %s exists with another value: device or resource busy", e.id(), s.spec.Name)
+				return fmt.Errorf("element %x of %s exists with another value: device or resource busy", e.Key, s.spec.Name)
+			}
+			if e.End && nextIsEnd(before, e) {
+				// The kernel checks each interval element as it is
+				// inserted: an end whose next element is an end
+				// overlaps an interval. (Elements of one op come in
+				// key order, so the next one is from before the op.)
+				return fmt.Errorf("interval end %x of %s overlaps: file exists", e.Key, s.spec.Name)
 			}
 			if e.Chain != "" {
 				if _, ok := t.chains[e.Chain]; !ok {
-					return fmt.Errorf("element %s of %s: chain %s: no such file or directory", e.id(), s.spec.Name, e.Chain)
+					return fmt.Errorf("element %x of %s: chain %s: no such file or directory", e.Key, s.spec.Name, e.Chain)
 				}
 			}
 			s.elems[e.id()] = e
@@ -261,12 +274,7 @@ func sortedElems(m map[string]Elem) []Elem {
 	for _, e := range m {
 		out = append(out, e)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if c := slices.Compare(out[i].Key, out[j].Key); c != 0 {
-			return c < 0
-		}
-		return !out[i].End && out[j].End
-	})
+	slices.SortFunc(out, compareElems)
 	return out
 }
 
@@ -372,4 +380,35 @@ func renderRange(start, end netip.Addr) string {
 		}
 	}
 	return start.String() + "-" + last.String()
+}
+
+// encodedElemsLen is the length of the NFTA_SET_ELEM_LIST_ELEMENTS
+// attribute that carries elems (netlink attributes align to 4 bytes).
+func encodedElemsLen(elems []Elem) int {
+	align := func(n int) int { return (n + 3) &^ 3 }
+	total := 4
+	for _, e := range elems {
+		item := 4 + 4 + align(4+len(e.Key)) // the element, its key, the key's value
+		if e.End {
+			item += 8
+		}
+		if e.Chain != "" {
+			item += 4 + 4 + 8 + align(4+len(e.Chain)+1) // data, verdict, code, chain
+		}
+		if len(e.Val) > 0 {
+			item += 4 + align(4+len(e.Val))
+		}
+		total += item
+	}
+	return total
+}
+
+// nextIsEnd reports whether the element after e in sorted is an
+// interval end.
+func nextIsEnd(sorted []Elem, e Elem) bool {
+	i, found := slices.BinarySearchFunc(sorted, e, compareElems)
+	if found {
+		i++
+	}
+	return i < len(sorted) && sorted[i].End
 }

@@ -23,8 +23,8 @@ import (
 // (10.65.0.1-3, /32 routes and proxy ARP on the host, as the route
 // reconciler sets them up) and an "outside" peer on ext0
 // (192.168.50.2; the host is 192.168.50.1) that has no route to the
-// pool, so only masqueraded traffic gets answers. Every container and
-// the outside run TCP servers on ports 80, 8080 and 9050 that greet with
+// pool, so only masqueraded traffic gets answers. Every container, the
+// host and the outside run TCP servers on ports 80, 8080 and 9050 that greet with
 // their name and the peer address they see, then echo lines.
 type topo struct {
 	host    cnins.NetNS
@@ -71,6 +71,7 @@ func newTopo(t *testing.T) *topo {
 		serve(t, c, fmt.Sprintf("ctr%d", i+1))
 	}
 	serve(t, tp.outside, "outside")
+	serve(t, tp.host, "host")
 	hn, err := netns.Open(tp.host.Path())
 	if err != nil {
 		t.Fatal(err)
@@ -210,8 +211,11 @@ func (tp *topo) expect(t *testing.T, want map[string]bool) {
 }
 
 func (tp *topo) node(name string) cnins.NetNS {
-	if name == "out" {
+	switch name {
+	case "out":
 		return tp.outside
+	case "host":
+		return tp.host
 	}
 	return tp.ctrs[int(name[1]-'1')]
 }
@@ -239,7 +243,7 @@ func (tp *topo) nft(t *testing.T, args ...string) string {
 // tiers (by container index), the chains and two sets: "c1" and "c2"
 // hold container 1's and 2's address.
 func policyState(chains []*calc.Chain, ingress, egress map[int]calc.Tier) *calc.State {
-	s := &calc.State{Endpoints: map[string]*calc.Endpoint{}, Chains: map[string]*calc.Chain{}, Sets: map[string]*calc.Set{},
+	s := &calc.State{Endpoints: map[string]*calc.Endpoint{}, HostEndpoints: map[string]*calc.HostEndpoint{}, Chains: map[string]*calc.Chain{}, Sets: map[string]*calc.Set{},
 		Config: &calc.Config{EndpointToHostAction: "Accept", MasqPools: pfx("10.65.0.0/16"), AllPools: pfx("10.65.0.0/16")}}
 	for _, c := range chains {
 		s.Chains[c.ID] = c
@@ -253,8 +257,9 @@ func policyState(chains []*calc.Chain, ingress, egress map[int]calc.Tier) *calc.
 	return s
 }
 
-func allowAll(kind, name, dir string) *calc.Chain {
-	return &calc.Chain{ID: chainID(kind, name, dir), Kind: kind, Name: name, Dir: dir, Rules: []calc.Rule{{Action: calc.ActionAllow}}}
+// allowAll is the profile "all" in direction dir: it allows everything.
+func allowAll(dir string) *calc.Chain {
+	return &calc.Chain{ID: chainID(calc.KindProfile, "all", dir), Kind: calc.KindProfile, Name: "all", Dir: dir, Rules: []calc.Rule{{Action: calc.ActionAllow}}}
 }
 
 func pol(name, dir string, rules ...calc.Rule) *calc.Chain {

@@ -2,6 +2,7 @@ package nft
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"syscall"
@@ -11,6 +12,7 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // socketBuffer is the netlink socket's send and receive buffer. A
@@ -246,7 +248,17 @@ func (k *Netlink) List(ctx context.Context, table string) (*Listing, error) {
 		out := make([]Elem, len(elems))
 		for i, e := range elems {
 			out[i] = Elem{Key: e.Key, End: e.IntervalEnd, Val: e.Val}
-			if v := e.VerdictData; v != nil {
+			v := e.VerdictData
+			if v == nil && s.IsMap && (s.DataType.Name == "" || s.DataType.Name == nftables.TypeVerdict.Name) && len(e.Val) > 0 {
+				// google/nftables v0.3.0 hands a verdict map's value
+				// back undecoded (and its data type unnamed): the
+				// NFTA_VERDICT_CODE and _CHAIN attributes.
+				if v, err = decodeVerdict(e.Val); err != nil {
+					return nil, fmt.Errorf("decoding an element of map %s: %w", s.Name, err)
+				}
+				out[i].Val = nil
+			}
+			if v != nil {
 				out[i].Chain = v.Chain
 				switch v.Kind {
 				case expr.VerdictJump:
@@ -273,4 +285,23 @@ func (k *Netlink) deleteTable(table string) error {
 		return fmt.Errorf("deleting table inet %s: %w", table, err)
 	}
 	return nil
+}
+
+// decodeVerdict decodes the nested NFTA_VERDICT_* attributes of a verdict.
+func decodeVerdict(b []byte) (*expr.Verdict, error) {
+	ad, err := netlink.NewAttributeDecoder(b)
+	if err != nil {
+		return nil, err
+	}
+	ad.ByteOrder = binary.BigEndian
+	v := &expr.Verdict{}
+	for ad.Next() {
+		switch ad.Type() {
+		case unix.NFTA_VERDICT_CODE:
+			v.Kind = expr.VerdictKind(int32(ad.Uint32()))
+		case unix.NFTA_VERDICT_CHAIN:
+			v.Chain = ad.String()
+		}
+	}
+	return v, ad.Err()
 }

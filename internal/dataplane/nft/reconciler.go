@@ -1,11 +1,11 @@
 package nft
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"slices"
-	"sort"
 	"sync"
 
 	"github.com/calyx-net/calyx/internal/calc"
@@ -36,6 +36,10 @@ type Reconciler struct {
 	// owner says which object put each element of a shared map:
 	// owner[set][elem id] = object key.
 	owner map[string]map[string]string
+	// resync is set when a transaction failed: the kernel may differ
+	// from frags (that is often why it failed), so the next Apply reads
+	// it back and repairs, as Resync does.
+	resync bool
 }
 
 // New returns a Reconciler writing through k. It writes nothing until the
@@ -90,10 +94,18 @@ func (p *plan) ops(addTable bool) []Op {
 	return ops
 }
 
-// elemOps appends kind ops carrying elems, at most maxElemsPerOp each.
+// elemOps appends kind ops carrying elems, at most maxElemsPerOp and
+// maxElemBytesPerOp each.
 func elemOps(dst []Op, kind OpKind, spec SetSpec, elems []Elem) []Op {
 	for len(elems) > 0 {
-		n := min(len(elems), maxElemsPerOp)
+		n, size := 0, 0
+		for n < len(elems) && n < maxElemsPerOp {
+			size += encodedElemsLen(elems[n:n+1]) - 4
+			if n > 0 && size > maxElemBytesPerOp {
+				break
+			}
+			n++
+		}
 		s := spec
 		dst = append(dst, Op{Kind: kind, Set: &s, Elems: elems[:n:n]})
 		elems = elems[n:]
@@ -101,31 +113,148 @@ func elemOps(dst []Op, kind OpKind, spec SetSpec, elems []Elem) []Op {
 	return dst
 }
 
-// diffElems returns the deletions and additions that turn have into want.
+// diffElems returns the deletions and additions that turn have into want:
+// a merge of the two lists in key order, without maps, since a set of
+// 10,000 members changes by one.
 func diffElems(spec SetSpec, have, want []Elem) (dels, adds []Op) {
-	haveBy := make(map[string]Elem, len(have))
-	for _, e := range have {
-		haveBy[e.id()] = e
-	}
+	have, want = sortedByKey(have), sortedByKey(want)
 	var del, add []Elem
-	wantIDs := make(map[string]bool, len(want))
-	for _, e := range want {
-		wantIDs[e.id()] = true
-		h, ok := haveBy[e.id()]
-		if ok && h.value() == e.value() {
-			continue
+	i, j := 0, 0
+	for i < len(have) || j < len(want) {
+		var c int
+		switch {
+		case i == len(have):
+			c = 1
+		case j == len(want):
+			c = -1
+		default:
+			c = compareElems(have[i], want[j])
 		}
-		if ok {
-			del = append(del, h)
-		}
-		add = append(add, e)
-	}
-	for _, e := range have {
-		if !wantIDs[e.id()] {
-			del = append(del, e)
+		switch {
+		case c < 0:
+			del = append(del, have[i])
+			i++
+		case c > 0:
+			add = append(add, want[j])
+			j++
+		default:
+			if !sameValue(have[i], want[j]) {
+				del = append(del, have[i])
+				add = append(add, want[j])
+			}
+			i++
+			j++
 		}
 	}
 	return elemOps(nil, OpDelElems, spec, del), elemOps(nil, OpAddElems, spec, add)
+}
+
+// diffSets returns the ops that turn one version of a set into another.
+// Address sets change by whole intervals: the kernel checks each interval
+// element as it is inserted, and moving one end of an interval (delete
+// end, add end) can meet a state it refuses as an overlap, so a changed
+// interval is deleted (start and end) and the new one added, as nft does.
+// Comparing the merged ranges costs no allocation, and kernel elements
+// are built only for the ranges that changed: a one-member change of a
+// 10,000-member set stays cheap.
+func diffSets(old, nw *setDef) (dels, adds []Op) {
+	if !old.hasRanges || !nw.hasRanges {
+		return diffElems(nw.spec, old.elements(), nw.elements())
+	}
+	var gone, came []addrRange
+	i, j := 0, 0
+	for i < len(old.ranges) || j < len(nw.ranges) {
+		switch {
+		case j == len(nw.ranges) || i < len(old.ranges) && old.ranges[i].start.Less(nw.ranges[j].start):
+			gone = append(gone, old.ranges[i])
+			i++
+		case i == len(old.ranges) || nw.ranges[j].start.Less(old.ranges[i].start):
+			came = append(came, nw.ranges[j])
+			j++
+		default:
+			if old.ranges[i] != nw.ranges[j] {
+				gone = append(gone, old.ranges[i])
+				came = append(came, nw.ranges[j])
+			}
+			i++
+			j++
+		}
+	}
+	return elemOps(nil, OpDelElems, nw.spec, intervalElems(gone)), elemOps(nil, OpAddElems, nw.spec, intervalElems(came))
+}
+
+// diffIntervals is diffSets for a set read from the kernel, which may
+// hold anything (drift): its elements are grouped into intervals (a start
+// and the end after it; a lone element is an interval of its own), and
+// intervals that differ are deleted whole and added whole.
+func diffIntervals(spec SetSpec, have, want []Elem) (dels, adds []Op) {
+	hu, wu := intervalUnits(sortedByKey(have)), intervalUnits(sortedByKey(want))
+	wantIDs := make(map[string]bool, len(wu))
+	for _, u := range wu {
+		wantIDs[unitID(u)] = true
+	}
+	haveIDs := make(map[string]bool, len(hu))
+	var del, add []Elem
+	for _, u := range hu {
+		haveIDs[unitID(u)] = true
+		if !wantIDs[unitID(u)] {
+			del = append(del, u...)
+		}
+	}
+	for _, u := range wu {
+		if !haveIDs[unitID(u)] {
+			add = append(add, u...)
+		}
+	}
+	return elemOps(nil, OpDelElems, spec, del), elemOps(nil, OpAddElems, spec, add)
+}
+
+func intervalUnits(sorted []Elem) [][]Elem {
+	var units [][]Elem
+	for i := 0; i < len(sorted); i++ {
+		if !sorted[i].End && i+1 < len(sorted) && sorted[i+1].End {
+			units = append(units, sorted[i:i+2:i+2])
+			i++
+			continue
+		}
+		units = append(units, sorted[i:i+1:i+1])
+	}
+	return units
+}
+
+func unitID(u []Elem) string {
+	id := ""
+	for _, e := range u {
+		id += e.id() + "\x01"
+	}
+	return id
+}
+
+func sameValue(a, b Elem) bool {
+	return a.Verdict == b.Verdict && a.Chain == b.Chain && bytes.Equal(a.Val, b.Val)
+}
+
+func compareElems(a, b Elem) int {
+	if c := bytes.Compare(a.Key, b.Key); c != 0 {
+		return c
+	}
+	switch {
+	case a.End == b.End:
+		return 0
+	case b.End:
+		return -1
+	}
+	return 1
+}
+
+// sortedByKey returns elems in key order, copying only when they are not.
+func sortedByKey(elems []Elem) []Elem {
+	if slices.IsSortedFunc(elems, compareElems) {
+		return elems
+	}
+	out := slices.Clone(elems)
+	slices.SortFunc(out, compareElems)
+	return out
 }
 
 func ruleComments(rules []*Rule) []string {
@@ -149,11 +278,12 @@ func (p *plan) writeChain(c *chainDef, flush bool) {
 // Apply programs the objects d names, comparing each with what it last
 // programmed, in one transaction. Before the first Resync it runs one.
 // When the transaction fails, the kernel keeps its previous ruleset and
-// the Reconciler its memory of it, so the next Apply or Resync retries.
+// the Reconciler its memory of it, and the next Apply retries as a
+// Resync (reading the kernel back), since drift is a common cause.
 func (r *Reconciler) Apply(ctx context.Context, s *calc.State, d calc.Delta) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.frags == nil {
+	if r.frags == nil || r.resync {
 		return r.resyncLocked(ctx, s)
 	}
 	keys := deltaKeys(d)
@@ -182,6 +312,7 @@ func (r *Reconciler) Apply(ctx context.Context, s *calc.State, d calc.Delta) err
 		return nil
 	}
 	if err := r.k.Run(ctx, r.table, ops); err != nil {
+		r.resync = true
 		return fmt.Errorf("applying %d changed objects (%s) to table inet %s: %w", len(keys), describeOps(ops), r.table, err)
 	}
 	for key, f := range next {
@@ -269,13 +400,13 @@ func (r *Reconciler) diffFragment(p *plan, key string, old, nf *fragment, owner 
 	for _, s := range nf.sets {
 		newSets[s.spec.Name] = true
 		if o, ok := oldSets[s.spec.Name]; ok {
-			dels, adds := diffElems(s.spec, o.elems, s.elems)
+			dels, adds := diffSets(o, s)
 			p.setElems = append(append(p.setElems, dels...), adds...)
 			continue
 		}
 		spec := s.spec
 		p.addSets = append(p.addSets, Op{Kind: OpAddSet, Set: &spec})
-		p.setElems = elemOps(p.setElems, OpAddElems, s.spec, s.elems)
+		p.setElems = elemOps(p.setElems, OpAddElems, s.spec, s.elements())
 	}
 	for _, s := range old.sets {
 		if !newSets[s.spec.Name] {
@@ -399,13 +530,18 @@ func (r *Reconciler) resyncLocked(ctx context.Context, s *calc.State) error {
 	p := &plan{}
 	for _, name := range slices.Sorted(mapKeys(sets)) {
 		st := sets[name]
-		want := append(slices.Clone(st.elems), shared[name]...)
+		want := append(slices.Clone(st.elements()), shared[name]...)
 		cur, ok := have.Sets[name]
 		if !ok {
 			spec := st.spec
 			p.addSets = append(p.addSets, Op{Kind: OpAddSet, Set: &spec})
 		}
-		dels, adds := diffElems(st.spec, cur, want)
+		var dels, adds []Op
+		if st.hasRanges {
+			dels, adds = diffIntervals(st.spec, cur, want)
+		} else {
+			dels, adds = diffElems(st.spec, cur, want)
+		}
 		if st.spec.Type == MapIfname {
 			// Verdict elements refer to chains: add them once the
 			// chains exist, delete them before the chains go.
@@ -442,25 +578,11 @@ func (r *Reconciler) resyncLocked(ctx context.Context, s *calc.State) error {
 	ops := p.ops(addTable)
 	if len(ops) > 0 {
 		if err := r.k.Run(ctx, r.table, ops); err != nil {
+			r.resync = true
 			return fmt.Errorf("repairing table inet %s (%s): %w", r.table, describeOps(ops), err)
 		}
 		r.log.Info("nft: resync repaired the table", "table", r.table, "ops", describeOps(ops))
 	}
-	r.frags, r.owner = frags, owner
+	r.frags, r.owner, r.resync = frags, owner, false
 	return nil
-}
-
-// Programmed returns the names of the chains the Reconciler believes the
-// kernel holds, sorted: for tests and diagnostics.
-func (r *Reconciler) Programmed() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []string
-	for _, f := range r.frags {
-		for _, c := range f.chains {
-			out = append(out, c.spec.Name)
-		}
-	}
-	sort.Strings(out)
-	return out
 }

@@ -24,8 +24,20 @@ type chainDef struct {
 }
 
 type setDef struct {
-	spec  SetSpec
-	elems []Elem
+	spec SetSpec
+	// ranges are an address set's merged intervals; elems its kernel
+	// elements, derived from ranges on first use (see elements).
+	ranges    []addrRange
+	hasRanges bool
+	elems     []Elem
+}
+
+// elements returns the set's kernel elements.
+func (d *setDef) elements() []Elem {
+	if d.hasRanges && d.elems == nil {
+		d.elems = intervalElems(d.ranges)
+	}
+	return d.elems
 }
 
 type sharedElem struct {
@@ -140,7 +152,7 @@ func addrSet(name string, typ SetType, comment string, prefixes []netip.Prefix) 
 			fam = append(fam, p)
 		}
 	}
-	return &setDef{spec: SetSpec{Name: name, Type: typ, Comment: comment}, elems: intervalElems(mergePrefixes(fam))}
+	return &setDef{spec: SetSpec{Name: name, Type: typ, Comment: comment}, ranges: mergePrefixes(fam), hasRanges: true}
 }
 
 func (rd *renderer) endpoint(s *calc.State, ep *calc.Endpoint) *fragment {
@@ -208,8 +220,8 @@ func (rd *renderer) tierChain(s *calc.State, name, what string, t calc.Tier, fir
 	c := &chainDef{spec: ChainSpec{Name: name}}
 	add := func(b *ruleBuilder, label string) { c.rules = append(c.rules, b.rule(name, label)) }
 	c.rules = append(c.rules, first...)
-	add((&ruleBuilder{}).ctState("established,related", ctEstablished|ctRelated).verdict(expr.VerdictAccept), "")
-	add((&ruleBuilder{}).ctState("invalid", ctInvalid).verdict(expr.VerdictDrop), "")
+	add((&ruleBuilder{}).ctState("established,related", ctEstablished|ctRelated).verdict(expr.VerdictAccept), "established")
+	add((&ruleBuilder{}).ctState("invalid", ctInvalid).verdict(expr.VerdictDrop), "invalid")
 	add((&ruleBuilder{}).markClear(rd.markAccept|rd.markPass), what)
 	jump := func(id string, guardPass bool) {
 		b := &ruleBuilder{}
@@ -222,8 +234,8 @@ func (rd *renderer) tierChain(s *calc.State, name, what string, t calc.Tier, fir
 			add(b.verdict(expr.VerdictDrop), "missing chain "+id)
 			return
 		}
-		add(b.jump(policyChainName(ch), false), "")
-		add((&ruleBuilder{}).markIs(rd.markAccept, true).verdict(expr.VerdictReturn), "")
+		add(b.jump(policyChainName(ch)), ch.Kind+" "+ch.Name)
+		add((&ruleBuilder{}).markIs(rd.markAccept, true).verdict(expr.VerdictReturn), "allowed")
 	}
 	for i, id := range t.Policies {
 		jump(id, i > 0)

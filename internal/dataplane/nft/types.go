@@ -31,6 +31,13 @@ const LogPrefix = "calyx-packet"
 // quickly (reference/performance.md B3).
 const maxElemsPerOp = 1000
 
+// maxElemBytesPerOp bounds the encoded elements of one message: they are
+// one netlink attribute, whose length is 16 bits. A longer list wraps the
+// length and the kernel misreads the message (a verdict map's thousand
+// elements, with their chain names, fail with "no such file or
+// directory").
+const maxElemBytesPerOp = 60000
+
 // SetType is the key (and, for maps, value) type of a named set.
 type SetType int
 
@@ -95,13 +102,13 @@ type Elem struct {
 // and different values conflict.
 func (e Elem) id() string {
 	if e.End {
-		return fmt.Sprintf("%x/end", e.Key)
+		return string(e.Key) + "\x00end"
 	}
-	return fmt.Sprintf("%x", e.Key)
+	return string(e.Key)
 }
 
 // value is what the element maps to, for comparisons.
-func (e Elem) value() string { return e.Verdict + " " + e.Chain + fmt.Sprintf("/%x", e.Val) }
+func (e Elem) value() string { return e.Verdict + " " + e.Chain + "/" + string(e.Val) }
 
 // BaseChain makes a chain a base chain: attached to a hook.
 type BaseChain struct {
