@@ -99,25 +99,46 @@ func (p *path) udpRate(ctx context.Context, d time.Duration) (float64, error) {
 		return 0, fmt.Errorf("starting iperf3 -s: %w", err)
 	}
 	stop := func() { _ = srv.Process.Kill(); _ = srv.Wait() }
-	args := []string{"-c", p.serverAddr, "-u", "-b", "0", "-l", "64", "-t", strconv.Itoa(int(d.Seconds())), "-J"}
-	var out bytes.Buffer
-	var err error
-	// The server may not listen yet: retry the connection for up to 5 s
-	// (a busy machine starts it slowly).
-	for range 100 {
-		cmd := exec.CommandContext(ctx, "iperf3", args...)
-		out.Reset()
-		cmd.Stdout = &out
-		if err = hostnode.RunIn(p.client.ns, cmd); err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := p.waitListening(ctx, 5*time.Second); err != nil {
+		stop()
+		return 0, fmt.Errorf("%w; server: %s", err, firstLines(srvOut.String(), 5))
 	}
+	args := []string{"-c", p.serverAddr, "-u", "-b", "0", "-l", "64", "-t", strconv.Itoa(int(d.Seconds())), "-J"}
+	cmd := exec.CommandContext(ctx, "iperf3", args...)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	err := hostnode.RunIn(p.client.ns, cmd)
 	stop() // srvOut is complete once the server has exited
 	if err != nil {
 		return 0, fmt.Errorf("iperf3 -c %s: %w: %s; server: %s", p.serverAddr, err, firstLines(out.String(), 5), firstLines(srvOut.String(), 5))
 	}
 	return parseIperfUDP(out.Bytes())
+}
+
+// waitListening waits until iperf3's server listens on its TCP port
+// (polling ss: a probe connection would use up the one test `-s -1`
+// serves).
+func (p *path) waitListening(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		cmd := exec.CommandContext(ctx, "ss", "-Hltn", "src", p.serverAddr+":"+strconv.Itoa(benchPort))
+		var out bytes.Buffer
+		cmd.Stdout = &out
+		if err := hostnode.RunIn(p.server.ns, cmd); err != nil {
+			return fmt.Errorf("ss in %s: %w", p.server.name, err)
+		}
+		if bytes.Contains(out.Bytes(), []byte("LISTEN")) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("iperf3 -s did not listen on %s:%d within %v", p.serverAddr, benchPort, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // parseIperfUDP returns the received datagrams per second from an iperf3
