@@ -51,6 +51,16 @@ func TestPathPolicy(t *testing.T) {
 	if r, err := p.udpRate(ctx, time.Second); err != nil || r <= 0 {
 		t.Fatalf("no ruleset: rate %v, %v", r, err)
 	}
+	// B4's conntrack floor loads and lets the flood through.
+	if err := p.host.run(ctx, conntrackOnly, "nft", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := p.udpRate(ctx, time.Second); err != nil || r <= 0 {
+		t.Fatalf("conntrack only: rate %v, %v", r, err)
+	}
+	if err := p.host.run(ctx, "", "nft", "delete", "table", "inet", conntrackTable); err != nil {
+		t.Fatal(err)
+	}
 	rs, err := render(s)
 	if err != nil {
 		t.Fatal(err)

@@ -32,8 +32,10 @@
 //
 // B4: UDP 64-byte datagrams/s from a client namespace through a host
 // namespace to a server namespace behind a local endpoint's veth, with
-// Calyx's large ruleset in the host and with none, alternating, in the
-// same round.
+// Calyx's large ruleset in the host, with none, and with a conntrack-only
+// table (established flows accepted, as in Calyx's ruleset), in an order
+// rotated every round. The ratio to the conntrack-only figure is the cost
+// of the policy itself.
 //
 // B5 (datastore write → enforced) needs a running calyx-node and is not
 // measured here.
@@ -291,8 +293,10 @@ func b3(ctx context.Context, im impl, pr *prepared) (implResult, error) {
 	return res, nil
 }
 
-// b4Round measures the packet rate with Calyx's ruleset and without, in
-// an order that alternates by round.
+// b4Round measures the packet rate with Calyx's ruleset, with none, and
+// with a table holding only "ct state established,related accept" (the
+// conntrack floor every stateful ruleset pays, Calyx's included), in an
+// order rotated every round.
 func b4Round(ctx context.Context, rep *report.Report, p *path, pr *prepared, r int) error {
 	withRules := func() (float64, error) {
 		unload, err := loadOurs(ctx, p.host, pr.state)
@@ -306,29 +310,49 @@ func b4Round(ctx context.Context, rep *report.Report, p *path, pr *prepared, r i
 		return rate, err
 	}
 	none := func() (float64, error) { return p.udpRate(ctx, b4Duration) }
-	var ours, base float64
-	var oursErr, err error
-	if r%2 == 0 {
-		ours, oursErr = withRules()
-		base, err = none()
-	} else {
-		if base, err = none(); err == nil {
-			ours, oursErr = withRules()
+	ctOnly := func() (float64, error) {
+		if err := p.host.run(ctx, conntrackOnly, "nft", "-f", "-"); err != nil {
+			return 0, err
+		}
+		rate, err := p.udpRate(ctx, b4Duration)
+		if derr := p.host.run(ctx, "", "nft", "delete", "table", "inet", conntrackTable); err == nil {
+			err = derr
+		}
+		return rate, err
+	}
+	var ours, base, ct float64
+	var oursErr error
+	runs := []func() error{
+		func() error { ours, oursErr = withRules(); return nil },
+		func() (err error) { base, err = none(); return err },
+		func() (err error) { ct, err = ctOnly(); return err },
+	}
+	for i := range runs {
+		if err := runs[(i+r)%len(runs)](); err != nil {
+			return err
 		}
 	}
-	if err != nil {
-		return err
-	}
 	if oursErr != nil {
-		// Neither side is recorded, so that the rounds' ratios pair up.
-		logf("round %d b4: %.0f pps without a ruleset; with Calyx's: %v", r+1, base, oursErr)
+		// Calyx's side is not recorded, nor the peers', so that the
+		// rounds' ratios pair up.
+		logf("round %d b4: %.0f pps without a ruleset, %.0f with conntrack only; with Calyx's: %v", r+1, base, ct, oursErr)
 		return oursErr
 	}
-	logf("round %d b4: %.0f pps with Calyx's ruleset, %.0f without", r+1, ours, base)
+	logf("round %d b4: %.0f pps with Calyx's ruleset, %.0f without, %.0f with conntrack only", r+1, ours, base, ct)
 	rep.Add(b4Metric, ours)
 	rep.AddPeer(b4Metric, base)
+	rep.Add(b4CtMetric, ours)
+	rep.AddPeer(b4CtMetric, ct)
 	return nil
 }
+
+// The conntrack floor of B4: a table that only accepts established flows.
+const (
+	conntrackTable = "ctonly"
+	conntrackOnly  = "table inet " + conntrackTable + " {\n\tchain forward {\n" +
+		"\t\ttype filter hook forward priority filter; policy accept;\n" +
+		"\t\tct state established,related accept\n\t}\n}\n"
+)
 
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
