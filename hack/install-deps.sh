@@ -12,8 +12,12 @@ set -euo pipefail
 # a 3-member cluster by the datastore-outage tests (losing its leader, its
 # quorum); calyx-node's own etcd runs in-process. nftables: the nft
 # command, with which the tests and the demo read Calyx's table (calyx-node
-# itself programs it over netlink).
-pkgs=(git gcc libc6-dev ca-certificates iproute2 iputils-ping containernetworking-plugins etcd-server nftables)
+# itself programs it over netlink). iptables, ipset, nftables and iperf3:
+# the peers of the policy benchmark (bench/policy): Felix's layout loaded
+# with iptables-restore and ipset restore, the same ruleset with `nft -f`,
+# and the packet rate through a host.
+pkgs=(git gcc libc6-dev ca-certificates iproute2 iputils-ping containernetworking-plugins etcd-server
+	iptables ipset nftables iperf3)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
