@@ -87,11 +87,11 @@ func setName(s *calc.Set, v6 bool) string {
 	return kernelName(prefix, s.ID)
 }
 
-func endpointChain(ingress bool, ifName string) string {
-	if ingress {
-		return kernelName("wl-in-", ifName)
-	}
-	return kernelName("wl-out-", ifName)
+// tierChainName names the shared chain of a workload tier: "tier-in-" or
+// "tier-out-" and a hash of what the tier calls.
+func tierChainName(dir, key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return "tier-" + dir + "-" + strings.ToLower(base32.StdEncoding.EncodeToString(sum[:10]))
 }
 
 func hostEndpointChain(ingress bool, ifName string) string {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 
@@ -36,6 +37,10 @@ type Reconciler struct {
 	// owner says which object put each element of a shared map:
 	// owner[set][elem id] = object key.
 	owner map[string]map[string]string
+	// tiers are the shared tier chains in the kernel and tierRefs how
+	// many objects use each.
+	tiers    map[string]*chainDef
+	tierRefs map[string]int
 	// resync is set when a transaction failed: the kernel may differ
 	// from frags (that is often why it failed), so the next Apply reads
 	// it back and repairs, as Resync does.
@@ -302,10 +307,47 @@ func (r *Reconciler) Apply(ctx context.Context, s *calc.State, d calc.Delta) err
 	p := &plan{}
 	next := make(map[string]*fragment, len(keys))
 	owner := newOwnerTx(r.owner)
+	refs := maps.Clone(r.tierRefs)
+	used := map[string]*chainDef{}
 	for _, key := range keys {
 		nf := r.rd.render(s, key)
 		next[key] = nf
+		if old := r.frags[key]; old != nil {
+			for _, t := range old.tiers {
+				refs[t.spec.Name]--
+			}
+		}
+		if nf != nil {
+			for _, t := range nf.tiers {
+				refs[t.spec.Name]++
+				used[t.spec.Name] = t
+			}
+		}
 		r.diffFragment(p, key, r.frags[key], nf, owner)
+	}
+	// Shared tier chains: create those that gained their first user,
+	// delete those that lost their last (after the map elements going to
+	// them, which the plan orders first).
+	added, removed := map[string]*chainDef{}, []string{}
+	for _, name := range slices.Sorted(mapKeys(used)) {
+		if refs[name] > 0 && r.tiers[name] == nil {
+			c := used[name]
+			spec := c.spec
+			p.addChains = append(p.addChains, Op{Kind: OpAddChain, Chain: &spec})
+			p.writeChain(c, false)
+			added[name] = c
+		}
+	}
+	for _, name := range slices.Sorted(mapKeys(refs)) {
+		if refs[name] <= 0 {
+			delete(refs, name)
+			if c := r.tiers[name]; c != nil {
+				spec := c.spec
+				p.rules = append(p.rules, Op{Kind: OpFlushChain, Chain: &spec})
+				p.delChains = append(p.delChains, Op{Kind: OpDelChain, Chain: &spec})
+				removed = append(removed, name)
+			}
+		}
 	}
 	ops := p.ops(false)
 	if len(ops) == 0 {
@@ -323,6 +365,11 @@ func (r *Reconciler) Apply(ctx context.Context, s *calc.State, d calc.Delta) err
 		}
 	}
 	r.owner = owner.m
+	r.tierRefs = refs
+	maps.Copy(r.tiers, added)
+	for _, name := range removed {
+		delete(r.tiers, name)
+	}
 	return nil
 }
 
@@ -488,6 +535,7 @@ func (r *Reconciler) Resync(ctx context.Context, s *calc.State) error {
 func (r *Reconciler) resyncLocked(ctx context.Context, s *calc.State) error {
 	frags := map[string]*fragment{}
 	owner := map[string]map[string]string{}
+	tiers, tierRefs := map[string]*chainDef{}, map[string]int{}
 	chains := map[string]*chainDef{}
 	sets := map[string]*setDef{}
 	shared := map[string][]Elem{}
@@ -499,6 +547,10 @@ func (r *Reconciler) resyncLocked(ctx context.Context, s *calc.State) error {
 		frags[key] = f
 		for _, c := range f.chains {
 			chains[c.spec.Name] = c
+		}
+		for _, c := range f.tiers {
+			chains[c.spec.Name], tiers[c.spec.Name] = c, c
+			tierRefs[c.spec.Name]++
 		}
 		for _, st := range f.sets {
 			sets[st.spec.Name] = st
@@ -584,5 +636,6 @@ func (r *Reconciler) resyncLocked(ctx context.Context, s *calc.State) error {
 		r.log.Info("nft: resync repaired the table", "table", r.table, "ops", describeOps(ops))
 	}
 	r.frags, r.owner, r.resync = frags, owner, false
+	r.tiers, r.tierRefs = tiers, tierRefs
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -173,7 +174,7 @@ func TestDeltaEndpointLifecycle(t *testing.T) {
 		PortMappings: []calc.PortMapping{{Protocol: 17, HostPort: 5353, ContainerPort: 53, Addr: netip.MustParseAddr("10.65.0.255")}}}
 	mustApply(t, r, s2, calc.Delta{Endpoints: []string{"new"}})
 	dump := f.Dump(DefaultTable)
-	for _, want := range []string{`"calyx00000000ff" : goto wl-in-calyx00000000ff`, "chain wl-out-calyx00000000ff {", "udp . 5353 : 10.65.0.255 . 53"} {
+	for _, want := range []string{`"calyx00000000ff" : goto tier-in-`, `"calyx00000000ff" : goto tier-out-`, "udp . 5353 : 10.65.0.255 . 53"} {
 		if !strings.Contains(dump, want) {
 			t.Errorf("table lacks %q", want)
 		}
@@ -261,7 +262,7 @@ func TestResync(t *testing.T) {
 		t.Errorf("resync did not repair the drift (-want +got):\n%s", diff)
 	}
 	for _, o := range f.Last {
-		if o.Kind == OpDelChain || o.Kind == OpDelSet || o.Kind == OpFlushChain && o.Chain.Name != "wl-in-calyx0000000003" {
+		if o.Kind == OpDelChain || o.Kind == OpDelSet || o.Kind == OpFlushChain && !strings.HasPrefix(o.Chain.Name, "tier-in-") {
 			t.Errorf("repair did more than needed: %s", o)
 		}
 	}
@@ -411,4 +412,63 @@ func TestDeltaSetRandom(t *testing.T) {
 			t.Fatalf("step %d, %v: (-want +got):\n%s", i, ps, diff)
 		}
 	}
+}
+
+// TestSharedTierChains: endpoints with the same policies and profiles
+// share one chain per direction; the chain is created with its first user
+// and deleted with its last, and a tier change moves the endpoint to
+// another chain.
+func TestSharedTierChains(t *testing.T) {
+	f := NewFake()
+	r := New(f, Options{})
+	s := baseState()
+	mustResync(t, r, s)
+	tier := calc.Tier{Profiles: []string{"only-r-endpoints"}, Policies: []string{chainID("policy", "allow-frontend", "ingress")}}
+	countTiers := func() int { return strings.Count(f.Dump(DefaultTable), "chain tier-") }
+	base := countTiers()
+	s2 := clone(s)
+	for i, name := range []string{"r1", "r2", "r3"} {
+		s2.Endpoints[name] = &calc.Endpoint{Name: name, IfName: fmt.Sprintf("calyx00000001%02x", i),
+			Addrs: []netip.Addr{netip.AddrFrom4([4]byte{10, 65, 1, byte(i)})}, Ingress: tier, Egress: calc.Tier{Profiles: []string{"nothing-here"}}}
+	}
+	mustApply(t, r, s2, calc.Delta{Endpoints: []string{"r1", "r2", "r3"}})
+	if got := countTiers(); got > base+2 {
+		t.Errorf("three endpoints with one tier made %d new tier chains, want at most 2", got-base)
+	}
+	assertConsistent(t, f, s2)
+	dump := f.Dump(DefaultTable)
+	in1 := between(dump, `"calyx0000000100" : goto `, ",")
+	if in1 == "" || !strings.Contains(dump, `"calyx0000000101" : goto `+in1) {
+		t.Fatalf("r1 and r2 do not share an ingress chain:\n%s", dump)
+	}
+
+	s3 := clone(s2)
+	delete(s3.Endpoints, "r1")
+	delete(s3.Endpoints, "r2")
+	mustApply(t, r, s3, calc.Delta{Endpoints: []string{"r1", "r2"}})
+	if !strings.Contains(f.Dump(DefaultTable), "chain "+in1+" {") {
+		t.Error("the shared chain went while r3 still uses it")
+	}
+	s4 := clone(s3)
+	moved := *s4.Endpoints["r3"]
+	moved.Ingress = calc.Tier{}
+	s4.Endpoints["r3"] = &moved
+	mustApply(t, r, s4, calc.Delta{Endpoints: []string{"r3"}})
+	if strings.Contains(f.Dump(DefaultTable), "chain "+in1+" {") {
+		t.Error("the shared chain survived its last user")
+	}
+	assertConsistent(t, f, s4)
+	if diff := cmp.Diff(dumpOf(t, s4), f.Dump(DefaultTable)); diff != "" {
+		t.Errorf("incremental result differs from a fresh load (-want +got):\n%s", diff)
+	}
+}
+
+// between returns the text after the first before, up to the next after.
+func between(s, before, after string) string {
+	_, rest, ok := strings.Cut(s, before)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, after)
+	return strings.TrimSpace(strings.TrimSuffix(v, "}"))
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strings"
 
 	"github.com/calyx-net/calyx/internal/calc"
 	"github.com/google/nftables/expr"
@@ -16,6 +17,11 @@ type fragment struct {
 	chains []*chainDef
 	sets   []*setDef
 	elems  []sharedElem
+	// tiers are the shared tier chains the object's map elements go to:
+	// one chain per distinct calc.Tier and direction, whatever number of
+	// endpoints use it, created with its first user and deleted with its
+	// last.
+	tiers []*chainDef
 }
 
 type chainDef struct {
@@ -155,16 +161,18 @@ func addrSet(name string, typ SetType, comment string, prefixes []netip.Prefix) 
 	return &setDef{spec: SetSpec{Name: name, Type: typ, Comment: comment}, ranges: mergePrefixes(fam), hasRanges: true}
 }
 
+// endpoint renders a workload endpoint: its interface's elements in the
+// dispatch maps, going to the shared chains of its tiers, and its port
+// mappings. Endpoints with the same policies and profiles (the replicas
+// of one application, typically) share their chains, so the table grows
+// with the number of distinct tiers, not of endpoints.
 func (rd *renderer) endpoint(s *calc.State, ep *calc.Endpoint) *fragment {
-	in, out := endpointChain(true, ep.IfName), endpointChain(false, ep.IfName)
+	in, out := rd.sharedTier(s, true, ep.Ingress), rd.sharedTier(s, false, ep.Egress)
 	f := &fragment{
-		chains: []*chainDef{
-			rd.tierChain(s, in, "ingress of "+ep.Name, ep.Ingress, nil),
-			rd.tierChain(s, out, "egress of "+ep.Name, ep.Egress, nil),
-		},
+		tiers: []*chainDef{in, out},
 		elems: []sharedElem{
-			{mapWlIn, Elem{Key: ifnameKey(ep.IfName), Verdict: "goto", Chain: in}},
-			{mapWlOut, Elem{Key: ifnameKey(ep.IfName), Verdict: "goto", Chain: out}},
+			{mapWlIn, Elem{Key: ifnameKey(ep.IfName), Verdict: "goto", Chain: in.spec.Name}},
+			{mapWlOut, Elem{Key: ifnameKey(ep.IfName), Verdict: "goto", Chain: out.spec.Name}},
 		},
 	}
 	for _, pm := range ep.PortMappings {
@@ -213,6 +221,31 @@ func failsafeRules(chain string, ports []calc.ProtoPort, outbound bool) []*Rule 
 		rules = append(rules, b.rule(chain, "failsafe"))
 	}
 	return rules
+}
+
+// sharedTier renders the chain of a workload tier in one direction. Its
+// name is derived from what it calls (the policy and profile chains, in
+// order, and which of them exist), so equal tiers get one chain and a
+// changed tier is a new chain.
+func (rd *renderer) sharedTier(s *calc.State, ingress bool, t calc.Tier) *chainDef {
+	var b strings.Builder
+	dir, what := "out", "egress tier"
+	if ingress {
+		dir, what = "in", "ingress tier"
+	}
+	b.WriteString(dir)
+	for i, ids := range [][]string{t.Policies, t.Profiles} {
+		b.WriteString([]string{"|policies", "|profiles"}[i])
+		for _, id := range ids {
+			b.WriteByte('|')
+			if ch, ok := s.Chains[id]; ok {
+				b.WriteString(policyChainName(ch))
+			} else {
+				b.WriteString("!" + id)
+			}
+		}
+	}
+	return rd.tierChain(s, tierChainName(dir, b.String()), what, t, nil)
 }
 
 // tierChain renders an endpoint's policy in one direction (calc.Tier).
