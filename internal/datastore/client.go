@@ -67,6 +67,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error) {
 	if timeout <= 0 {
 		timeout = DefaultDialTimeout
 	}
+	dialOpts := []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+		MinConnectTimeout: 5 * time.Second,
+	})}
+	if cfg.Dial != nil {
+		dialOpts = append(dialOpts, grpc.WithContextDialer(cfg.Dial))
+	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: timeout,
@@ -79,10 +86,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error) {
 		Logger:               newZapLogger(log, zapcore.ErrorLevel, "etcd-client", nil),
 		// gRPC's default reconnect backoff grows to two minutes; after an
 		// etcd restart the agents should be back within seconds.
-		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
-			MinConnectTimeout: 5 * time.Second,
-		})},
+		DialOptions: dialOpts,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("configuring etcd client for %s: %w", strings.Join(endpoints, ", "), err)

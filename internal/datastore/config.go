@@ -1,11 +1,13 @@
 package datastore
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -32,6 +34,9 @@ type Config struct {
 	CAFile, CertFile, KeyFile string
 	// DialTimeout bounds the connectivity probe in New (0: 5 s).
 	DialTimeout time.Duration
+	// Dial, when set, opens the connections to etcd (addr is host:port),
+	// e.g. from inside another network namespace; nil: a plain TCP dial.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 func (c Config) usesTLS() bool { return c.CAFile != "" || c.CertFile != "" || c.KeyFile != "" }
