@@ -37,8 +37,9 @@
 // rotated every round. The ratio to the conntrack-only figure is the cost
 // of the policy itself.
 //
-// B5 (datastore write → enforced) needs a running calyx-node and is not
-// measured here.
+// B5, once after the rounds (b5.go): datastore write → enforced, with a
+// real calyx-node, workloads attached by the calyx CNI plugin and probe
+// packets, beside a raw etcd watch of the same writes.
 //
 // Run as root with `make bench BENCH=policy`; stdout gets an environment
 // line, a table and one JSON line per figure.
@@ -187,6 +188,10 @@ func run(ctx context.Context) error {
 		}
 	}
 	recordFlat(rep)
+	if err := b5Run(ctx, rep); err != nil {
+		logf("%v", err)
+		failed = append(failed, err)
+	}
 	lines := rep.Lines()
 	if err := report.WriteTable(os.Stdout, lines); err != nil {
 		return err

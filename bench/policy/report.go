@@ -49,6 +49,7 @@ func newReport() *report.Report {
 		PeerIs: "the same path without a ruleset", Note: "iperf3 -u -l 64 received datagrams/s; the ruleset accepts established flows before policy"},
 		report.Spec{Metric: b4CtMetric, Goal: "info", PeerIs: "the same path with only a ct state established,related accept table",
 			Note: "the ratio is the cost of Calyx's policy beyond conntrack"})
+	specs = append(specs, b5Specs()...)
 	return report.New("policy", specs)
 }
 
