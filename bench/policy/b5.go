@@ -46,7 +46,7 @@ import (
 // loses the client's address: one set element).
 
 const (
-	b5Samples   = 40
+	b5Samples  = 40
 	probeEvery = time.Millisecond
 	b5Pool     = "10.69.0.0/16"
 )

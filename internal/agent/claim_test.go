@@ -224,7 +224,9 @@ func TestClaimLostAtRunTimeStops(t *testing.T) {
 	ready := make(chan struct{})
 	cfg.Ready = func() { close(ready) }
 	done := make(chan error, 1)
-	go func() { done <- run(t.Context(), cfg, testnet.Logger(t), hooks{kernel: route.NewFake(), policy: fakeNftables()}) }()
+	go func() {
+		done <- run(t.Context(), cfg, testnet.Logger(t), hooks{kernel: route.NewFake(), policy: fakeNftables()})
+	}()
 	select {
 	case <-ready:
 	case err := <-done:

@@ -24,7 +24,9 @@ func runEmbeddedNode(t *testing.T, cfg Config) func() {
 	cfg.Ready = func() { close(ready) }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, testnet.Logger(t), hooks{kernel: route.NewFake(), policy: fakeNftables()}) }()
+	go func() {
+		done <- run(ctx, cfg, testnet.Logger(t), hooks{kernel: route.NewFake(), policy: fakeNftables()})
+	}()
 	select {
 	case <-ready:
 	case err := <-done:

@@ -96,7 +96,7 @@ func newReconcileLoop(host hostReconciler, policy policyDataplane, c calculator,
 	return &reconcileLoop{
 		host: host, policy: policy, calc: c, view: v, progress: newProgress(), m: m, log: log, now: now, resync: resync,
 		programTimeout: DefaultProgramTimeout,
-		ops: make(chan loopOp), done: map[string]string{},
+		ops:            make(chan loopOp), done: map[string]string{},
 	}
 }
 

@@ -63,18 +63,18 @@ var (
 
 // service implements the local API's operations.
 type service struct {
-	node   string
-	log    *slog.Logger
-	store  resourceStore
-	alloc  allocator
-	host   hostInspector
-	dp     dataplaneWriter
-	view   *view
-	locks  *handleLocks
-	adds   *pendingAdds // answered ADDs awaiting READY
-	m      *metrics
-	mtu    int
-	now    func() time.Time
+	node  string
+	log   *slog.Logger
+	store resourceStore
+	alloc allocator
+	host  hostInspector
+	dp    dataplaneWriter
+	view  *view
+	locks *handleLocks
+	adds  *pendingAdds // answered ADDs awaiting READY
+	m     *metrics
+	mtu   int
+	now   func() time.Time
 	// ds says whether the datastore is down (nil: never); dsTimeout bounds
 	// the datastore work of one request (0: unbounded).
 	ds        datastoreHealth
