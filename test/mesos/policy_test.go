@@ -446,30 +446,12 @@ spec: {cidr: 10.67.0.0/16, blockSize: 26, natOutgoing: true}
 	if _, err := testnet.Connect(ext, mapped); err == nil {
 		t.Error("the outside reached web through the mapping although web's profile admits only its network's members")
 	}
-	a.apply(t, `apiVersion: calyx.dev/v1
-kind: GlobalNetworkPolicy
-metadata: {name: web-public}
-spec:
-  selector: app == "web"
-  ingress:
-  - action: Allow
-    protocol: TCP
-    destination: {ports: [80]}
-`)
+	a.apply(t, webPublic(80))
 	eventually(t, "the port mapping reaches web", func() bool {
 		got, err := testnet.Connect(ext, mapped)
 		return err == nil && got == "web"
 	})
-	a.apply(t, `apiVersion: calyx.dev/v1
-kind: GlobalNetworkPolicy
-metadata: {name: web-public}
-spec:
-  selector: app == "web"
-  ingress:
-  - action: Allow
-    protocol: TCP
-    destination: {ports: [8443]}
-`)
+	a.apply(t, webPublic(8443))
 	eventually(t, "the mapping obeys web's ingress policy (the container port is what policy sees)", func() bool {
 		_, err := testnet.Connect(ext, mapped)
 		return err != nil
@@ -490,4 +472,18 @@ spec:
 		_, err := testnet.Connect(ext, mapped)
 		return err != nil
 	})
+}
+
+// webPublic is a policy letting anyone reach app=web on a TCP port.
+func webPublic(port int) string {
+	return fmt.Sprintf(`apiVersion: calyx.dev/v1
+kind: GlobalNetworkPolicy
+metadata: {name: web-public}
+spec:
+  selector: app == "web"
+  ingress:
+  - action: Allow
+    protocol: TCP
+    destination: {ports: [%d]}
+`, port)
 }
