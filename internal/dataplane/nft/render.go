@@ -31,17 +31,46 @@ type chainDef struct {
 
 type setDef struct {
 	spec SetSpec
-	// ranges are an address set's merged intervals; elems its kernel
-	// elements, derived from ranges on first use (see elements).
-	ranges    []addrRange
-	hasRanges bool
-	elems     []Elem
+	// An address set (addr) is kept as its prefixes (one family, masked
+	// and sorted: calc's own slice when it can be, which calc never
+	// modifies) and their merged intervals, computed on first use
+	// (merged), or by edit from an older version's (see planEdit).
+	addr     bool
+	prefixes []netip.Prefix
+	ranges   []addrRange
+	merged   bool
+	edit     *rangeEdit
+	// elems are the set's kernel elements; an address set's are derived
+	// from its intervals on first use (see elements).
+	elems []Elem
+}
+
+// intervals returns an address set's merged intervals.
+func (d *setDef) intervals() []addrRange {
+	if !d.merged {
+		if d.edit != nil {
+			d.ranges, d.edit = d.edit.apply(false), nil
+		} else {
+			d.ranges = mergeSorted(d.prefixes)
+		}
+		d.merged = true
+	}
+	return d.ranges
+}
+
+// settle applies a pending edit to the older version's intervals in
+// place: called once the transaction it was planned for succeeded and the
+// older version is gone.
+func (d *setDef) settle() {
+	if d.edit != nil && !d.merged {
+		d.ranges, d.edit, d.merged = d.edit.apply(true), nil, true
+	}
 }
 
 // elements returns the set's kernel elements.
 func (d *setDef) elements() []Elem {
-	if d.hasRanges && d.elems == nil {
-		d.elems = intervalElems(d.ranges)
+	if d.addr && d.elems == nil {
+		d.elems = intervalElems(d.intervals())
 	}
 	return d.elems
 }
@@ -144,21 +173,20 @@ func renderSet(s *calc.Set) []*setDef {
 		}
 		return []*setDef{d4, d6}
 	}
+	v4, v6 := familyPrefixes(s.Prefixes)
 	return []*setDef{
-		addrSet(setName(s, false), SetAddr4, s.Describe, s.Prefixes),
-		addrSet(setName(s, true), SetAddr6, s.Describe, s.Prefixes),
+		{spec: SetSpec{Name: setName(s, false), Type: SetAddr4, Comment: s.Describe}, addr: true, prefixes: v4},
+		{spec: SetSpec{Name: setName(s, true), Type: SetAddr6, Comment: s.Describe}, addr: true, prefixes: v6},
 	}
 }
 
 // addrSet renders the prefixes of one family as an interval set.
 func addrSet(name string, typ SetType, comment string, prefixes []netip.Prefix) *setDef {
-	var fam []netip.Prefix
-	for _, p := range prefixes {
-		if p.Addr().Is4() == (typ == SetAddr4) {
-			fam = append(fam, p)
-		}
+	fam, v6 := familyPrefixes(prefixes)
+	if typ == SetAddr6 {
+		fam = v6
 	}
-	return &setDef{spec: SetSpec{Name: name, Type: typ, Comment: comment}, ranges: mergePrefixes(fam), hasRanges: true}
+	return &setDef{spec: SetSpec{Name: name, Type: typ, Comment: comment}, addr: true, prefixes: fam}
 }
 
 // endpoint renders a workload endpoint: its interface's elements in the

@@ -1,0 +1,211 @@
+package nft
+
+import (
+	"net/netip"
+	"slices"
+	"sort"
+)
+
+// An address set changes by a few members at a time out of thousands, so
+// a change is planned from the members that changed, not from the whole
+// set: the old and new prefix lists (both sorted, as calc hands them) are
+// walked once, which compares but allocates only for differences; each
+// changed prefix's span is widened by the programmed intervals it
+// overlaps or touches (merging can join neighbours, and removing a member
+// can split an interval), and only inside those windows are the new
+// intervals merged and compared with the old ones. The programmed
+// intervals are then edited in place once the transaction succeeded.
+
+// familyPrefixes splits ps into IPv4 and IPv6 prefixes (an IPv4-mapped
+// address is IPv6, as netip.Addr.Is4 says), each masked and sorted by
+// comparePrefixes, invalid ones dropped. When ps already is (calc sorts
+// and masks), both are sub-slices of ps: no copy.
+func familyPrefixes(ps []netip.Prefix) (v4, v6 []netip.Prefix) {
+	for i, p := range ps {
+		if !p.IsValid() || p != p.Masked() || i > 0 && comparePrefixes(ps[i-1], p) > 0 {
+			ps = sortedPrefixes(ps)
+			break
+		}
+	}
+	// Addr.Compare orders by bit length first: IPv4 before IPv6.
+	k := sort.Search(len(ps), func(i int) bool { return !ps[i].Addr().Is4() })
+	return ps[:k:k], ps[k:len(ps):len(ps)]
+}
+
+// prefixRange is the range a prefix covers.
+func prefixRange(p netip.Prefix) addrRange {
+	return addrRange{p.Addr(), lastAddr(p).Next()}
+}
+
+// beyond reports whether address a lies after the end of a range ending
+// at end (exclusive; invalid is the top of the space) and does not touch
+// it.
+func beyond(a, end netip.Addr) bool {
+	return end.IsValid() && a.Compare(end) > 0
+}
+
+// reaches reports whether a range ending at end (exclusive) reaches or
+// touches address a.
+func reaches(end, a netip.Addr) bool {
+	return !end.IsValid() || end.Compare(a) >= 0
+}
+
+// laterEnd returns the later of two exclusive ends.
+func laterEnd(a, b netip.Addr) netip.Addr {
+	if !a.IsValid() || !b.IsValid() {
+		return netip.Addr{}
+	}
+	if a.Compare(b) >= 0 {
+		return a
+	}
+	return b
+}
+
+// changedSpans returns the ranges of the prefixes that are in one of two
+// sorted lists and not the other, ordered by start.
+func changedSpans(old, nw []netip.Prefix) []addrRange {
+	if len(old) == len(nw) && (len(old) == 0 || &old[0] == &nw[0]) {
+		return nil
+	}
+	var spans []addrRange
+	i, j := 0, 0
+	for i < len(old) || j < len(nw) {
+		if i < len(old) && j < len(nw) && old[i] == nw[j] {
+			i++
+			j++
+			continue
+		}
+		switch {
+		case j == len(nw) || i < len(old) && comparePrefixes(old[i], nw[j]) < 0:
+			spans = append(spans, prefixRange(old[i]))
+			i++
+		default:
+			spans = append(spans, prefixRange(nw[j]))
+			j++
+		}
+	}
+	return spans
+}
+
+// rangeEdit is how a set's intervals follow from an older version's: in
+// base, each window's [lo, hi) is replaced by its ranges.
+type rangeEdit struct {
+	base    []addrRange
+	windows []rangeWindow
+}
+
+type rangeWindow struct {
+	lo, hi int
+	ranges []addrRange
+}
+
+// maxInPlaceWindows bounds the windows apply edits in place, each moving
+// the tail of the slice; more are applied by one copy.
+const maxInPlaceWindows = 8
+
+// apply returns the edited intervals, overwriting base when inPlace (once
+// nothing needs the older version any more).
+func (e *rangeEdit) apply(inPlace bool) []addrRange {
+	if inPlace && len(e.windows) <= maxInPlaceWindows {
+		out := e.base
+		for i := len(e.windows) - 1; i >= 0; i-- {
+			w := e.windows[i]
+			out = slices.Replace(out, w.lo, w.hi, w.ranges...)
+		}
+		return out
+	}
+	n := len(e.base)
+	for _, w := range e.windows {
+		n += len(w.ranges) - (w.hi - w.lo)
+	}
+	out, prev := make([]addrRange, 0, n), 0
+	for _, w := range e.windows {
+		out = append(append(out, e.base[prev:w.lo]...), w.ranges...)
+		prev = w.hi
+	}
+	return append(out, e.base[prev:]...)
+}
+
+// planEdit computes d's intervals from old's: the intervals to delete and
+// to add, and the edit that turns old's intervals into d's (nil when they
+// are the same). Both must be address sets.
+func (d *setDef) planEdit(old *setDef) (gone, came []addrRange, edit *rangeEdit) {
+	base := old.intervals()
+	spans := changedSpans(old.prefixes, d.prefixes)
+	if len(spans) == 0 {
+		return nil, nil, nil
+	}
+	edit = &rangeEdit{base: base}
+	k, j := 0, 0 // next old interval and new prefix to consider
+	for s := 0; s < len(spans); {
+		wlo, whi := spans[s].start, spans[s].end
+		s++
+		// The first old interval reaching the span, which may start
+		// before it; then every old interval and span that touches the
+		// window, until neither does.
+		lo := k + sort.Search(len(base)-k, func(i int) bool { return reaches(base[k+i].end, wlo) })
+		if lo < len(base) && base[lo].start.Less(wlo) {
+			wlo = base[lo].start
+		}
+		hi := lo
+		for {
+			if hi < len(base) && !beyond(base[hi].start, whi) {
+				whi = laterEnd(whi, base[hi].end)
+				hi++
+				continue
+			}
+			if s < len(spans) && !beyond(spans[s].start, whi) {
+				whi = laterEnd(whi, spans[s].end)
+				s++
+				continue
+			}
+			break
+		}
+		k = hi
+		// Neither wlo-1 nor whi is covered, before or after: the new
+		// prefixes starting in [wlo, whi) are those in the window, and
+		// their intervals are the window's.
+		ps := d.prefixes[j:]
+		j0 := sort.Search(len(ps), func(i int) bool { return ps[i].Addr().Compare(wlo) >= 0 })
+		j1 := len(ps)
+		if whi.IsValid() {
+			j1 = j0 + sort.Search(len(ps)-j0, func(i int) bool { return ps[j0+i].Addr().Compare(whi) >= 0 })
+		}
+		j += j1
+		merged := mergeSorted(ps[j0:j1])
+		g, c := diffRanges(base[lo:hi], merged)
+		if len(g) == 0 && len(c) == 0 {
+			continue
+		}
+		gone, came = append(gone, g...), append(came, c...)
+		edit.windows = append(edit.windows, rangeWindow{lo: lo, hi: hi, ranges: merged})
+	}
+	if len(edit.windows) == 0 {
+		return nil, nil, nil
+	}
+	return gone, came, edit
+}
+
+// diffRanges returns the ranges of old not in nw and of nw not in old,
+// both sorted by start.
+func diffRanges(old, nw []addrRange) (gone, came []addrRange) {
+	i, j := 0, 0
+	for i < len(old) || j < len(nw) {
+		switch {
+		case j == len(nw) || i < len(old) && old[i].start.Less(nw[j].start):
+			gone = append(gone, old[i])
+			i++
+		case i == len(old) || nw[j].start.Less(old[i].start):
+			came = append(came, nw[j])
+			j++
+		default:
+			if old[i] != nw[j] {
+				gone = append(gone, old[i])
+				came = append(came, nw[j])
+			}
+			i++
+			j++
+		}
+	}
+	return gone, came
+}

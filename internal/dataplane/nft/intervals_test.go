@@ -1,0 +1,189 @@
+package nft
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"testing"
+
+	"github.com/calyx-net/calyx/internal/calc"
+	"github.com/google/go-cmp/cmp"
+)
+
+// randomPrefix returns a prefix in a small space (10.65.0.0/26 or
+// fd00::/122, now and then the whole space or its last address), so
+// that members overlap, nest, touch and split each other's intervals.
+func randomPrefix(rng *rand.Rand) netip.Prefix {
+	switch rng.IntN(40) {
+	case 0:
+		return netip.MustParsePrefix("0.0.0.0/0")
+	case 1:
+		return netip.MustParsePrefix("255.255.255.255/32")
+	case 2:
+		return netip.MustParsePrefix("::/0")
+	case 3:
+		return netip.MustParsePrefix("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128")
+	}
+	if rng.IntN(4) == 0 {
+		a := netip.MustParseAddr("fd00::").As16()
+		a[15] = byte(rng.IntN(64))
+		return netip.PrefixFrom(netip.AddrFrom16(a), 122+rng.IntN(7)).Masked()
+	}
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 65, 0, byte(rng.IntN(64))}), 26+rng.IntN(7)).Masked()
+}
+
+// mutate returns ps with one to four random members added or removed,
+// sorted and without duplicates, as calc hands them; ps is not modified.
+func mutate(rng *rand.Rand, ps []netip.Prefix) []netip.Prefix {
+	out := slices.Clone(ps)
+	for range 1 + rng.IntN(4) {
+		if len(out) > 0 && rng.IntN(2) == 0 {
+			i := rng.IntN(len(out))
+			out = slices.Delete(out, i, i+1)
+			continue
+		}
+		out = append(out, randomPrefix(rng))
+	}
+	slices.SortFunc(out, comparePrefixes)
+	return slices.Compact(out)
+}
+
+// TestPlanEditRandom: the intervals planEdit derives from the old ones
+// by editing only around the changed members equal a fresh merge of the
+// new members, both when applied to a copy and in place, and the
+// intervals it deletes and adds are exactly those that differ.
+func TestPlanEditRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var ps []netip.Prefix
+	for range 30 {
+		ps = mutate(rng, ps)
+	}
+	for step := range 3000 {
+		nps := mutate(rng, ps)
+		for _, v6 := range []bool{false, true} {
+			o4, o6 := familyPrefixes(ps)
+			n4, n6 := familyPrefixes(nps)
+			oldP, newP := o4, n4
+			if v6 {
+				oldP, newP = o6, n6
+			}
+			old := &setDef{addr: true, prefixes: oldP}
+			nw := &setDef{addr: true, prefixes: newP}
+			want := mergeSorted(newP)
+			wantGone, wantCame := diffRanges(old.intervals(), want)
+			gone, came, edit := nw.planEdit(old)
+			if diff := cmp.Diff([][]addrRange{wantGone, wantCame}, [][]addrRange{gone, came}, cmp.Comparer(func(a, b addrRange) bool { return a == b })); diff != "" {
+				t.Fatalf("step %d, %v -> %v: gone, came (-want +got):\n%s", step, oldP, newP, diff)
+			}
+			if edit == nil {
+				if !slices.Equal(old.intervals(), want) {
+					t.Fatalf("step %d, %v -> %v: no edit, but the intervals differ", step, oldP, newP)
+				}
+				continue
+			}
+			if got := edit.apply(false); !slices.Equal(got, want) {
+				t.Fatalf("step %d, %v -> %v: edited copy %v, want %v", step, oldP, newP, got, want)
+			}
+			if !slices.Equal(old.intervals(), mergeSorted(oldP)) {
+				t.Fatalf("step %d: applying to a copy changed the old intervals", step)
+			}
+			if got := edit.apply(true); !slices.Equal(got, want) {
+				t.Fatalf("step %d, %v -> %v: edited in place %v, want %v", step, oldP, newP, got, want)
+			}
+		}
+		ps = nps
+	}
+}
+
+// TestFamilyPrefixes: unsorted, unmasked or invalid input is sorted,
+// masked and cleaned; sorted, masked input is used as it is.
+func TestFamilyPrefixes(t *testing.T) {
+	v4, v6 := familyPrefixes([]netip.Prefix{netip.MustParsePrefix("fd00::1/64"), {}, netip.MustParsePrefix("10.0.0.9/24"), netip.MustParsePrefix("10.0.0.0/8")})
+	if diff := cmp.Diff([]string{"10.0.0.0/8", "10.0.0.0/24", "fd00::/64"}, prefixStrings(append(v4, v6...))); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	in := pfx("10.0.0.0/8", "10.1.0.0/16", "fd00::/64")
+	v4, v6 = familyPrefixes(in)
+	if len(v4) != 2 || len(v6) != 1 || &v4[0] != &in[0] || &v6[0] != &in[2] {
+		t.Errorf("familyPrefixes(%v) = %v, %v: want sub-slices of the input", in, v4, v6)
+	}
+}
+
+func prefixStrings(ps []netip.Prefix) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.String())
+	}
+	return out
+}
+
+// TestDeltaSetIncrementalRandom changes a few members of a set of
+// hundreds at a time, now and then with a refused transaction, and checks
+// after each Apply that the table equals a fresh load of the State and
+// that the Reconciler's memory of the set's intervals is right.
+func TestDeltaSetIncrementalRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	f := NewFake()
+	r := New(f, Options{})
+	s := baseState()
+	var ps []netip.Prefix
+	for range 200 {
+		ps = mutate(rng, ps)
+	}
+	s.Sets["backend"] = &calc.Set{ID: "backend", Kind: calc.AddrSet, Prefixes: ps, Describe: s.Sets["backend"].Describe}
+	mustResync(t, r, s)
+	ctx := context.Background()
+	for step := range 400 {
+		ps = mutate(rng, ps)
+		s = clone(s)
+		s.Sets["backend"] = &calc.Set{ID: "backend", Kind: calc.AddrSet, Prefixes: ps, Describe: s.Sets["backend"].Describe}
+		d := calc.Delta{Sets: []string{"backend"}}
+		if step%25 == 24 {
+			f.FailNext = errors.New("netlink: no buffer space")
+			err := r.Apply(ctx, s, d)
+			switch {
+			case f.FailNext != nil:
+				f.FailNext = nil // the members did not change: nothing to write
+			case err == nil:
+				t.Fatalf("step %d: Apply did not report the refused transaction", step)
+			}
+		}
+		mustApply(t, r, s, d)
+		if diff := cmp.Diff(dumpOf(t, s), f.Dump(DefaultTable)); diff != "" {
+			t.Fatalf("step %d, %v: (-want +got):\n%s", step, ps, diff)
+		}
+		v4, v6 := familyPrefixes(ps)
+		for i, fam := range [][]netip.Prefix{v4, v6} {
+			if got, want := r.frags[prefixSet+"backend"].sets[i].intervals(), mergeSorted(fam); !slices.Equal(got, want) {
+				t.Fatalf("step %d: remembered intervals %v, want %v", step, got, want)
+			}
+		}
+	}
+	assertConsistent(t, f, s)
+}
+
+// TestDeltaSetMemberAllocs: planning a one-member change of an address
+// set allocates as much for 10,000 members as for 100: the set is not
+// rendered again.
+func TestDeltaSetMemberAllocs(t *testing.T) {
+	allocs := func(members int) float64 {
+		s := bigState(1, members)
+		old := renderSet(s.Sets["big"])
+		old[0].intervals()
+		with := *s.Sets["big"]
+		with.Prefixes = append([]netip.Prefix{netip.MustParsePrefix("10.99.0.1/32")}, with.Prefixes...)
+		return testing.AllocsPerRun(20, func() {
+			nw := renderSet(&with)
+			dels, adds := diffSets(old[0], nw[0])
+			if len(dels) != 0 || len(adds) != 1 {
+				t.Fatalf("%d members: %d delete and %d add ops, want 0 and 1", members, len(dels), len(adds))
+			}
+		})
+	}
+	small, large := allocs(100), allocs(10000)
+	if large > small {
+		t.Errorf("a one-member change allocates %v times with 10,000 members, %v with 100: want no more", large, small)
+	}
+}
