@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"slices"
 	"sort"
@@ -21,15 +22,59 @@ import (
 // comparePrefixes, invalid ones dropped. When ps already is (calc sorts
 // and masks), both are sub-slices of ps: no copy.
 func familyPrefixes(ps []netip.Prefix) (v4, v6 []netip.Prefix) {
-	for i, p := range ps {
-		if !p.IsValid() || p != p.Masked() || i > 0 && comparePrefixes(ps[i-1], p) > 0 {
-			ps = sortedPrefixes(ps)
-			break
-		}
+	if !normalized(ps) {
+		ps = sortedPrefixes(ps)
 	}
 	// Addr.Compare orders by bit length first: IPv4 before IPv6.
 	k := sort.Search(len(ps), func(i int) bool { return !ps[i].Addr().Is4() })
 	return ps[:k:k], ps[k:len(ps):len(ps)]
+}
+
+// normalized reports whether ps are valid, masked and sorted by
+// comparePrefixes. It runs on every change of a set, over every member,
+// so it compares integers rather than calling Masked and Compare.
+func normalized(ps []netip.Prefix) bool {
+	var prevLen, prevBits int
+	var prevHi, prevLo uint64
+	for i, p := range ps {
+		if !p.IsValid() {
+			return false
+		}
+		a := p.Addr()
+		if a.Zone() != "" {
+			return false
+		}
+		b := a.As16()
+		hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+		n, bits := a.BitLen(), p.Bits()
+		if host := uint(n - bits); host >= 64 {
+			if lo != 0 || hi&(1<<(host-64)-1) != 0 {
+				return false
+			}
+		} else if lo&(1<<host-1) != 0 {
+			return false
+		}
+		if i > 0 {
+			switch {
+			case n != prevLen:
+				if n < prevLen {
+					return false
+				}
+			case hi != prevHi:
+				if hi < prevHi {
+					return false
+				}
+			case lo != prevLo:
+				if lo < prevLo {
+					return false
+				}
+			case bits < prevBits:
+				return false
+			}
+		}
+		prevLen, prevHi, prevLo, prevBits = n, hi, lo, bits
+	}
+	return true
 }
 
 // prefixRange is the range a prefix covers.

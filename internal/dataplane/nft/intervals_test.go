@@ -111,6 +111,55 @@ func TestFamilyPrefixes(t *testing.T) {
 	}
 }
 
+// TestNormalized: normalized agrees with masking and sorting.
+func TestNormalized(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	unclean := 0
+	defer func() {
+		if unclean < 1000 || unclean > 4000 {
+			t.Errorf("%d of 5000 cases unclean: the test does not cover both outcomes well", unclean)
+		}
+	}()
+	for i := range 5000 {
+		var ps []netip.Prefix
+		for range rng.IntN(5) {
+			p := randomPrefix(rng)
+			switch rng.IntN(6) {
+			case 0: // unmasked: an address inside the prefix
+				a := p.Addr().AsSlice()
+				a[len(a)-1] |= byte(rng.IntN(4))
+				q, _ := netip.AddrFromSlice(a)
+				p = netip.PrefixFrom(q, p.Bits())
+			case 1: // IPv4-mapped IPv6
+				p = netip.PrefixFrom(netip.AddrFrom16(p.Addr().As16()), p.Bits()+96*bool2int(p.Addr().Is4()))
+			}
+			ps = append(ps, p)
+		}
+		if rng.IntN(2) == 0 {
+			slices.SortFunc(ps, comparePrefixes)
+		}
+		want := true
+		for j, p := range ps {
+			if !p.IsValid() || p != p.Masked() || j > 0 && comparePrefixes(ps[j-1], p) > 0 {
+				want = false
+			}
+		}
+		if !want {
+			unclean++
+		}
+		if got := normalized(ps); got != want {
+			t.Fatalf("case %d: normalized(%v) = %v, want %v", i, ps, got, want)
+		}
+	}
+}
+
+func bool2int(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func prefixStrings(ps []netip.Prefix) []string {
 	var out []string
 	for _, p := range ps {
