@@ -236,3 +236,58 @@ func TestDeltaSetMemberAllocs(t *testing.T) {
 		t.Errorf("a one-member change allocates %v times with 10,000 members, %v with 100: want no more", large, small)
 	}
 }
+
+// acceptKernel accepts every transaction and holds nothing: what Apply
+// costs without a kernel.
+type acceptKernel struct{}
+
+func (acceptKernel) Run(context.Context, string, []Op) error        { return nil }
+func (acceptKernel) List(context.Context, string) (*Listing, error) { return nil, nil }
+
+// TestApplyAllocsFlat: an incremental Apply (+1 set member, +1 and -1
+// endpoint, one policy edit) allocates no more with 1,000 endpoints,
+// policies and 10,000 set members than with 100 and 1,000: nothing on
+// its path copies, sorts or renders the whole table.
+func TestApplyAllocsFlat(t *testing.T) {
+	changes := map[string]func(s *calc.State) (*calc.State, calc.Delta){
+		"set member": func(s *calc.State) (*calc.State, calc.Delta) {
+			w := clone(s)
+			big := *s.Sets["big"]
+			big.Prefixes = append([]netip.Prefix{netip.MustParsePrefix("10.99.0.1/32")}, big.Prefixes...)
+			w.Sets["big"] = &big
+			return w, calc.Delta{Sets: []string{"big"}}
+		},
+		"endpoint": func(s *calc.State) (*calc.State, calc.Delta) {
+			w := clone(s)
+			ep := *s.Endpoints["ep1"]
+			ep.Name, ep.IfName = "extra", "calyxffffffffff"
+			w.Endpoints["extra"] = &ep
+			return w, calc.Delta{Endpoints: []string{"extra"}}
+		},
+		"policy edit": func(s *calc.State) (*calc.State, calc.Delta) {
+			w := clone(s)
+			id := "policy/pol7/ingress"
+			c := *s.Chains[id]
+			c.Rules = []calc.Rule{c.Rules[0]}
+			c.Rules[0].Dst.Ports = []calc.PortRange{{Min: 7777, Max: 7777}}
+			w.Chains[id] = &c
+			return w, calc.Delta{Chains: []string{id}}
+		},
+	}
+	for name, change := range changes {
+		allocs := func(n, members int) float64 {
+			s := bigState(n, members)
+			r := New(acceptKernel{}, Options{})
+			mustResync(t, r, s)
+			w, d := change(s)
+			return testing.AllocsPerRun(10, func() {
+				mustApply(t, r, w, d) // the change
+				mustApply(t, r, s, d) // and back
+			})
+		}
+		small, large := allocs(100, 1000), allocs(1000, 10000)
+		if large > small {
+			t.Errorf("%s: %v allocations at 1,000 endpoints, %v at 100: want no more", name, large, small)
+		}
+	}
+}
