@@ -286,7 +286,10 @@ func TestApplyAllocsFlat(t *testing.T) {
 			})
 		}
 		small, large := allocs(100, 1000), allocs(1000, 10000)
-		if large > small {
+		// Exact without -race; the race detector adds a few
+		// allocations either way, hence the 2% slack (what the table's
+		// size used to cost: 10 to 40 allocations).
+		if large > small*1.02 {
 			t.Errorf("%s: %v allocations at 1,000 endpoints, %v at 100: want no more", name, large, small)
 		}
 	}
