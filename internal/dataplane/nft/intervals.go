@@ -132,6 +132,66 @@ func changedSpans(old, nw []netip.Prefix) []addrRange {
 	return spans
 }
 
+// changedSince returns the spans where d's members differ from old (the
+// previous version's family members), setting d's family members. calc's
+// members are sorted and masked, and those in old were checked before,
+// so the walk checks only the members that are not in old: a member in
+// both is valid, masked and of the family, and two adjacent members both
+// in old are in order (the walk matches them in old's order), so any
+// disorder sits next to a member that is not. Members found out of order
+// fall back to family and changedSpans.
+func (d *setDef) changedSince(old []netip.Prefix) []addrRange {
+	if d.famDone {
+		return changedSpans(old, d.prefixes)
+	}
+	raw := d.raw
+	// The family's members are raw[lo:hi]: IPv4 first (Addr.Compare
+	// orders by bit length), then IPv6.
+	lo, hi := 0, 0
+	for hi < len(raw) && raw[hi].Addr().Is4() {
+		hi++
+	}
+	if d.v6 {
+		lo, hi = hi, len(raw)
+	} else {
+		// An IPv4 member after an IPv6 one: out of order, and not in
+		// raw[lo:hi].
+		for _, p := range raw[hi:] {
+			if p.Addr().Is4() {
+				return changedSpans(old, d.family())
+			}
+		}
+	}
+	fam := raw[lo:hi:hi]
+	member := func(j int) bool {
+		p := fam[j]
+		return p.IsValid() && p.Addr().Is4() != d.v6 && p.Addr().Zone() == "" && p == p.Masked() &&
+			(j == 0 || comparePrefixes(fam[j-1], p) <= 0) && (j+1 == len(fam) || comparePrefixes(p, fam[j+1]) <= 0)
+	}
+	var spans []addrRange
+	i, j := 0, 0
+	for i < len(old) || j < len(fam) {
+		if i < len(old) && j < len(fam) && old[i] == fam[j] {
+			i++
+			j++
+			continue
+		}
+		if j < len(fam) && !member(j) {
+			return changedSpans(old, d.family())
+		}
+		switch {
+		case j == len(fam) || i < len(old) && comparePrefixes(old[i], fam[j]) < 0:
+			spans = append(spans, prefixRange(old[i]))
+			i++
+		default:
+			spans = append(spans, prefixRange(fam[j]))
+			j++
+		}
+	}
+	d.prefixes, d.famDone = fam, true
+	return spans
+}
+
 // rangeEdit is how a set's intervals follow from an older version's: in
 // base, each window's [lo, hi) is replaced by its ranges.
 type rangeEdit struct {
@@ -176,7 +236,7 @@ func (e *rangeEdit) apply(inPlace bool) []addrRange {
 // are the same). Both must be address sets.
 func (d *setDef) planEdit(old *setDef) (gone, came []addrRange, edit *rangeEdit) {
 	base := old.intervals()
-	spans := changedSpans(old.prefixes, d.prefixes)
+	spans := d.changedSince(old.family())
 	if len(spans) == 0 {
 		return nil, nil, nil
 	}

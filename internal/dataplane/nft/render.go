@@ -31,12 +31,17 @@ type chainDef struct {
 
 type setDef struct {
 	spec SetSpec
-	// An address set (addr) is kept as its prefixes (one family, masked
-	// and sorted: calc's own slice when it can be, which calc never
-	// modifies) and their merged intervals, computed on first use
-	// (merged), or by edit from an older version's (see planEdit).
+	// An address set (addr) is kept as calc's members (raw, both
+	// families, which calc never modifies), its family's members (v6),
+	// masked and sorted (prefixes, a sub-slice of raw when raw is sorted
+	// and masked, as calc hands it; see family), and their merged
+	// intervals, computed on first use (merged), or by edit from an older
+	// version's (see planEdit).
 	addr     bool
+	raw      []netip.Prefix
+	v6       bool
 	prefixes []netip.Prefix
+	famDone  bool
 	ranges   []addrRange
 	merged   bool
 	edit     *rangeEdit
@@ -51,11 +56,24 @@ func (d *setDef) intervals() []addrRange {
 		if d.edit != nil {
 			d.ranges, d.edit = d.edit.apply(false), nil
 		} else {
-			d.ranges = mergeSorted(d.prefixes)
+			d.ranges = mergeSorted(d.family())
 		}
 		d.merged = true
 	}
 	return d.ranges
+}
+
+// family returns an address set's members of its family, masked and
+// sorted.
+func (d *setDef) family() []netip.Prefix {
+	if !d.famDone {
+		v4, v6 := familyPrefixes(d.raw)
+		d.prefixes, d.famDone = v4, true
+		if d.v6 {
+			d.prefixes = v6
+		}
+	}
+	return d.prefixes
 }
 
 // settle applies a pending edit to the older version's intervals in
@@ -173,20 +191,15 @@ func renderSet(s *calc.Set) []*setDef {
 		}
 		return []*setDef{d4, d6}
 	}
-	v4, v6 := familyPrefixes(s.Prefixes)
 	return []*setDef{
-		{spec: SetSpec{Name: setName(s, false), Type: SetAddr4, Comment: s.Describe}, addr: true, prefixes: v4},
-		{spec: SetSpec{Name: setName(s, true), Type: SetAddr6, Comment: s.Describe}, addr: true, prefixes: v6},
+		addrSet(setName(s, false), SetAddr4, s.Describe, s.Prefixes),
+		addrSet(setName(s, true), SetAddr6, s.Describe, s.Prefixes),
 	}
 }
 
 // addrSet renders the prefixes of one family as an interval set.
 func addrSet(name string, typ SetType, comment string, prefixes []netip.Prefix) *setDef {
-	fam, v6 := familyPrefixes(prefixes)
-	if typ == SetAddr6 {
-		fam = v6
-	}
-	return &setDef{spec: SetSpec{Name: name, Type: typ, Comment: comment}, addr: true, prefixes: fam}
+	return &setDef{spec: SetSpec{Name: name, Type: typ, Comment: comment}, addr: true, raw: prefixes, v6: typ == SetAddr6}
 }
 
 // endpoint renders a workload endpoint: its interface's elements in the
