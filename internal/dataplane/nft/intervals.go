@@ -31,8 +31,9 @@ func familyPrefixes(ps []netip.Prefix) (v4, v6 []netip.Prefix) {
 }
 
 // normalized reports whether ps are valid, masked and sorted by
-// comparePrefixes. It runs on every change of a set, over every member,
-// so it compares integers rather than calling Masked and Compare.
+// comparePrefixes. It runs over every member of a set rendered afresh
+// (Resync, a new set), so it compares integers rather than calling Masked
+// and Compare; a changed set is checked by changedSince instead.
 func normalized(ps []netip.Prefix) bool {
 	var prevLen, prevBits int
 	var prevHi, prevLo uint64
