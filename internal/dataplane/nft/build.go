@@ -318,8 +318,14 @@ type addrRange struct{ start, end netip.Addr }
 // non-overlapping, non-adjacent ranges: the kernel refuses overlapping
 // intervals.
 func mergePrefixes(ps []netip.Prefix) []addrRange {
+	return mergeSorted(sortedPrefixes(ps))
+}
+
+// mergeSorted is mergePrefixes for prefixes of one family that are
+// already masked and sorted by comparePrefixes.
+func mergeSorted(ps []netip.Prefix) []addrRange {
 	var out []addrRange
-	for _, p := range sortedPrefixes(ps) {
+	for _, p := range ps {
 		start := p.Masked().Addr()
 		end := lastAddr(p).Next() // invalid past the top
 		if n := len(out); n > 0 {
@@ -365,7 +371,9 @@ func lastAddr(p netip.Prefix) netip.Addr {
 func sortedPrefixes(ps []netip.Prefix) []netip.Prefix {
 	out := make([]netip.Prefix, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, p.Masked())
+		if p.IsValid() {
+			out = append(out, p.Masked())
+		}
 	}
 	if !slices.IsSortedFunc(out, comparePrefixes) { // calc sorts them
 		slices.SortFunc(out, comparePrefixes)

@@ -51,7 +51,12 @@
 // difference: map and set elements are added and deleted one by one, a
 // changed chain is flushed and refilled within the transaction, new
 // objects are created before anything refers to them and old ones are
-// deleted after nothing does. Large element lists are split into
+// deleted after nothing does. The Go work of an Apply follows the size of
+// the change, not of the table: an address set's new members are compared
+// with the programmed ones in one pass that allocates only for what
+// differs, and only the intervals around the changed members are merged
+// again (intervals.go); the bookkeeping of shared map elements and tier
+// chains records only what the change touches. Large element lists are split into
 // messages of at most 1,000 elements and 60 kB (a netlink attribute's
 // length is 16 bits). If the transaction fails, the kernel keeps its
 // previous ruleset, the Reconciler's memory does not advance, and the

@@ -159,31 +159,19 @@ func diffElems(spec SetSpec, have, want []Elem) (dels, adds []Op) {
 // element as it is inserted, and moving one end of an interval (delete
 // end, add end) can meet a state it refuses as an overlap, so a changed
 // interval is deleted (start and end) and the new one added, as nft does.
-// Comparing the merged ranges costs no allocation, and kernel elements
-// are built only for the ranges that changed: a one-member change of a
-// 10,000-member set stays cheap.
+// Only the members that changed are merged and compared (planEdit), and
+// kernel elements are built only for the intervals that changed: a
+// one-member change of a 10,000-member set stays cheap. nw's intervals
+// are those of old, edited once the transaction succeeded (settle).
 func diffSets(old, nw *setDef) (dels, adds []Op) {
-	if !old.hasRanges || !nw.hasRanges {
+	if !old.addr || !nw.addr {
 		return diffElems(nw.spec, old.elements(), nw.elements())
 	}
-	var gone, came []addrRange
-	i, j := 0, 0
-	for i < len(old.ranges) || j < len(nw.ranges) {
-		switch {
-		case j == len(nw.ranges) || i < len(old.ranges) && old.ranges[i].start.Less(nw.ranges[j].start):
-			gone = append(gone, old.ranges[i])
-			i++
-		case i == len(old.ranges) || nw.ranges[j].start.Less(old.ranges[i].start):
-			came = append(came, nw.ranges[j])
-			j++
-		default:
-			if old.ranges[i] != nw.ranges[j] {
-				gone = append(gone, old.ranges[i])
-				came = append(came, nw.ranges[j])
-			}
-			i++
-			j++
-		}
+	gone, came, edit := nw.planEdit(old)
+	if edit == nil {
+		nw.ranges, nw.merged = old.intervals(), true
+	} else {
+		nw.edit = edit
 	}
 	return elemOps(nil, OpDelElems, nw.spec, intervalElems(gone)), elemOps(nil, OpAddElems, nw.spec, intervalElems(came))
 }
@@ -294,11 +282,14 @@ func (r *Reconciler) Apply(ctx context.Context, s *calc.State, d calc.Delta) err
 	keys := deltaKeys(d)
 	if d.Config {
 		// Host endpoints carry the failsafe ports.
-		for _, k := range slices.Sorted(mapKeys(r.frags)) {
+		var heps []string
+		for k := range r.frags {
 			if len(k) > len(prefixHep) && k[:len(prefixHep)] == prefixHep {
-				keys = append(keys, k)
+				heps = append(heps, k)
 			}
 		}
+		slices.Sort(heps)
+		keys = append(keys, heps...)
 		for n := range s.HostEndpoints {
 			keys = append(keys, prefixHep+n)
 		}
@@ -307,7 +298,9 @@ func (r *Reconciler) Apply(ctx context.Context, s *calc.State, d calc.Delta) err
 	p := &plan{}
 	next := make(map[string]*fragment, len(keys))
 	owner := newOwnerTx(r.owner)
-	refs := maps.Clone(r.tierRefs)
+	// refs counts the users each tier chain gains (or loses) here; used
+	// are the tier chains the new fragments go to.
+	refs := map[string]int{}
 	used := map[string]*chainDef{}
 	for _, key := range keys {
 		nf := r.rd.render(s, key)
@@ -328,9 +321,10 @@ func (r *Reconciler) Apply(ctx context.Context, s *calc.State, d calc.Delta) err
 	// Shared tier chains: create those that gained their first user,
 	// delete those that lost their last (after the map elements going to
 	// them, which the plan orders first).
+	touched := slices.Sorted(mapKeys(refs))
 	added, removed := map[string]*chainDef{}, []string{}
-	for _, name := range slices.Sorted(mapKeys(used)) {
-		if refs[name] > 0 && r.tiers[name] == nil {
+	for _, name := range touched {
+		if r.tierRefs[name]+refs[name] > 0 && r.tiers[name] == nil {
 			c := used[name]
 			spec := c.spec
 			p.addChains = append(p.addChains, Op{Kind: OpAddChain, Chain: &spec})
@@ -338,9 +332,8 @@ func (r *Reconciler) Apply(ctx context.Context, s *calc.State, d calc.Delta) err
 			added[name] = c
 		}
 	}
-	for _, name := range slices.Sorted(mapKeys(refs)) {
-		if refs[name] <= 0 {
-			delete(refs, name)
+	for _, name := range touched {
+		if r.tierRefs[name]+refs[name] <= 0 {
 			if c := r.tiers[name]; c != nil {
 				spec := c.spec
 				p.rules = append(p.rules, Op{Kind: OpFlushChain, Chain: &spec})
@@ -360,12 +353,21 @@ func (r *Reconciler) Apply(ctx context.Context, s *calc.State, d calc.Delta) err
 	for key, f := range next {
 		if f == nil {
 			delete(r.frags, key)
+			continue
+		}
+		for _, st := range f.sets {
+			st.settle()
+		}
+		r.frags[key] = f
+	}
+	owner.commit()
+	for _, name := range touched {
+		if n := r.tierRefs[name] + refs[name]; n > 0 {
+			r.tierRefs[name] = n
 		} else {
-			r.frags[key] = f
+			delete(r.tierRefs, name)
 		}
 	}
-	r.owner = owner.m
-	r.tierRefs = refs
 	maps.Copy(r.tiers, added)
 	for _, name := range removed {
 		delete(r.tiers, name)
@@ -395,37 +397,50 @@ func dedupe(keys []string) []string {
 	return out
 }
 
-// ownerTx is the owner map as a transaction changes it: sets are copied
-// on first write, so the Reconciler's map stays as it was until the
-// transaction succeeded.
+// ownerTx is the owner map as a transaction changes it: changes are kept
+// aside and written to the Reconciler's map by commit, once the
+// transaction succeeded, so a change costs what it changes, not the size
+// of the map.
 type ownerTx struct {
-	m      map[string]map[string]string
-	copied map[string]bool
+	base map[string]map[string]string
+	// changes[set][id] is the new owner; "" when released.
+	changes map[string]map[string]string
 }
 
 func newOwnerTx(o map[string]map[string]string) *ownerTx {
-	m := make(map[string]map[string]string, len(o))
-	for set, ids := range o {
-		m[set] = ids
-	}
-	return &ownerTx{m: m, copied: map[string]bool{}}
+	return &ownerTx{base: o, changes: map[string]map[string]string{}}
 }
 
-func (o *ownerTx) get(set, id string) string { return o.m[set][id] }
-
-func (o *ownerTx) set(set, id, key string) {
-	if !o.copied[set] {
-		c := make(map[string]string, len(o.m[set])+1)
-		for k, v := range o.m[set] {
-			c[k] = v
-		}
-		o.m[set] = c
-		o.copied[set] = true
+func (o *ownerTx) get(set, id string) string {
+	if key, ok := o.changes[set][id]; ok {
+		return key
 	}
-	if key == "" {
-		delete(o.m[set], id)
-	} else {
-		o.m[set][id] = key
+	return o.base[set][id]
+}
+
+// set records that key owns the element (nothing does when key is "").
+func (o *ownerTx) set(set, id, key string) {
+	if o.changes[set] == nil {
+		o.changes[set] = map[string]string{}
+	}
+	o.changes[set][id] = key
+}
+
+// commit writes the changes to the base map.
+func (o *ownerTx) commit() {
+	for set, ids := range o.changes {
+		m := o.base[set]
+		if m == nil {
+			m = map[string]string{}
+			o.base[set] = m
+		}
+		for id, key := range ids {
+			if key == "" {
+				delete(m, id)
+			} else {
+				m[id] = key
+			}
+		}
 	}
 }
 
@@ -589,7 +604,7 @@ func (r *Reconciler) resyncLocked(ctx context.Context, s *calc.State) error {
 			p.addSets = append(p.addSets, Op{Kind: OpAddSet, Set: &spec})
 		}
 		var dels, adds []Op
-		if st.hasRanges {
+		if st.addr {
 			dels, adds = diffIntervals(st.spec, cur, want)
 		} else {
 			dels, adds = diffElems(st.spec, cur, want)

@@ -31,17 +31,64 @@ type chainDef struct {
 
 type setDef struct {
 	spec SetSpec
-	// ranges are an address set's merged intervals; elems its kernel
-	// elements, derived from ranges on first use (see elements).
-	ranges    []addrRange
-	hasRanges bool
-	elems     []Elem
+	// An address set (addr) is kept as calc's members (raw, both
+	// families, which calc never modifies), its family's members (v6),
+	// masked and sorted (prefixes, a sub-slice of raw when raw is sorted
+	// and masked, as calc hands it; see family), and their merged
+	// intervals, computed on first use (merged), or by edit from an older
+	// version's (see planEdit).
+	addr     bool
+	raw      []netip.Prefix
+	v6       bool
+	prefixes []netip.Prefix
+	famDone  bool
+	ranges   []addrRange
+	merged   bool
+	edit     *rangeEdit
+	// elems are the set's kernel elements; an address set's are derived
+	// from its intervals on first use (see elements).
+	elems []Elem
+}
+
+// intervals returns an address set's merged intervals.
+func (d *setDef) intervals() []addrRange {
+	if !d.merged {
+		if d.edit != nil {
+			d.ranges, d.edit = d.edit.apply(false), nil
+		} else {
+			d.ranges = mergeSorted(d.family())
+		}
+		d.merged = true
+	}
+	return d.ranges
+}
+
+// family returns an address set's members of its family, masked and
+// sorted.
+func (d *setDef) family() []netip.Prefix {
+	if !d.famDone {
+		v4, v6 := familyPrefixes(d.raw)
+		d.prefixes, d.famDone = v4, true
+		if d.v6 {
+			d.prefixes = v6
+		}
+	}
+	return d.prefixes
+}
+
+// settle applies a pending edit to the older version's intervals in
+// place: called once the transaction it was planned for succeeded and the
+// older version is gone.
+func (d *setDef) settle() {
+	if d.edit != nil && !d.merged {
+		d.ranges, d.edit, d.merged = d.edit.apply(true), nil, true
+	}
 }
 
 // elements returns the set's kernel elements.
 func (d *setDef) elements() []Elem {
-	if d.hasRanges && d.elems == nil {
-		d.elems = intervalElems(d.ranges)
+	if d.addr && d.elems == nil {
+		d.elems = intervalElems(d.intervals())
 	}
 	return d.elems
 }
@@ -152,13 +199,7 @@ func renderSet(s *calc.Set) []*setDef {
 
 // addrSet renders the prefixes of one family as an interval set.
 func addrSet(name string, typ SetType, comment string, prefixes []netip.Prefix) *setDef {
-	var fam []netip.Prefix
-	for _, p := range prefixes {
-		if p.Addr().Is4() == (typ == SetAddr4) {
-			fam = append(fam, p)
-		}
-	}
-	return &setDef{spec: SetSpec{Name: name, Type: typ, Comment: comment}, ranges: mergePrefixes(fam), hasRanges: true}
+	return &setDef{spec: SetSpec{Name: name, Type: typ, Comment: comment}, addr: true, raw: prefixes, v6: typ == SetAddr6}
 }
 
 // endpoint renders a workload endpoint: its interface's elements in the
