@@ -3,7 +3,9 @@ package nft
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"syscall"
 
@@ -23,30 +25,57 @@ import (
 // kernel charges only what a message uses, so a large ceiling is cheap.
 const socketBuffer = 64 << 20
 
-// Netlink is the Kernel of one network namespace, over google/nftables.
-// Its netlink socket is created in the namespace and stays bound to it,
-// so it serves any goroutine. google/nftables takes no context: ctx is
-// checked before each call.
+// Netlink is the Kernel of one network namespace. google/nftables
+// encodes its transactions (into memory, through a test dial that
+// captures the batch) and lists tables, chains and sets; Netlink's own
+// socket (nlSocket) sends the batches and dumps the rules. Both sockets
+// are created in the namespace and stay bound to it, so they serve any
+// goroutine. ctx is checked before each request.
 type Netlink struct {
-	mu     sync.Mutex // guards following fields
-	conn   *nftables.Conn
-	nextID uint32 // set IDs within a transaction
+	mu      sync.Mutex // guards following fields
+	conn    *nftables.Conn
+	enc     *nftables.Conn // encodes; its Flush hands the batch to capture
+	sock    *nlSocket
+	batch   []netlink.Message // what enc's last Flush produced
+	lastLen int               // messages in the last batch flushed
+	nextID  uint32            // set IDs within a transaction
 }
 
 var _ Kernel = (*Netlink)(nil)
 
 // NewNetlink returns the Kernel of n. Close it when done.
 func NewNetlink(n *netns.NS) (*Netlink, error) {
-	var conn *nftables.Conn
+	k := &Netlink{}
 	err := n.Do(func() error {
 		var err error
-		conn, err = nftables.New(nftables.AsLasting(), nftables.WithSockOptions(forceBuffers))
-		return err
+		if k.conn, err = nftables.New(nftables.AsLasting(), nftables.WithSockOptions(forceBuffers)); err != nil {
+			return err
+		}
+		if k.sock, err = dialSocket(); err != nil {
+			_ = k.conn.CloseLasting()
+			return err
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening nftables netlink in %s: %w", n.Path(), err)
 	}
-	return &Netlink{conn: conn}, nil
+	k.enc, err = nftables.New(nftables.WithTestDial(k.capture))
+	if err != nil {
+		_ = k.Close()
+		return nil, fmt.Errorf("creating the nftables encoder: %w", err)
+	}
+	return k, nil
+}
+
+// capture is enc's netlink peer: it keeps the batch Flush sends and
+// answers nothing, so Flush returns at once.
+func (k *Netlink) capture(req []netlink.Message) ([]netlink.Message, error) {
+	if req == nil {
+		return nil, io.EOF // Flush reading acknowledgements: none
+	}
+	k.batch = req
+	return nil, nil
 }
 
 // forceBuffers sets the socket's buffers past net.core.{w,r}mem_max
@@ -71,8 +100,10 @@ func forceBuffers(c *netlink.Conn) error {
 	return nil
 }
 
-// Close closes the netlink socket.
-func (k *Netlink) Close() error { return k.conn.CloseLasting() }
+// Close closes the netlink sockets.
+func (k *Netlink) Close() error {
+	return errors.Join(k.conn.CloseLasting(), k.sock.close())
+}
 
 func nftTable(name string) *nftables.Table {
 	return &nftables.Table{Name: name, Family: nftables.TableFamilyINet}
@@ -140,32 +171,51 @@ func (k *Netlink) Run(ctx context.Context, table string, ops []Op) error {
 	t := nftTable(table)
 	for i, op := range ops {
 		if err := k.queue(t, op); err != nil {
-			_ = k.conn.Flush() // never sent: drop what was queued
+			_ = k.enc.Flush() // never sent: drop what was queued
+			k.batch = nil
 			return fmt.Errorf("encoding op %d (%s): %w", i, op, err)
 		}
 	}
-	if err := k.conn.Flush(); err != nil {
+	err := k.flush()
+	var refused *nlMsgError
+	// Each op is one message, between BATCH_BEGIN and BATCH_END.
+	if errors.As(err, &refused) && refused.index >= 1 && refused.index <= len(ops) && k.lastLen == len(ops)+2 {
+		op := ops[refused.index-1]
+		return fmt.Errorf("running a transaction of %d ops: op %d (%s) refused: %w", len(ops), refused.index-1, op, refused.errno)
+	}
+	if err != nil {
 		return fmt.Errorf("running a transaction of %d ops: %w", len(ops), err)
 	}
 	return nil
+}
+
+// flush encodes the queued batch and runs it on k.sock.
+func (k *Netlink) flush() error {
+	k.batch = nil
+	defer func() { k.batch = nil }()
+	if err := k.enc.Flush(); err != nil {
+		return fmt.Errorf("encoding: %w", err)
+	}
+	k.lastLen = len(k.batch)
+	return k.sock.transact(k.batch)
 }
 
 // queue adds op to the pending batch. It only encodes; Flush sends.
 func (k *Netlink) queue(t *nftables.Table, op Op) error {
 	switch op.Kind {
 	case OpAddTable:
-		k.conn.AddTable(t)
+		k.enc.AddTable(t)
 	case OpAddSet:
 		s := nftSet(t, op.Set)
 		k.nextID++
 		s.ID = k.nextID
-		return k.conn.AddSet(s, nil)
+		return k.enc.AddSet(s, nil)
 	case OpAddElems:
-		return k.conn.SetAddElements(nftSet(t, op.Set), nftElems(op.Elems))
+		return k.enc.SetAddElements(nftSet(t, op.Set), nftElems(op.Elems))
 	case OpDelElems:
-		return k.conn.SetDeleteElements(nftSet(t, op.Set), nftElems(op.Elems))
+		return k.enc.SetDeleteElements(nftSet(t, op.Set), nftElems(op.Elems))
 	case OpDelSet:
-		k.conn.DelSet(nftSet(t, op.Set))
+		k.enc.DelSet(nftSet(t, op.Set))
 	case OpAddChain:
 		c := &nftables.Chain{Table: t, Name: op.Chain.Name}
 		if b := op.Chain.Base; b != nil {
@@ -177,13 +227,13 @@ func (k *Netlink) queue(t *nftables.Table, op Op) error {
 			accept := nftables.ChainPolicyAccept
 			c.Hooknum, c.Priority, c.Type, c.Policy = hook, &prio, nftables.ChainType(b.Type), &accept
 		}
-		k.conn.AddChain(c)
+		k.enc.AddChain(c)
 	case OpFlushChain:
-		k.conn.FlushChain(&nftables.Chain{Table: t, Name: op.Chain.Name})
+		k.enc.FlushChain(&nftables.Chain{Table: t, Name: op.Chain.Name})
 	case OpDelChain:
-		k.conn.DelChain(&nftables.Chain{Table: t, Name: op.Chain.Name})
+		k.enc.DelChain(&nftables.Chain{Table: t, Name: op.Chain.Name})
 	case OpAddRule:
-		k.conn.AddRule(&nftables.Rule{
+		k.enc.AddRule(&nftables.Rule{
 			Table:    t,
 			Chain:    &nftables.Chain{Table: t, Name: op.Rule.Chain},
 			Exprs:    op.Rule.Exprs,
@@ -217,21 +267,15 @@ func (k *Netlink) List(ctx context.Context, table string) (*Listing, error) {
 		return nil, fmt.Errorf("listing chains: %w", err)
 	}
 	for _, c := range chains {
-		if c.Table.Name != table {
-			continue
+		if c.Table.Name == table {
+			l.Chains[c.Name] = []string{}
 		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		rules, err := k.conn.GetRules(t, c)
-		if err != nil {
-			return nil, fmt.Errorf("listing the rules of chain %s: %w", c.Name, err)
-		}
-		comments := make([]string, len(rules))
-		for i, r := range rules {
-			comments[i], _ = userdata.GetString(r.UserData, userdata.TypeComment)
-		}
-		l.Chains[c.Name] = comments
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := k.ruleComments(table, l.Chains); err != nil {
+		return nil, fmt.Errorf("listing the rules of table inet %s: %w", table, err)
 	}
 	sets, err := k.conn.GetSets(t)
 	if err != nil {
@@ -280,8 +324,8 @@ func (k *Netlink) List(ctx context.Context, table string) (*Listing, error) {
 func (k *Netlink) deleteTable(table string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.conn.DelTable(nftTable(table))
-	if err := k.conn.Flush(); err != nil {
+	k.enc.DelTable(nftTable(table))
+	if err := k.flush(); err != nil {
 		return fmt.Errorf("deleting table inet %s: %w", table, err)
 	}
 	return nil
@@ -304,4 +348,88 @@ func decodeVerdict(b []byte) (*expr.Verdict, error) {
 		}
 	}
 	return v, ad.Err()
+}
+
+// ruleComments dumps the rules of table (all its chains in one request)
+// and appends each rule's comment to chains[its chain], in order. It
+// decodes only the chain name and the userdata of each rule: List needs
+// nothing else, and decoding the expressions is most of a dump's cost.
+// A dump the kernel marks interrupted (the table changed meanwhile) is
+// read again.
+func (k *Netlink) ruleComments(table string, chains map[string][]string) error {
+	req := make([]byte, 4, 4+nlAlign(4+len(table)+1))
+	req[0] = unix.NFPROTO_INET // nfgenmsg: family, version 0, res_id 0
+	req = appendAttr(req, unix.NFTA_RULE_TABLE, append([]byte(table), 0))
+	const attempts = 3
+	for try := 1; ; try++ {
+		for name := range chains {
+			chains[name] = chains[name][:0]
+		}
+		interrupted := false
+		err := k.sock.dump(uint16(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETRULE), req, func(flags uint16, data []byte) error {
+			interrupted = interrupted || flags&unix.NLM_F_DUMP_INTR != 0
+			chain, ud, err := ruleChainUserdata(data)
+			if err != nil {
+				return err
+			}
+			comments, ok := chains[string(chain)]
+			if !ok {
+				return nil // a chain created after the chain listing
+			}
+			comment, _ := userdata.GetString(ud, userdata.TypeComment)
+			chains[string(chain)] = append(comments, comment)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if !interrupted {
+			return nil
+		}
+		if try == attempts {
+			return fmt.Errorf("the rule dump was interrupted by changes %d times", attempts)
+		}
+	}
+}
+
+// ruleChainUserdata returns the NFTA_RULE_CHAIN (without its NUL) and
+// NFTA_RULE_USERDATA attributes of a NEWRULE message's payload.
+func ruleChainUserdata(data []byte) (chain, ud []byte, err error) {
+	if len(data) < 4 {
+		return nil, nil, fmt.Errorf("rule message of %d bytes, shorter than its nfgenmsg header", len(data))
+	}
+	b := data[4:]
+	for len(b) >= 4 {
+		l := int(binary.NativeEndian.Uint16(b))
+		typ := binary.NativeEndian.Uint16(b[2:]) &^ (unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER)
+		if l < 4 || l > len(b) {
+			return nil, nil, fmt.Errorf("malformed rule attribute: length %d with %d bytes left", l, len(b))
+		}
+		switch typ {
+		case unix.NFTA_RULE_CHAIN:
+			chain = b[4:l]
+			if n := len(chain); n > 0 && chain[n-1] == 0 {
+				chain = chain[:n-1]
+			}
+		case unix.NFTA_RULE_USERDATA:
+			ud = b[4:l]
+		}
+		b = b[min(nlAlign(l), len(b)):]
+	}
+	if chain == nil {
+		return nil, nil, errors.New("rule message without a chain name")
+	}
+	return chain, ud, nil
+}
+
+// appendAttr appends a netlink attribute to b.
+func appendAttr(b []byte, typ uint16, data []byte) []byte {
+	l := 4 + len(data)
+	b = binary.NativeEndian.AppendUint16(b, uint16(l))
+	b = binary.NativeEndian.AppendUint16(b, typ)
+	b = append(b, data...)
+	for range nlAlign(l) - l {
+		b = append(b, 0)
+	}
+	return b
 }
