@@ -60,12 +60,17 @@ func NewNetlink(n *netns.NS) (*Netlink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening nftables netlink in %s: %w", n.Path(), err)
 	}
-	k.enc, err = nftables.New(nftables.WithTestDial(k.capture))
-	if err != nil {
+	if k.enc, err = newEncoder(k); err != nil {
 		_ = k.Close()
 		return nil, fmt.Errorf("creating the nftables encoder: %w", err)
 	}
 	return k, nil
+}
+
+// newEncoder returns the nftables.Conn that encodes k's batches: its
+// Flush hands them to k.capture instead of a socket.
+func newEncoder(k *Netlink) (*nftables.Conn, error) {
+	return nftables.New(nftables.WithTestDial(k.capture))
 }
 
 // capture is enc's netlink peer: it keeps the batch Flush sends and

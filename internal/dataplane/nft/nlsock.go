@@ -93,7 +93,10 @@ func nlAlign(n int) int { return (n + 3) &^ 3 }
 
 // encode frames msgs into s.out with consecutive sequence numbers from
 // s.seq+1, asking for an acknowledgement only where ack(i) says so, and
-// returns the first sequence number.
+// returns the first sequence number. It clears NLM_F_ECHO, which
+// google/nftables sets on every new rule (to learn its handle): Calyx
+// never uses the echo, and asking for it makes the kernel encode every
+// new rule back to the socket at commit.
 func (s *nlSocket) encode(msgs []netlink.Message, ack func(i int) bool) uint32 {
 	size := 0
 	for _, m := range msgs {
@@ -107,7 +110,7 @@ func (s *nlSocket) encode(msgs []netlink.Message, ack func(i int) bool) uint32 {
 	off := 0
 	for i, m := range msgs {
 		l := nlmsgHdrLen + len(m.Data)
-		flags := m.Header.Flags &^ netlink.Acknowledge
+		flags := m.Header.Flags &^ (netlink.Acknowledge | unix.NLM_F_ECHO)
 		if ack(i) {
 			flags |= netlink.Acknowledge
 		}
