@@ -290,36 +290,11 @@ func (k *Netlink) List(ctx context.Context, table string) (*Listing, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		elems, err := k.conn.GetSetElements(s)
+		elems, err := k.setElems(table, s.Name)
 		if err != nil {
 			return nil, fmt.Errorf("listing the elements of set %s: %w", s.Name, err)
 		}
-		out := make([]Elem, len(elems))
-		for i, e := range elems {
-			out[i] = Elem{Key: e.Key, End: e.IntervalEnd, Val: e.Val}
-			v := e.VerdictData
-			if v == nil && s.IsMap && (s.DataType.Name == "" || s.DataType.Name == nftables.TypeVerdict.Name) && len(e.Val) > 0 {
-				// google/nftables v0.3.0 hands a verdict map's value
-				// back undecoded (and its data type unnamed): the
-				// NFTA_VERDICT_CODE and _CHAIN attributes.
-				if v, err = decodeVerdict(e.Val); err != nil {
-					return nil, fmt.Errorf("decoding an element of map %s: %w", s.Name, err)
-				}
-				out[i].Val = nil
-			}
-			if v != nil {
-				out[i].Chain = v.Chain
-				switch v.Kind {
-				case expr.VerdictJump:
-					out[i].Verdict = "jump"
-				case expr.VerdictGoto:
-					out[i].Verdict = "goto"
-				default:
-					out[i].Verdict = fmt.Sprintf("verdict(%d)", v.Kind)
-				}
-			}
-		}
-		l.Sets[s.Name] = out
+		l.Sets[s.Name] = elems
 	}
 	return l, nil
 }
@@ -334,6 +309,17 @@ func (k *Netlink) deleteTable(table string) error {
 		return fmt.Errorf("deleting table inet %s: %w", table, err)
 	}
 	return nil
+}
+
+// verdictName is how Elem names a map element's verdict.
+func verdictName(kind expr.VerdictKind) string {
+	switch kind {
+	case expr.VerdictJump:
+		return "jump"
+	case expr.VerdictGoto:
+		return "goto"
+	}
+	return fmt.Sprintf("verdict(%d)", kind)
 }
 
 // decodeVerdict decodes the nested NFTA_VERDICT_* attributes of a verdict.
@@ -353,88 +339,4 @@ func decodeVerdict(b []byte) (*expr.Verdict, error) {
 		}
 	}
 	return v, ad.Err()
-}
-
-// ruleComments dumps the rules of table (all its chains in one request)
-// and appends each rule's comment to chains[its chain], in order. It
-// decodes only the chain name and the userdata of each rule: List needs
-// nothing else, and decoding the expressions is most of a dump's cost.
-// A dump the kernel marks interrupted (the table changed meanwhile) is
-// read again.
-func (k *Netlink) ruleComments(table string, chains map[string][]string) error {
-	req := make([]byte, 4, 4+nlAlign(4+len(table)+1))
-	req[0] = unix.NFPROTO_INET // nfgenmsg: family, version 0, res_id 0
-	req = appendAttr(req, unix.NFTA_RULE_TABLE, append([]byte(table), 0))
-	const attempts = 3
-	for try := 1; ; try++ {
-		for name := range chains {
-			chains[name] = chains[name][:0]
-		}
-		interrupted := false
-		err := k.sock.dump(uint16(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETRULE), req, func(flags uint16, data []byte) error {
-			interrupted = interrupted || flags&unix.NLM_F_DUMP_INTR != 0
-			chain, ud, err := ruleChainUserdata(data)
-			if err != nil {
-				return err
-			}
-			comments, ok := chains[string(chain)]
-			if !ok {
-				return nil // a chain created after the chain listing
-			}
-			comment, _ := userdata.GetString(ud, userdata.TypeComment)
-			chains[string(chain)] = append(comments, comment)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if !interrupted {
-			return nil
-		}
-		if try == attempts {
-			return fmt.Errorf("the rule dump was interrupted by changes %d times", attempts)
-		}
-	}
-}
-
-// ruleChainUserdata returns the NFTA_RULE_CHAIN (without its NUL) and
-// NFTA_RULE_USERDATA attributes of a NEWRULE message's payload.
-func ruleChainUserdata(data []byte) (chain, ud []byte, err error) {
-	if len(data) < 4 {
-		return nil, nil, fmt.Errorf("rule message of %d bytes, shorter than its nfgenmsg header", len(data))
-	}
-	b := data[4:]
-	for len(b) >= 4 {
-		l := int(binary.NativeEndian.Uint16(b))
-		typ := binary.NativeEndian.Uint16(b[2:]) &^ (unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER)
-		if l < 4 || l > len(b) {
-			return nil, nil, fmt.Errorf("malformed rule attribute: length %d with %d bytes left", l, len(b))
-		}
-		switch typ {
-		case unix.NFTA_RULE_CHAIN:
-			chain = b[4:l]
-			if n := len(chain); n > 0 && chain[n-1] == 0 {
-				chain = chain[:n-1]
-			}
-		case unix.NFTA_RULE_USERDATA:
-			ud = b[4:l]
-		}
-		b = b[min(nlAlign(l), len(b)):]
-	}
-	if chain == nil {
-		return nil, nil, errors.New("rule message without a chain name")
-	}
-	return chain, ud, nil
-}
-
-// appendAttr appends a netlink attribute to b.
-func appendAttr(b []byte, typ uint16, data []byte) []byte {
-	l := 4 + len(data)
-	b = binary.NativeEndian.AppendUint16(b, uint16(l))
-	b = binary.NativeEndian.AppendUint16(b, typ)
-	b = append(b, data...)
-	for range nlAlign(l) - l {
-		b = append(b, 0)
-	}
-	return b
 }
