@@ -121,7 +121,7 @@ func TestNetlinkTwoRefusedOps(t *testing.T) {
 // TestNetlinkListMatchesFake: the rules Netlink reads back (one dump of
 // the table, decoding only chain names and comments) are, chain by
 // chain and in order, those the Fake holds for the same State, empty
-// chains included.
+// chains included, and none of another table's.
 func TestNetlinkListMatchesFake(t *testing.T) {
 	k := benchKernel(t)
 	ctx := context.Background()
@@ -136,6 +136,12 @@ func TestNetlinkListMatchesFake(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := f.Run(ctx, DefaultTable, []Op{{Kind: OpAddChain, Chain: &ChainSpec{Name: "empty"}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Another table with a chain of the same name: not listed.
+	other := []Op{{Kind: OpAddTable}, {Kind: OpAddChain, Chain: &ChainSpec{Name: "filter-forward"}},
+		{Kind: OpAddRule, Rule: &Rule{Chain: "filter-forward", Comment: "other table"}}}
+	if err := k.Run(ctx, "other", other); err != nil {
 		t.Fatal(err)
 	}
 	got, err := k.List(ctx, DefaultTable)

@@ -52,9 +52,11 @@ func (k *Netlink) ruleComments(table string, chains map[string][]string) error {
 		}
 	}
 	return k.dumpTable(unix.NFT_MSG_GETRULE, appendAttr(nil, unix.NFTA_RULE_TABLE, cstring(table)), reset, func(attrs []byte) error {
-		var chain, ud []byte
+		var tbl, chain, ud []byte
 		err := nlAttrs(attrs, func(typ uint16, data []byte) error {
 			switch typ {
+			case unix.NFTA_RULE_TABLE:
+				tbl = trimNUL(data)
 			case unix.NFTA_RULE_CHAIN:
 				chain = trimNUL(data)
 			case unix.NFTA_RULE_USERDATA:
@@ -67,6 +69,9 @@ func (k *Netlink) ruleComments(table string, chains map[string][]string) error {
 		}
 		if chain == nil {
 			return errors.New("rule message without a chain name")
+		}
+		if string(tbl) != table {
+			return nil // the kernel filters by table; this makes sure
 		}
 		comments, ok := chains[string(chain)]
 		if !ok {
