@@ -36,10 +36,11 @@ type nlSocket struct {
 	in   []byte // receive buffer, reused
 }
 
-// recvBuffer is the size of a read. The kernel fills a dump's datagrams
-// up to the size of the reader's last buffer, so a large one means few
-// reads per dump.
-const recvBuffer = 1 << 20
+// recvBuffer is the size of a read: more than any datagram the kernel
+// sends here (a dump's datagrams are at most 32 kB on current kernels,
+// and errors carry only the refused message's header, NETLINK_CAP_ACK).
+// A longer one would arrive truncated and fail to parse, never pass.
+const recvBuffer = 256 << 10
 
 // keptSendBuffer is the largest send buffer kept for the next batch.
 const keptSendBuffer = 4 << 20
