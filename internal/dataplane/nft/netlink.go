@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"syscall"
 
@@ -73,15 +72,27 @@ func newEncoder(k *Netlink) (*nftables.Conn, error) {
 	return nftables.New(nftables.WithTestDial(k.capture))
 }
 
-// capture is enc's netlink peer: it keeps the batch Flush sends and
-// answers nothing, so Flush returns at once.
+// capture is enc's netlink peer: it keeps the batch Flush sends, and
+// answers Flush's first read for acknowledgements with errCaptured.
 func (k *Netlink) capture(req []netlink.Message) ([]netlink.Message, error) {
 	if req == nil {
-		return nil, io.EOF // Flush reading acknowledgements: none
+		return nil, errCaptured{}
 	}
 	k.batch = req
 	return nil, nil
 }
+
+// errCaptured ends enc's Flush once capture holds the batch. Flush reads
+// an acknowledgement for every message, two reads each (thousands of
+// calls and allocations for a full programming), but stops at the first
+// error that is ENOBUFS, the kernel's "only error you will get": so
+// errCaptured says it is one. Were Flush to read on regardless, each read
+// would get errCaptured again, and flush would still recognise it.
+type errCaptured struct{}
+
+func (errCaptured) Error() string { return "batch captured for sending" }
+
+func (errCaptured) Is(target error) bool { return target == syscall.ENOBUFS }
 
 // forceBuffers sets the socket's buffers past net.core.{w,r}mem_max
 // (CAP_NET_ADMIN, which programming nftables needs anyway).
@@ -194,12 +205,20 @@ func (k *Netlink) Run(ctx context.Context, table string, ops []Op) error {
 	return nil
 }
 
+// encode has enc encode the queued batch into k.batch.
+func (k *Netlink) encode() error {
+	k.batch = nil
+	if err := k.enc.Flush(); err != nil && !(k.batch != nil && errors.As(err, new(errCaptured))) {
+		return fmt.Errorf("encoding: %w", err)
+	}
+	return nil
+}
+
 // flush encodes the queued batch and runs it on k.sock.
 func (k *Netlink) flush() error {
-	k.batch = nil
 	defer func() { k.batch = nil }()
-	if err := k.enc.Flush(); err != nil {
-		return fmt.Errorf("encoding: %w", err)
+	if err := k.encode(); err != nil {
+		return err
 	}
 	k.lastLen = len(k.batch)
 	return k.sock.transact(k.batch)

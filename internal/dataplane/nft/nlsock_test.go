@@ -3,17 +3,25 @@ package nft
 import (
 	"testing"
 
+	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// TestEncodeBatchFlags: the framed batch asks for one acknowledgement,
-// on its last op (not on BATCH_END), and no echo, whatever flags
-// google/nftables set; messages keep their types and payloads, with
-// consecutive sequence numbers.
+// TestEncodeBatchFlags: encoding stops google/nftables' Flush at its
+// first read for acknowledgements; the framed batch asks for one
+// acknowledgement, on its last op (not on BATCH_END), and no echo,
+// whatever flags google/nftables set; messages keep their types and
+// payloads, with consecutive sequence numbers.
 func TestEncodeBatchFlags(t *testing.T) {
 	k := &Netlink{}
-	enc, err := newEncoder(k)
+	reads := 0
+	enc, err := nftables.New(nftables.WithTestDial(func(req []netlink.Message) ([]netlink.Message, error) {
+		if req == nil {
+			reads++
+		}
+		return k.capture(req)
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,8 +38,11 @@ func TestEncodeBatchFlags(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := k.enc.Flush(); err != nil {
+	if err := k.encode(); err != nil {
 		t.Fatal(err)
+	}
+	if reads != 1 {
+		t.Errorf("encoding read %d acknowledgements, want 1 (then stop)", reads)
 	}
 	if len(k.batch) != len(ops)+2 {
 		t.Fatalf("batch of %d messages, want %d", len(k.batch), len(ops)+2)
