@@ -36,6 +36,9 @@ type Netlink struct {
 	enc     *nftables.Conn // encodes; its Flush hands the batch to capture
 	sock    *nlSocket
 	batch   []netlink.Message // what enc's last Flush produced
+	pending bool              // enc holds queued ops
+	msgs    []netlink.Message // the batch being built, without BATCH_BEGIN and _END
+	arena   []byte            // the payloads of the messages Netlink encodes itself
 	lastLen int               // messages in the last batch flushed
 	nextID  uint32            // set IDs within a transaction
 }
@@ -187,8 +190,7 @@ func (k *Netlink) Run(ctx context.Context, table string, ops []Op) error {
 	t := nftTable(table)
 	for i, op := range ops {
 		if err := k.queue(t, op); err != nil {
-			_ = k.enc.Flush() // never sent: drop what was queued
-			k.batch = nil
+			k.reset()
 			return fmt.Errorf("encoding op %d (%s): %w", i, op, err)
 		}
 	}
@@ -214,18 +216,78 @@ func (k *Netlink) encode() error {
 	return nil
 }
 
-// flush encodes the queued batch and runs it on k.sock.
-func (k *Netlink) flush() error {
-	defer func() { k.batch = nil }()
+// reset drops what was queued and never sent.
+func (k *Netlink) reset() {
+	if k.pending {
+		_ = k.encode()
+	}
+	k.pending, k.batch, k.msgs, k.arena = false, nil, k.msgs[:0], nil
+}
+
+// movePending appends what enc holds to k.msgs, keeping the ops' order.
+func (k *Netlink) movePending() error {
+	if !k.pending {
+		return nil
+	}
+	k.pending = false
 	if err := k.encode(); err != nil {
 		return err
 	}
-	k.lastLen = len(k.batch)
-	return k.sock.transact(k.batch)
+	if n := len(k.batch); n >= 2 {
+		k.msgs = append(k.msgs, k.batch[1:n-1]...) // without BATCH_BEGIN and _END
+	}
+	k.batch = nil
+	return nil
 }
 
-// queue adds op to the pending batch. It only encodes; Flush sends.
+// batchMsg is a BATCH_BEGIN or _END message of the nftables subsystem.
+func batchMsg(typ uint16) netlink.Message {
+	return netlink.Message{
+		Header: netlink.Header{Type: netlink.HeaderType(typ), Flags: netlink.Request},
+		Data:   []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES}, // res_id big-endian
+	}
+}
+
+// frame returns the queued messages framed as one batch.
+func (k *Netlink) frame() ([]netlink.Message, error) {
+	if err := k.movePending(); err != nil {
+		return nil, err
+	}
+	if len(k.msgs) == 0 {
+		return nil, nil
+	}
+	batch := make([]netlink.Message, 0, len(k.msgs)+2)
+	batch = append(batch, batchMsg(unix.NFNL_MSG_BATCH_BEGIN))
+	batch = append(batch, k.msgs...)
+	return append(batch, batchMsg(unix.NFNL_MSG_BATCH_END)), nil
+}
+
+// flush sends the queued messages as one batch on k.sock.
+func (k *Netlink) flush() error {
+	defer k.reset()
+	batch, err := k.frame()
+	if err != nil || batch == nil {
+		return err
+	}
+	k.lastLen = len(batch)
+	return k.sock.transact(batch)
+}
+
+// queue adds op to the pending batch: Netlink encodes tables, chains and
+// rules itself, google/nftables the rest. It only encodes; flush sends.
 func (k *Netlink) queue(t *nftables.Table, op Op) error {
+	if !ownEncoded(op) {
+		k.pending = true
+		return k.queueGoogle(t, op)
+	}
+	if err := k.movePending(); err != nil {
+		return err
+	}
+	return k.encodeOwn(t.Name, op)
+}
+
+// queueGoogle has enc encode op (any kind).
+func (k *Netlink) queueGoogle(t *nftables.Table, op Op) error {
 	switch op.Kind {
 	case OpAddTable:
 		k.enc.AddTable(t)
@@ -324,6 +386,7 @@ func (k *Netlink) deleteTable(table string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.enc.DelTable(nftTable(table))
+	k.pending = true
 	if err := k.flush(); err != nil {
 		return fmt.Errorf("deleting table inet %s: %w", table, err)
 	}

@@ -34,7 +34,7 @@ func TestEncodeBatchFlags(t *testing.T) {
 		{Kind: OpAddRule, Rule: &Rule{Chain: "c", Comment: "two"}},
 	}
 	for _, op := range ops {
-		if err := k.queue(tbl, op); err != nil {
+		if err := k.queueGoogle(tbl, op); err != nil {
 			t.Fatal(err)
 		}
 	}
