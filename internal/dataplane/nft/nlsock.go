@@ -10,9 +10,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// nlSocket is Netlink's own NETLINK_NETFILTER socket, which sends the
-// batches google/nftables encodes and dumps rules, reading the kernel's
-// replies into one reused buffer.
+// nlSocket is Netlink's own NETLINK_NETFILTER socket, which sends its
+// batches and makes its dumps, reading the kernel's replies into one
+// reused buffer.
 //
 // Why not google/nftables' Flush: it sets NLM_F_ACK on every message of a
 // batch and then receives each acknowledgement with a peek, a read and a
