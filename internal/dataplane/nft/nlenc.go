@@ -26,7 +26,7 @@ const arenaChunk = 256 << 10
 // ownEncoded says whether Netlink encodes op itself.
 func ownEncoded(op Op) bool {
 	switch op.Kind {
-	case OpAddTable, OpAddChain, OpFlushChain, OpDelChain:
+	case OpAddTable, OpAddChain, OpFlushChain, OpDelChain, OpAddElems, OpDelElems:
 		return true
 	case OpAddRule:
 		for _, e := range op.Rule.Exprs {
@@ -108,6 +108,15 @@ func (k *Netlink) encodeOwn(table string, op Op) error {
 		binary.NativeEndian.PutUint16(b[ud:], uint16(len(b)-ud))
 		binary.NativeEndian.PutUint16(b[ud+2:], unix.NFTA_RULE_USERDATA)
 		b = pad(b, len(b)-ud)
+	case OpAddElems, OpDelElems:
+		typ, flags = unix.NFT_MSG_NEWSETELEM, flags|netlink.Create
+		if op.Kind == OpDelElems {
+			typ = unix.NFT_MSG_DELSETELEM
+		}
+		var err error
+		if b, err = appendElems(b, table, op.Set.Name, op.Elems); err != nil {
+			return fmt.Errorf("elements of set %s: %w", op.Set.Name, err)
+		}
 	default:
 		return fmt.Errorf("op kind %s is not encoded here", op.Kind)
 	}
@@ -117,6 +126,69 @@ func (k *Netlink) encodeOwn(table string, op Op) error {
 		Data:   b[start:len(b):len(b)],
 	})
 	return nil
+}
+
+// appendElems appends the attributes of a NEWSETELEM or DELSETELEM
+// message for elems of set, laid out as google/nftables lays them out
+// (an element's flags marked nested, the verdict of a map element as
+// NFTA_SET_ELEM_DATA in NFTA_SET_ELEM_DATA, which the kernel reads as
+// NFTA_DATA_VERDICT, the values being equal).
+func appendElems(b []byte, table, set string, elems []Elem) ([]byte, error) {
+	b = appendAttrString(b, unix.NFTA_SET_ELEM_LIST_SET, set)
+	b = appendAttrU32(b, unix.NFTA_SET_ELEM_LIST_SET_ID, 0)
+	b = appendAttrString(b, unix.NFTA_SET_ELEM_LIST_TABLE, table)
+	list := len(b)
+	b = append(b, 0, 0, 0, 0)
+	for i, e := range elems {
+		item := len(b)
+		b = append(b, 0, 0, 0, 0)
+		if e.End {
+			b = appendAttrU32(b, unix.NFTA_SET_ELEM_FLAGS|unix.NLA_F_NESTED, unix.NFT_SET_ELEM_INTERVAL_END)
+		}
+		key := len(b)
+		b = append(b, 0, 0, 0, 0)
+		b = appendAttrBytes(b, unix.NFTA_DATA_VALUE, e.Key)
+		endNest(b, key, unix.NFTA_SET_ELEM_KEY)
+		var kind expr.VerdictKind
+		switch e.Verdict {
+		case "jump":
+			kind = expr.VerdictJump
+		case "goto":
+			kind = expr.VerdictGoto
+		}
+		code := uint32(kind)
+		switch {
+		case code != 0:
+			data := len(b)
+			b = append(b, 0, 0, 0, 0)
+			verdict := len(b)
+			b = append(b, 0, 0, 0, 0)
+			b = appendAttrU32(b, unix.NFTA_VERDICT_CODE, code)
+			if e.Chain != "" {
+				b = appendAttrString(b, unix.NFTA_VERDICT_CHAIN, e.Chain)
+			}
+			endNest(b, verdict, unix.NFTA_DATA_VERDICT)
+			endNest(b, data, unix.NFTA_SET_ELEM_DATA)
+		case len(e.Val) > 0:
+			data := len(b)
+			b = append(b, 0, 0, 0, 0)
+			b = appendAttrBytes(b, unix.NFTA_DATA_VALUE, e.Val)
+			endNest(b, data, unix.NFTA_SET_ELEM_DATA)
+		}
+		endNest(b, item, uint16(i+1))
+	}
+	if len(b)-list > 0xffff {
+		return nil, fmt.Errorf("%d elements take %d bytes, more than a netlink attribute's 65,535", len(elems), len(b)-list)
+	}
+	endNest(b, list, unix.NFTA_SET_ELEM_LIST_ELEMENTS)
+	return b, nil
+}
+
+func appendAttrBytes(b []byte, typ uint16, data []byte) []byte {
+	l := 4 + len(data)
+	b = binary.NativeEndian.AppendUint16(b, uint16(l))
+	b = binary.NativeEndian.AppendUint16(b, typ)
+	return appendPadded(b, data)
 }
 
 // endNest fills in the header of the nested attribute typ that starts at

@@ -11,7 +11,8 @@ import (
 
 // TestEncodeMatchesGoogle: every op Netlink encodes itself (tables, base
 // and regular chains, flushes, deletions, the rules of a rendered State)
-// is, byte for byte, the message google/nftables builds for it, but for
+// and set elements (of interval sets, verdict maps and DNAT maps) is,
+// byte for byte, the message google/nftables builds for it, but for
 // the acknowledgement and echo flags framing clears anyway. And a batch
 // mixing both encoders keeps the ops' order.
 func TestEncodeMatchesGoogle(t *testing.T) {
@@ -27,10 +28,13 @@ func TestEncodeMatchesGoogle(t *testing.T) {
 		Op{Kind: OpFlushChain, Chain: &ChainSpec{Name: "filter-forward"}},
 		Op{Kind: OpDelChain, Chain: &ChainSpec{Name: "wl-in-x"}},
 		Op{Kind: OpAddRule, Rule: &Rule{Chain: "c"}},
-		Op{Kind: OpAddRule, Rule: &Rule{Chain: "c", Comment: "odd length!", Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: "abc"}}}})
+		Op{Kind: OpAddRule, Rule: &Rule{Chain: "c", Comment: "odd length!", Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: "abc"}}}},
+		Op{Kind: OpDelElems, Set: &SetSpec{Name: "wl-in", Type: MapIfname}, Elems: []Elem{
+			{Key: []byte("calyx0123456789\x00"), Verdict: "goto", Chain: "wl-in-x"}, {Key: []byte("abc"), Verdict: "jump", Chain: "odd"}}},
+		Op{Kind: OpDelElems, Set: &SetSpec{Name: "set4-x", Type: SetAddr4}, Elems: []Elem{{Key: []byte{10, 0, 0, 1}}, {Key: []byte{10, 0, 0, 2}, End: true}}})
 	tbl := nftTable("calyx")
 	kinds := map[OpKind]int{}
-	base := false
+	base, verdicts, values, ends := false, 0, 0, 0
 	mask := ^(netlink.Acknowledge | unix.NLM_F_ECHO)
 	for i, op := range ops {
 		if !ownEncoded(op) {
@@ -38,6 +42,16 @@ func TestEncodeMatchesGoogle(t *testing.T) {
 		}
 		kinds[op.Kind]++
 		base = base || (op.Kind == OpAddChain && op.Chain.Base != nil)
+		for _, e := range op.Elems {
+			switch {
+			case e.Verdict != "":
+				verdicts++
+			case e.Val != nil:
+				values++
+			case e.End:
+				ends++
+			}
+		}
 		g := &Netlink{}
 		enc, err := newEncoder(g)
 		if err != nil {
@@ -61,10 +75,13 @@ func TestEncodeMatchesGoogle(t *testing.T) {
 				i, op, got.Header.Type, got.Header.Flags, got.Data, want.Header.Type, want.Header.Flags, want.Data)
 		}
 	}
-	for _, k := range []OpKind{OpAddTable, OpAddChain, OpFlushChain, OpDelChain, OpAddRule} {
+	for _, k := range []OpKind{OpAddTable, OpAddChain, OpFlushChain, OpDelChain, OpAddRule, OpAddElems, OpDelElems} {
 		if kinds[k] == 0 {
 			t.Errorf("no %s op compared", k)
 		}
+	}
+	if verdicts == 0 || values == 0 || ends == 0 {
+		t.Errorf("compared %d verdict, %d value and %d interval-end elements: want some of each", verdicts, values, ends)
 	}
 	if !base || kinds[OpAddRule] < 20 {
 		t.Errorf("compared %d rules, base chain %v: want a rendered State's", kinds[OpAddRule], base)
