@@ -24,11 +24,12 @@ import (
 // kernel charges only what a message uses, so a large ceiling is cheap.
 const socketBuffer = 64 << 20
 
-// Netlink is the Kernel of one network namespace. google/nftables
-// encodes its transactions (into memory, through a test dial that
-// captures the batch) and lists tables, chains and sets; Netlink's own
-// socket (nlSocket) sends the batches and dumps the rules. Both sockets
-// are created in the namespace and stay bound to it, so they serve any
+// Netlink is the Kernel of one network namespace. It encodes most
+// messages itself (nlenc.go); google/nftables encodes the creation and
+// deletion of sets (into memory, through a test dial that captures them)
+// and lists tables, chains and sets. Netlink's own socket (nlSocket)
+// sends the batches and dumps rules and set elements. Both sockets are
+// created in the namespace and stay bound to it, so they serve any
 // goroutine. ctx is checked before each request.
 type Netlink struct {
 	mu      sync.Mutex // guards following fields
@@ -273,8 +274,8 @@ func (k *Netlink) flush() error {
 	return k.sock.transact(batch)
 }
 
-// queue adds op to the pending batch: Netlink encodes tables, chains and
-// rules itself, google/nftables the rest. It only encodes; flush sends.
+// queue adds op to the pending batch: Netlink encodes most ops itself,
+// google/nftables the rest (ownEncoded). It only encodes; flush sends.
 func (k *Netlink) queue(t *nftables.Table, op Op) error {
 	if !ownEncoded(op) {
 		k.pending = true

@@ -11,12 +11,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Netlink encodes the ops most of a transaction is made of (tables,
-// chains, rules) itself, into one growing buffer, and leaves sets and
-// their elements to google/nftables. The messages are those
-// google/nftables would build (TestEncodeMatchesGoogle), without its
-// per-message allocations; the expressions are still marshalled by
-// google/nftables' expr package.
+// Netlink encodes the ops a transaction is made of (tables, chains,
+// rules, set elements) itself, into one growing buffer, and leaves the
+// creation and deletion of sets to google/nftables. The messages are
+// those google/nftables would build (TestEncodeMatchesGoogle), without
+// its allocations per message and per element; the expressions are
+// still marshalled by google/nftables' expr package.
 
 const nftMsgBase = unix.NFNL_SUBSYS_NFTABLES << 8
 
