@@ -222,8 +222,16 @@ func (k *Netlink) reset() {
 	if k.pending {
 		_ = k.encode()
 	}
+	clear(k.msgs) // let the payloads go
 	k.pending, k.batch, k.msgs, k.arena = false, nil, k.msgs[:0], nil
+	if cap(k.msgs) > keptMsgs {
+		k.msgs = nil
+	}
 }
+
+// keptMsgs is the most messages whose slice reset keeps for the next
+// batch: a full programming's is not worth keeping.
+const keptMsgs = 4096
 
 // movePending appends what enc holds to k.msgs, keeping the ops' order.
 func (k *Netlink) movePending() error {
