@@ -47,7 +47,8 @@ func (k *Netlink) encodeOwn(table string, op Op) error {
 		// A new chunk; messages already encoded keep the old one.
 		k.arena, start = make([]byte, 0, arenaChunk), 0
 	}
-	b := append(k.arena, unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0) // nfgenmsg
+	b := k.arena
+	b = append(b, unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0) // nfgenmsg
 	var typ uint16
 	flags := netlink.Request
 	switch op.Kind {

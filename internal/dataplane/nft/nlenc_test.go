@@ -2,6 +2,7 @@ package nft
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/google/nftables/expr"
@@ -24,7 +25,7 @@ func TestEncodeMatchesGoogle(t *testing.T) {
 	if err := New(rec, Options{}).Resync(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
-	ops := append(rec.last,
+	ops := append(slices.Clone(rec.last),
 		Op{Kind: OpFlushChain, Chain: &ChainSpec{Name: "filter-forward"}},
 		Op{Kind: OpDelChain, Chain: &ChainSpec{Name: "wl-in-x"}},
 		Op{Kind: OpAddRule, Rule: &Rule{Chain: "c"}},
