@@ -124,3 +124,18 @@ func BenchmarkIncrementalEndpoint(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkList reads the programmed table back, as each Resync does.
+func BenchmarkList(b *testing.B) {
+	k := benchKernel(b)
+	s := bigState(1000, 10000)
+	ctx := context.Background()
+	if err := New(k, Options{}).Resync(ctx, s); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := k.List(ctx, DefaultTable); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

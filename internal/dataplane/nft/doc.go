@@ -76,4 +76,13 @@
 // to a network namespace, and Fake, which applies transactions to an
 // in-memory table, refuses what the kernel would (dangling references,
 // deleting what is in use, oversized messages) and renders golden text.
+// Netlink encodes its messages itself (rules' expressions with
+// google/nftables' expr package), but for the creation and deletion of
+// sets, which google/nftables encodes, and sends each transaction on a
+// socket of its own, asking for one acknowledgement, on the last
+// message: the kernel reports every refused message anyway, before that
+// acknowledgement, so the outcome is as certain as with one per message
+// and the replies cost one read instead of thousands; a refusal names
+// the op. It reads the table back with dumps it decodes itself (one dump
+// of all rules for their comments, one per set for its elements).
 package nft

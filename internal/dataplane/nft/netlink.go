@@ -3,6 +3,7 @@ package nft
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"syscall"
@@ -23,31 +24,79 @@ import (
 // kernel charges only what a message uses, so a large ceiling is cheap.
 const socketBuffer = 64 << 20
 
-// Netlink is the Kernel of one network namespace, over google/nftables.
-// Its netlink socket is created in the namespace and stays bound to it,
-// so it serves any goroutine. google/nftables takes no context: ctx is
-// checked before each call.
+// Netlink is the Kernel of one network namespace. It encodes most
+// messages itself (nlenc.go); google/nftables encodes the creation and
+// deletion of sets (into memory, through a test dial that captures them)
+// and lists tables, chains and sets. Netlink's own socket (nlSocket)
+// sends the batches and dumps rules and set elements. Both sockets are
+// created in the namespace and stay bound to it, so they serve any
+// goroutine. ctx is checked before each request.
 type Netlink struct {
-	mu     sync.Mutex // guards following fields
-	conn   *nftables.Conn
-	nextID uint32 // set IDs within a transaction
+	mu      sync.Mutex // guards following fields
+	conn    *nftables.Conn
+	enc     *nftables.Conn // encodes; its Flush hands the batch to capture
+	sock    *nlSocket
+	batch   []netlink.Message // what enc's last Flush produced
+	pending bool              // enc holds queued ops
+	msgs    []netlink.Message // the batch being built, without BATCH_BEGIN and _END
+	arena   []byte            // the payloads of the messages Netlink encodes itself
+	lastLen int               // messages in the last batch flushed
+	nextID  uint32            // set IDs within a transaction
 }
 
 var _ Kernel = (*Netlink)(nil)
 
 // NewNetlink returns the Kernel of n. Close it when done.
 func NewNetlink(n *netns.NS) (*Netlink, error) {
-	var conn *nftables.Conn
+	k := &Netlink{}
 	err := n.Do(func() error {
 		var err error
-		conn, err = nftables.New(nftables.AsLasting(), nftables.WithSockOptions(forceBuffers))
-		return err
+		if k.conn, err = nftables.New(nftables.AsLasting(), nftables.WithSockOptions(forceBuffers)); err != nil {
+			return err
+		}
+		if k.sock, err = dialSocket(); err != nil {
+			_ = k.conn.CloseLasting()
+			return err
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening nftables netlink in %s: %w", n.Path(), err)
 	}
-	return &Netlink{conn: conn}, nil
+	if k.enc, err = newEncoder(k); err != nil {
+		_ = k.Close()
+		return nil, fmt.Errorf("creating the nftables encoder: %w", err)
+	}
+	return k, nil
 }
+
+// newEncoder returns the nftables.Conn that encodes k's batches: its
+// Flush hands them to k.capture instead of a socket.
+func newEncoder(k *Netlink) (*nftables.Conn, error) {
+	return nftables.New(nftables.WithTestDial(k.capture))
+}
+
+// capture is enc's netlink peer: it keeps the batch Flush sends, and
+// answers Flush's first read for acknowledgements with errCaptured.
+func (k *Netlink) capture(req []netlink.Message) ([]netlink.Message, error) {
+	if req == nil {
+		return nil, errCaptured{}
+	}
+	k.batch = req
+	return nil, nil
+}
+
+// errCaptured ends enc's Flush once capture holds the batch. Flush reads
+// an acknowledgement for every message, two reads each (thousands of
+// calls and allocations for a full programming), but stops at the first
+// error that is ENOBUFS, the kernel's "only error you will get": so
+// errCaptured says it is one. Were Flush to read on regardless, each read
+// would get errCaptured again, and flush would still recognise it.
+type errCaptured struct{}
+
+func (errCaptured) Error() string { return "batch captured for sending" }
+
+func (errCaptured) Is(target error) bool { return target == syscall.ENOBUFS }
 
 // forceBuffers sets the socket's buffers past net.core.{w,r}mem_max
 // (CAP_NET_ADMIN, which programming nftables needs anyway).
@@ -71,8 +120,10 @@ func forceBuffers(c *netlink.Conn) error {
 	return nil
 }
 
-// Close closes the netlink socket.
-func (k *Netlink) Close() error { return k.conn.CloseLasting() }
+// Close closes the netlink sockets.
+func (k *Netlink) Close() error {
+	return errors.Join(k.conn.CloseLasting(), k.sock.close())
+}
 
 func nftTable(name string) *nftables.Table {
 	return &nftables.Table{Name: name, Family: nftables.TableFamilyINet}
@@ -140,32 +191,126 @@ func (k *Netlink) Run(ctx context.Context, table string, ops []Op) error {
 	t := nftTable(table)
 	for i, op := range ops {
 		if err := k.queue(t, op); err != nil {
-			_ = k.conn.Flush() // never sent: drop what was queued
+			k.reset()
 			return fmt.Errorf("encoding op %d (%s): %w", i, op, err)
 		}
 	}
-	if err := k.conn.Flush(); err != nil {
+	err := k.flush()
+	var refused *nlMsgError
+	// Each op is one message, between BATCH_BEGIN and BATCH_END.
+	if errors.As(err, &refused) && refused.index >= 1 && refused.index <= len(ops) && k.lastLen == len(ops)+2 {
+		op := ops[refused.index-1]
+		return fmt.Errorf("running a transaction of %d ops: op %d (%s) refused: %w", len(ops), refused.index-1, op, refused.errno)
+	}
+	if err != nil {
 		return fmt.Errorf("running a transaction of %d ops: %w", len(ops), err)
 	}
 	return nil
 }
 
-// queue adds op to the pending batch. It only encodes; Flush sends.
+// encode has enc encode the queued batch into k.batch.
+func (k *Netlink) encode() error {
+	k.batch = nil
+	if err := k.enc.Flush(); err != nil && !(k.batch != nil && errors.As(err, new(errCaptured))) {
+		return fmt.Errorf("encoding: %w", err)
+	}
+	return nil
+}
+
+// reset drops what was queued and never sent.
+func (k *Netlink) reset() {
+	if k.pending {
+		_ = k.encode()
+	}
+	clear(k.msgs) // let the payloads go
+	k.pending, k.batch, k.msgs, k.arena = false, nil, k.msgs[:0], nil
+	if cap(k.msgs) > keptMsgs {
+		k.msgs = nil
+	}
+}
+
+// keptMsgs is the most messages whose slice reset keeps for the next
+// batch: a full programming's is not worth keeping.
+const keptMsgs = 4096
+
+// movePending appends what enc holds to k.msgs, keeping the ops' order.
+func (k *Netlink) movePending() error {
+	if !k.pending {
+		return nil
+	}
+	k.pending = false
+	if err := k.encode(); err != nil {
+		return err
+	}
+	if n := len(k.batch); n >= 2 {
+		k.msgs = append(k.msgs, k.batch[1:n-1]...) // without BATCH_BEGIN and _END
+	}
+	k.batch = nil
+	return nil
+}
+
+// batchMsg is a BATCH_BEGIN or _END message of the nftables subsystem.
+func batchMsg(typ uint16) netlink.Message {
+	return netlink.Message{
+		Header: netlink.Header{Type: netlink.HeaderType(typ), Flags: netlink.Request},
+		Data:   []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES}, // res_id big-endian
+	}
+}
+
+// frame returns the queued messages framed as one batch.
+func (k *Netlink) frame() ([]netlink.Message, error) {
+	if err := k.movePending(); err != nil {
+		return nil, err
+	}
+	if len(k.msgs) == 0 {
+		return nil, nil
+	}
+	batch := make([]netlink.Message, 0, len(k.msgs)+2)
+	batch = append(batch, batchMsg(unix.NFNL_MSG_BATCH_BEGIN))
+	batch = append(batch, k.msgs...)
+	return append(batch, batchMsg(unix.NFNL_MSG_BATCH_END)), nil
+}
+
+// flush sends the queued messages as one batch on k.sock.
+func (k *Netlink) flush() error {
+	defer k.reset()
+	batch, err := k.frame()
+	if err != nil || batch == nil {
+		return err
+	}
+	k.lastLen = len(batch)
+	return k.sock.transact(batch)
+}
+
+// queue adds op to the pending batch: Netlink encodes most ops itself,
+// google/nftables the rest (ownEncoded). It only encodes; flush sends.
 func (k *Netlink) queue(t *nftables.Table, op Op) error {
+	if !ownEncoded(op) {
+		k.pending = true
+		return k.queueGoogle(t, op)
+	}
+	if err := k.movePending(); err != nil {
+		return err
+	}
+	return k.encodeOwn(t.Name, op)
+}
+
+// queueGoogle has enc encode op (any kind).
+func (k *Netlink) queueGoogle(t *nftables.Table, op Op) error {
 	switch op.Kind {
 	case OpAddTable:
-		k.conn.AddTable(t)
+		k.enc.AddTable(t)
 	case OpAddSet:
 		s := nftSet(t, op.Set)
 		k.nextID++
 		s.ID = k.nextID
-		return k.conn.AddSet(s, nil)
+		return k.enc.AddSet(s, nil)
 	case OpAddElems:
-		return k.conn.SetAddElements(nftSet(t, op.Set), nftElems(op.Elems))
+		return k.enc.SetAddElements(nftSet(t, op.Set), nftElems(op.Elems))
 	case OpDelElems:
-		return k.conn.SetDeleteElements(nftSet(t, op.Set), nftElems(op.Elems))
+		return k.enc.SetDeleteElements(nftSet(t, op.Set), nftElems(op.Elems))
 	case OpDelSet:
-		k.conn.DelSet(nftSet(t, op.Set))
+		k.enc.DelSet(nftSet(t, op.Set))
 	case OpAddChain:
 		c := &nftables.Chain{Table: t, Name: op.Chain.Name}
 		if b := op.Chain.Base; b != nil {
@@ -177,13 +322,13 @@ func (k *Netlink) queue(t *nftables.Table, op Op) error {
 			accept := nftables.ChainPolicyAccept
 			c.Hooknum, c.Priority, c.Type, c.Policy = hook, &prio, nftables.ChainType(b.Type), &accept
 		}
-		k.conn.AddChain(c)
+		k.enc.AddChain(c)
 	case OpFlushChain:
-		k.conn.FlushChain(&nftables.Chain{Table: t, Name: op.Chain.Name})
+		k.enc.FlushChain(&nftables.Chain{Table: t, Name: op.Chain.Name})
 	case OpDelChain:
-		k.conn.DelChain(&nftables.Chain{Table: t, Name: op.Chain.Name})
+		k.enc.DelChain(&nftables.Chain{Table: t, Name: op.Chain.Name})
 	case OpAddRule:
-		k.conn.AddRule(&nftables.Rule{
+		k.enc.AddRule(&nftables.Rule{
 			Table:    t,
 			Chain:    &nftables.Chain{Table: t, Name: op.Rule.Chain},
 			Exprs:    op.Rule.Exprs,
@@ -217,21 +362,15 @@ func (k *Netlink) List(ctx context.Context, table string) (*Listing, error) {
 		return nil, fmt.Errorf("listing chains: %w", err)
 	}
 	for _, c := range chains {
-		if c.Table.Name != table {
-			continue
+		if c.Table.Name == table {
+			l.Chains[c.Name] = []string{}
 		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		rules, err := k.conn.GetRules(t, c)
-		if err != nil {
-			return nil, fmt.Errorf("listing the rules of chain %s: %w", c.Name, err)
-		}
-		comments := make([]string, len(rules))
-		for i, r := range rules {
-			comments[i], _ = userdata.GetString(r.UserData, userdata.TypeComment)
-		}
-		l.Chains[c.Name] = comments
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := k.ruleComments(table, l.Chains); err != nil {
+		return nil, fmt.Errorf("listing the rules of table inet %s: %w", table, err)
 	}
 	sets, err := k.conn.GetSets(t)
 	if err != nil {
@@ -241,36 +380,11 @@ func (k *Netlink) List(ctx context.Context, table string) (*Listing, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		elems, err := k.conn.GetSetElements(s)
+		elems, err := k.setElems(table, s.Name)
 		if err != nil {
 			return nil, fmt.Errorf("listing the elements of set %s: %w", s.Name, err)
 		}
-		out := make([]Elem, len(elems))
-		for i, e := range elems {
-			out[i] = Elem{Key: e.Key, End: e.IntervalEnd, Val: e.Val}
-			v := e.VerdictData
-			if v == nil && s.IsMap && (s.DataType.Name == "" || s.DataType.Name == nftables.TypeVerdict.Name) && len(e.Val) > 0 {
-				// google/nftables v0.3.0 hands a verdict map's value
-				// back undecoded (and its data type unnamed): the
-				// NFTA_VERDICT_CODE and _CHAIN attributes.
-				if v, err = decodeVerdict(e.Val); err != nil {
-					return nil, fmt.Errorf("decoding an element of map %s: %w", s.Name, err)
-				}
-				out[i].Val = nil
-			}
-			if v != nil {
-				out[i].Chain = v.Chain
-				switch v.Kind {
-				case expr.VerdictJump:
-					out[i].Verdict = "jump"
-				case expr.VerdictGoto:
-					out[i].Verdict = "goto"
-				default:
-					out[i].Verdict = fmt.Sprintf("verdict(%d)", v.Kind)
-				}
-			}
-		}
-		l.Sets[s.Name] = out
+		l.Sets[s.Name] = elems
 	}
 	return l, nil
 }
@@ -280,11 +394,23 @@ func (k *Netlink) List(ctx context.Context, table string) (*Listing, error) {
 func (k *Netlink) deleteTable(table string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.conn.DelTable(nftTable(table))
-	if err := k.conn.Flush(); err != nil {
+	k.enc.DelTable(nftTable(table))
+	k.pending = true
+	if err := k.flush(); err != nil {
 		return fmt.Errorf("deleting table inet %s: %w", table, err)
 	}
 	return nil
+}
+
+// verdictName is how Elem names a map element's verdict.
+func verdictName(kind expr.VerdictKind) string {
+	switch kind {
+	case expr.VerdictJump:
+		return "jump"
+	case expr.VerdictGoto:
+		return "goto"
+	}
+	return fmt.Sprintf("verdict(%d)", kind)
 }
 
 // decodeVerdict decodes the nested NFTA_VERDICT_* attributes of a verdict.
