@@ -202,7 +202,7 @@ func TestKernelResyncRepairsDrift(t *testing.T) {
 	}
 	tp.expect(t, map[string]bool{"c1->c2:80": true, "c3->c2:80": true})
 	listing := tp.nft(t, "list", "table", "inet", "calyx")
-	for _, want := range []string{"chain policy-in-p {", `comment "policy p rule 0`, "set set4-c1 {", "10.65.0.1", `oifname vmap @wl-in`} {
+	for _, want := range []string{"chain policy-in-p {", `comment "policy p rule 0`, "set set4-c1 {", "10.65.0.1", `oifname vmap @wl-in`, `"calyx0000000001" : goto tier-`} {
 		if !strings.Contains(listing, want) {
 			t.Errorf("nft list lacks %q:\n%s", want, listing)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/calyx-net/calyx/internal/netns"
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
@@ -149,7 +150,10 @@ func nftSet(t *nftables.Table, s *SetSpec) *nftables.Set {
 	case SetAddrPort6:
 		ns.KeyType = typeAddrPort6
 	case MapIfname:
+		// Interface names are strings, in host byte order: without saying
+		// so nft lists every key as "".
 		ns.KeyType, ns.IsMap, ns.DataType = nftables.TypeIFName, true, nftables.TypeVerdict
+		ns.KeyByteOrder = binaryutil.NativeEndian
 	case MapDNAT4:
 		ns.KeyType, ns.IsMap, ns.DataType = typeProtoPort, true, typeAddrSvc4
 	case MapDNAT6:
