@@ -33,6 +33,8 @@ build:
 
 test: deps lint
 	$(GO) test $(TESTFLAGS) $(PKGS)
+	# Allocation counts are exact only without the race detector.
+	$(GO) test -count=1 -run Allocs ./internal/dataplane/nft/
 	./hack/fuzz.sh 3s
 
 test-short:
