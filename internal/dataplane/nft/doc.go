@@ -35,8 +35,12 @@
 //	nat-postrouting  from a natOutgoing pool to no pool: masquerade
 //
 // Workload-to-workload traffic on one host passes both the source's
-// egress and the destination's ingress chain. An endpoint chain
-// (wl-in-<if>, wl-out-<if>, hep-in-<if>, hep-out-<if>) accepts
+// egress and the destination's ingress chain. A workload's dispatch
+// element goes to the chain of its tier (tier-in-<hash>, tier-out-<hash>:
+// one per distinct calc.Tier and direction, shared by every endpoint with
+// that tier, created with its first user and deleted with its last); a
+// host endpoint has chains of its own (hep-in-<if>, hep-out-<if>). Such a
+// chain accepts
 // established and related traffic, drops invalid, clears the two mark
 // bits, then runs calc.Tier: each policy chain (policy-in-<name>, ...) in
 // order, returning when one set MarkAccept; "end of tier" drops when
