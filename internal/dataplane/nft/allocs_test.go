@@ -30,4 +30,3 @@ func TestApplyAllocsFlat(t *testing.T) {
 		}
 	}
 }
-
