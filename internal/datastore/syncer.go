@@ -37,7 +37,8 @@ func (t EventType) String() string {
 }
 
 // Event is one change after the Snapshot. Resource is the new resource for
-// a put and the last one the handler was given for a delete. Revision is the
+// a put and the last one the handler was given for a delete (nil if that
+// value no longer decodes, which a Source's Decode never allows). Revision is the
 // etcd revision the handler is up to date with after applying the event;
 // successive events never go back in revision.
 type Event struct {
@@ -93,6 +94,7 @@ const (
 // delivers only the differences as ordinary events.
 type Syncer struct {
 	c    *Client
+	src  Source
 	want map[string]bool // kind names; nil means every kind
 	// kinds are the requested kinds, nil for all; listed in one read.
 	kinds []api.KindInfo
@@ -111,7 +113,7 @@ func NewSyncer(c *Client, kinds []api.KindInfo, log *slog.Logger) *Syncer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Syncer{c: c, log: log, now: time.Now, rand: rand.Float64}
+	s := &Syncer{c: c, src: typedSource(), log: log, now: time.Now, rand: rand.Float64}
 	if kinds != nil {
 		s.want = make(map[string]bool, len(kinds))
 		for _, k := range kinds {
@@ -122,6 +124,58 @@ func NewSyncer(c *Client, kinds []api.KindInfo, log *slog.Logger) *Syncer {
 		}
 	}
 	return s
+}
+
+// Source is a part of the key space that a Syncer lists and watches, and
+// how its keys and values become resources. NewSyncer's source is the
+// typed resources under Prefix; a package that keeps documents under keys
+// of its own (IPAM's block affinities) supplies a Source for them, so that
+// what it stores reaches calc the same way every resource does.
+type Source struct {
+	// Prefix is listed and watched.
+	Prefix string
+	// Parse resolves a key to the kind and name of the resource it holds;
+	// it reports false for keys the source ignores.
+	Parse func(key string) (kind, name string, ok bool)
+	// Decode turns a stored value into its resource.
+	Decode func(kind, name string, value []byte) (api.Resource, error)
+}
+
+// NewSourceSyncer returns a syncer of src over c. It keeps its own
+// revision: its events are ordered among themselves, not with another
+// syncer's.
+func NewSourceSyncer(c *Client, src Source, log *slog.Logger) *Syncer {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Syncer{c: c, src: src, log: log, now: time.Now, rand: rand.Float64}
+}
+
+// typedSource is the typed resources under Prefix.
+func typedSource() Source {
+	return Source{
+		Prefix: Prefix,
+		Parse: func(key string) (string, string, bool) {
+			k, name, ok := parseKey(key)
+			return k.Kind, name, ok
+		},
+		Decode: func(kind, name string, value []byte) (api.Resource, error) {
+			return api.UnmarshalStored(kindTable().byKind[kind], value)
+		},
+	}
+}
+
+// decode decodes a value of src, stamping the resource's name and
+// revision.
+func (s *Syncer) decode(kind, name string, value []byte, modRev int64) (api.Resource, error) {
+	r, err := s.src.Decode(kind, name, value)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q at revision %d: %w", kind, name, modRev, err)
+	}
+	m := r.GetObjectMeta()
+	m.Name = name
+	m.ResourceVersion = formatRevision(modRev)
+	return r, nil
 }
 
 // Status returns the syncer's current progress.
@@ -235,9 +289,9 @@ func (s *Syncer) listAndWatch(ctx context.Context, st *syncState) (progressed bo
 // list reads every requested kind in one read at one revision.
 func (s *Syncer) list(ctx context.Context) ([]*mvccpb.KeyValue, int64, error) {
 	if s.kinds == nil {
-		resp, err := s.c.cli.Get(ctx, Prefix, clientv3.WithPrefix())
+		resp, err := s.c.cli.Get(ctx, s.src.Prefix, clientv3.WithPrefix())
 		if err != nil {
-			return nil, 0, s.c.wrapErr("listing "+Prefix, err)
+			return nil, 0, s.c.wrapErr("listing "+s.src.Prefix, err)
 		}
 		return resp.Kvs, resp.Header.Revision, nil
 	}
@@ -247,7 +301,7 @@ func (s *Syncer) list(ctx context.Context) ([]*mvccpb.KeyValue, int64, error) {
 	}
 	resp, err := s.c.cli.Txn(ctx).Then(gets...).Commit()
 	if err != nil {
-		return nil, 0, s.c.wrapErr("listing "+Prefix, err)
+		return nil, 0, s.c.wrapErr("listing "+s.src.Prefix, err)
 	}
 	var kvs []*mvccpb.KeyValue
 	for _, r := range resp.Responses {
@@ -258,10 +312,10 @@ func (s *Syncer) list(ctx context.Context) ([]*mvccpb.KeyValue, int64, error) {
 }
 
 // wanted resolves a key to a requested kind and a name.
-func (s *Syncer) wanted(key string) (api.KindInfo, string, bool) {
-	kind, name, ok := parseKey(key)
-	if !ok || (s.want != nil && !s.want[kind.Kind]) {
-		return api.KindInfo{}, "", false
+func (s *Syncer) wanted(key string) (string, string, bool) {
+	kind, name, ok := s.src.Parse(key)
+	if !ok || (s.want != nil && !s.want[kind]) {
+		return "", "", false
 	}
 	return kind, name, true
 }
@@ -275,12 +329,12 @@ func (s *Syncer) snapshot(st *syncState, kvs []*mvccpb.KeyValue, rev int64) {
 		if !ok {
 			continue
 		}
-		r, err := decodeKV(kind, name, kv)
+		r, err := s.decode(kind, name, kv.Value, kv.ModRevision)
 		if err != nil {
 			s.log.Warn("skipping undecodable stored resource", "key", key, "err", err)
 			continue
 		}
-		st.known[key] = entry{kind: kind.Kind, name: name, value: kv.Value, modRev: kv.ModRevision}
+		st.known[key] = entry{kind: kind, name: name, value: kv.Value, modRev: kv.ModRevision}
 		snap.Resources = append(snap.Resources, r)
 	}
 	st.h.OnSnapshot(snap)
@@ -329,10 +383,10 @@ func (s *Syncer) watch(ctx context.Context, st *syncState) (progressed bool, err
 	from := st.rev + 1
 	// No WithPrevKV: the syncer already holds the last value of every key
 	// it delivered, so the server need not send it again with each change.
-	wch := s.c.cli.Watch(wctx, Prefix, clientv3.WithPrefix(), clientv3.WithRev(from))
+	wch := s.c.cli.Watch(wctx, s.src.Prefix, clientv3.WithPrefix(), clientv3.WithRev(from))
 	for resp := range wch {
 		if err := resp.Err(); err != nil {
-			return progressed, fmt.Errorf("watching %s (started at revision %d): %w", Prefix, from, err)
+			return progressed, fmt.Errorf("watching %s (started at revision %d): %w", s.src.Prefix, from, err)
 		}
 		for _, ev := range resp.Events {
 			s.event(st, ev)
@@ -345,7 +399,7 @@ func (s *Syncer) watch(ctx context.Context, st *syncState) (progressed bool, err
 	if ctx.Err() != nil {
 		return progressed, nil
 	}
-	return progressed, fmt.Errorf("watching %s (started at revision %d): watch channel closed", Prefix, from)
+	return progressed, fmt.Errorf("watching %s (started at revision %d): watch channel closed", s.src.Prefix, from)
 }
 
 // event applies one watch event. Every event advances the revision, even
@@ -369,12 +423,12 @@ func (s *Syncer) event(st *syncState, ev *clientv3.Event) {
 // that does not decode is logged and treated as absent: if the handler held
 // an earlier, valid value of the key, it is told the key is gone, so that
 // its view stays the same whatever path led to it.
-func (s *Syncer) put(st *syncState, key string, kind api.KindInfo, name string, kv *mvccpb.KeyValue, rev int64) {
+func (s *Syncer) put(st *syncState, key string, kind, name string, kv *mvccpb.KeyValue, rev int64) {
 	old, had := st.known[key]
 	if had && old.modRev == kv.ModRevision {
 		return
 	}
-	r, err := decodeKV(kind, name, kv)
+	r, err := s.decode(kind, name, kv.Value, kv.ModRevision)
 	if err != nil {
 		s.log.Warn("skipping undecodable stored resource", "key", key, "err", err)
 		if had {
@@ -382,8 +436,8 @@ func (s *Syncer) put(st *syncState, key string, kind api.KindInfo, name string, 
 		}
 		return
 	}
-	st.known[key] = entry{kind: kind.Kind, name: name, value: kv.Value, modRev: kv.ModRevision}
-	st.h.OnEvent(Event{Type: EventPut, Kind: kind.Kind, Name: name, Resource: r, Revision: rev})
+	st.known[key] = entry{kind: kind, name: name, value: kv.Value, modRev: kv.ModRevision}
+	st.h.OnEvent(Event{Type: EventPut, Kind: kind, Name: name, Resource: r, Revision: rev})
 }
 
 // del delivers a delete of a key the handler holds, with its last value.
@@ -393,11 +447,10 @@ func (s *Syncer) del(st *syncState, key string, rev int64) {
 		return
 	}
 	delete(st.known, key)
-	kind := kindTable().byKind[old.kind]
-	r, err := decode(kind, old.name, old.value, old.modRev)
-	if err != nil { // it decoded when it was stored; keep the identity at least
-		r = kind.New()
-		r.GetObjectMeta().Name = old.name
+	r, err := s.decode(old.kind, old.name, old.value, old.modRev)
+	if err != nil { // unreachable: the same bytes decoded when they were stored
+		s.log.Warn("a deleted resource's last value no longer decodes", "key", key, "err", err)
+		r = nil
 	}
 	st.h.OnEvent(Event{Type: EventDelete, Kind: old.kind, Name: old.name, Resource: r, Revision: rev})
 }

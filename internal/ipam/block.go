@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/calyx-net/calyx/internal/api"
 )
 
 // Block is one block of a pool: which of its addresses are allocated, to
@@ -378,9 +380,9 @@ func decodeHandle(data []byte) (handleRecord, error) {
 // interrupted half way) but never left behind by Calyx, which deletes an
 // affinity in the same transaction that frees or deletes its block.
 const (
-	statePending         = "pending"
-	stateConfirmed       = "confirmed"
-	statePendingDeletion = "pendingDeletion"
+	statePending         = api.AffinityPending
+	stateConfirmed       = api.AffinityConfirmed
+	statePendingDeletion = api.AffinityPendingDeletion
 )
 
 type affinityRecord struct {
