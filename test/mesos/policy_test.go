@@ -369,6 +369,19 @@ spec:
 	}
 }
 
+// addrUp gives the named link of the current namespace addr/24 and sets
+// it up.
+func addrUp(name string, addr net.IP) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return err
+	}
+	if err := netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: addr, Mask: net.CIDRMask(24, 32)}}); err != nil {
+		return err
+	}
+	return netlink.LinkSetUp(l)
+}
+
 // external adds a namespace outside the cluster, linked to the host by a
 // veth on 198.51.100.0/24 (host .2, outside .1), with no route back to
 // the pool: only masqueraded traffic can be answered.
@@ -388,28 +401,12 @@ func (a *agent) external(t *testing.T) (ns.NetNS, netip.Addr) {
 		if err := netlink.LinkSetNsFd(peer, int(ext.Fd())); err != nil {
 			return err
 		}
-		l, err := netlink.LinkByName("ext0")
-		if err != nil {
-			return err
-		}
-		if err := netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(198, 51, 100, 2), Mask: net.CIDRMask(24, 32)}}); err != nil {
-			return err
-		}
-		return netlink.LinkSetUp(l)
+		return addrUp("ext0", net.IPv4(198, 51, 100, 2))
 	})
 	if err != nil {
 		t.Fatalf("linking the outside namespace: %v", err)
 	}
-	err = ext.Do(func(ns.NetNS) error {
-		l, err := netlink.LinkByName("ext0-peer")
-		if err != nil {
-			return err
-		}
-		if err := netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(198, 51, 100, 1), Mask: net.CIDRMask(24, 32)}}); err != nil {
-			return err
-		}
-		return netlink.LinkSetUp(l)
-	})
+	err = ext.Do(func(ns.NetNS) error { return addrUp("ext0-peer", net.IPv4(198, 51, 100, 1)) })
 	if err != nil {
 		t.Fatalf("configuring the outside namespace: %v", err)
 	}
