@@ -8,6 +8,8 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+
+	"github.com/calyx-net/calyx/internal/api"
 )
 
 // AutoAssignArgs is a request for addresses from pools.
@@ -26,6 +28,18 @@ type AutoAssignArgs struct {
 	// or exact CIDR. Empty: every enabled pool whose nodeSelector matches
 	// the node's labels.
 	IPv4Pools, IPv6Pools []string
+	// Use is what the addresses are for: api.IPPoolUseWorkload (the
+	// default when empty) or api.IPPoolUseTunnel (a VXLAN device's
+	// address); only pools whose allowedUses include it are used.
+	Use string
+}
+
+// use returns the request's use, defaulted.
+func (a AutoAssignArgs) use() string {
+	if a.Use == "" {
+		return api.IPPoolUseWorkload
+	}
+	return a.Use
 }
 
 // AssignResult is what a handle holds after AutoAssign.
@@ -242,7 +256,7 @@ func (a *Allocator) AutoAssign(ctx context.Context, args AutoAssignArgs) (Assign
 // (already absorbed into the cache and h): try again.
 func (a *Allocator) autoAssignOnce(ctx context.Context, st *nodeState, args AutoAssignArgs, at Attribute, h *handleState) (AssignResult, bool, error) {
 	v := st.view
-	sel, err := selectPools(v.pools, v.labels, args.IPv4Pools, args.IPv6Pools)
+	sel, err := selectPools(v.pools, v.labels, args.use(), args.IPv4Pools, args.IPv6Pools)
 	if err != nil {
 		return AssignResult{}, false, err
 	}
@@ -349,7 +363,7 @@ func (a *Allocator) fill(ctx context.Context, st *nodeState, p *plan, pools []*p
 		return nil
 	}
 	if len(pools) == 0 {
-		return exhaustedf("no enabled %s pool with workload use selects node %q", fam, st.name)
+		return exhaustedf("no enabled %s pool with the right allowedUses selects node %q", fam, st.name)
 	}
 	for _, pl := range pools {
 		for _, ob := range a.ownBlocksIn(st, pl) {

@@ -15,6 +15,7 @@ type pool struct {
 	name     string
 	geo      geometry
 	disabled bool
+	tunnel   bool               // allowedUses includes Tunnel
 	workload bool               // allowedUses includes Workload
 	sel      *selector.Selector // nil: every node
 	key      string
@@ -64,7 +65,8 @@ func decodePools(kvs []datastore.RawKV) []*pool {
 			continue
 		}
 		p := &pool{name: name, geo: geo, disabled: ip.Spec.Disabled, key: kv.Key, rev: kv.ModRevision,
-			workload: slices.Contains(ip.Spec.AllowedUses, api.IPPoolUseWorkload)}
+			workload: slices.Contains(ip.Spec.AllowedUses, api.IPPoolUseWorkload),
+			tunnel:   slices.Contains(ip.Spec.AllowedUses, api.IPPoolUseTunnel)}
 		if s := strings.TrimSpace(ip.Spec.NodeSelector); s != "" && s != "all()" {
 			if p.sel, err = selector.Parse(s); err != nil {
 				continue
@@ -125,22 +127,31 @@ type selection struct {
 	byLabels bool
 }
 
-// selectPools chooses the pools of a request: the requested ones (by name
-// or exact CIDR; they must exist, be enabled, allow workloads and be of the
-// right family; a node selector does not apply to them, since the caller
-// asked for them by name), or else every enabled workload pool whose node
-// selector matches the node's labels, in name order.
-func selectPools(pools []*pool, labels map[string]string, req4, req6 []string) (selection, error) {
+// allows reports whether the pool's allowedUses include use.
+func (p *pool) allows(use string) bool {
+	if use == api.IPPoolUseTunnel {
+		return p.tunnel
+	}
+	return p.workload
+}
+
+// selectPools chooses the pools of a request for use (Workload or Tunnel):
+// the requested ones (by name or exact CIDR; they must exist, be enabled,
+// allow the use and be of the right family; a node selector does not
+// apply to them, since the caller asked for them by name), or else every
+// enabled pool allowing the use whose node selector matches the node's
+// labels, in name order.
+func selectPools(pools []*pool, labels map[string]string, use string, req4, req6 []string) (selection, error) {
 	var sel selection
 	var err error
-	if sel.v4, err = requested(pools, req4, true); err != nil {
+	if sel.v4, err = requested(pools, use, req4, true); err != nil {
 		return sel, err
 	}
-	if sel.v6, err = requested(pools, req6, false); err != nil {
+	if sel.v6, err = requested(pools, use, req6, false); err != nil {
 		return sel, err
 	}
 	for _, p := range pools {
-		if p.disabled || !p.workload {
+		if p.disabled || !p.allows(use) {
 			continue
 		}
 		if p.sel != nil {
@@ -161,7 +172,7 @@ func selectPools(pools []*pool, labels map[string]string, req4, req6 []string) (
 }
 
 // requested resolves requested pool names or CIDRs.
-func requested(pools []*pool, names []string, v4 bool) ([]*pool, error) {
+func requested(pools []*pool, use string, names []string, v4 bool) ([]*pool, error) {
 	var out []*pool
 	for _, n := range names {
 		n = strings.TrimSpace(n)
@@ -184,8 +195,8 @@ func requested(pools []*pool, names []string, v4 bool) ([]*pool, error) {
 			return nil, invalidf("%s is not an %s pool", found.describe(), fam)
 		case found.disabled:
 			return nil, poolDisabled(found)
-		case !found.workload:
-			return nil, invalidf("%s does not allow workload addresses (allowedUses lacks Workload)", found.describe())
+		case !found.allows(use):
+			return nil, invalidf("%s does not allow %s addresses (allowedUses lacks %s)", found.describe(), strings.ToLower(use), use)
 		}
 		if !slices.Contains(out, found) {
 			out = append(out, found)
