@@ -2,6 +2,7 @@ package calc
 
 import (
 	"maps"
+	"net/netip"
 	"reflect"
 
 	"github.com/calyx-net/calyx/internal/api"
@@ -38,7 +39,9 @@ type Calc struct {
 	locs  localIndex
 	chs   chainIndex
 	sets  setIndex
-	dirty dirtyMarks
+	// routes is routing's index (routes.go).
+	routes routeIndex
+	dirty  dirtyMarks
 	state State
 	track tracker
 }
@@ -53,7 +56,7 @@ type resources struct {
 	netsets   map[string]*api.GlobalNetworkSet
 	pools     map[string]*api.IPPool
 	nodeConfs map[string]*api.NodeConfiguration
-	nodes     map[string]*api.Node // kept for routing; unused by policy
+	nodes     map[string]*api.Node // for routing; unused by policy
 	// policies are held in policyIndex.
 }
 
@@ -64,11 +67,15 @@ type dirtyMarks struct {
 	chains map[string]bool     // chain IDs whose refs moved; true: its resource changed too
 	sets   map[string]struct{} // set IDs whose refs or members changed
 	config bool
+	// routes are destinations to recompute; routesAll says every route
+	// and the VXLAN devices.
+	routes    map[netip.Prefix]struct{}
+	routesAll bool
 }
 
 // New returns a calculator for the node named node ("" = no local
 // endpoints; used by trace).
-func New(node string) *Calc {
+func New(node string, opts ...Option) *Calc {
 	c := &Calc{
 		node: node,
 		res: resources{
@@ -84,15 +91,21 @@ func New(node string) *Calc {
 		pols:  policyIndex{byName: map[string]*policyInfo{}},
 		locs:  newLocalIndex(),
 		chs:   chainIndex{byID: map[string]*chainInfo{}},
-		sets:  newSetIndex(),
-		dirty: newDirtyMarks(),
+		sets:   newSetIndex(),
+		routes: newRouteIndex(),
+		dirty:  newDirtyMarks(),
 		state: State{
 			Endpoints:     map[string]*Endpoint{},
 			HostEndpoints: map[string]*HostEndpoint{},
 			Chains:        map[string]*Chain{},
 			Sets:          map[string]*Set{},
+			Routes:        map[netip.Prefix]*Route{},
+			VXLAN:         map[int]*VXLAN{},
 		},
 		track: newTracker(),
+	}
+	for _, o := range opts {
+		o(c)
 	}
 	c.state.Config = c.computeConfig()
 	return c
@@ -104,6 +117,7 @@ func newDirtyMarks() dirtyMarks {
 		hepIfs: map[string]struct{}{},
 		chains: map[string]bool{},
 		sets:   map[string]struct{}{},
+		routes: map[netip.Prefix]struct{}{},
 	}
 }
 
@@ -162,6 +176,7 @@ func (c *Calc) keys() [][2]string {
 	add(api.KindNodeConfiguration, eachKey(c.res.nodeConfs))
 	add(api.KindNode, eachKey(c.res.nodes))
 	add(api.KindGlobalNetworkPolicy, eachKey(c.pols.byName))
+	add(api.KindBlockAffinity, eachKey(c.routes.affinities))
 	return out
 }
 
@@ -204,17 +219,22 @@ func (c *Calc) apply(kind, name string, r api.Resource) {
 	case api.KindIPPool:
 		p, ok := asKind[*api.IPPool](r)
 		if ok && store(c.res.pools, name, p) {
-			c.dirty.config = true
+			c.dirty.config, c.dirty.routesAll = true, true
 		}
 	case api.KindNodeConfiguration:
 		n, ok := asKind[*api.NodeConfiguration](r)
 		if ok && store(c.res.nodeConfs, name, n) {
-			c.dirty.config = true
+			c.dirty.config, c.dirty.routesAll = true, true
 		}
 	case api.KindNode:
 		n, ok := asKind[*api.Node](r)
+		if ok && store(c.res.nodes, name, n) {
+			c.dirty.routesAll = true
+		}
+	case api.KindBlockAffinity:
+		a, ok := asKind[*api.BlockAffinity](r)
 		if ok {
-			store(c.res.nodes, name, n)
+			c.applyAffinity(name, a)
 		}
 	}
 }
@@ -247,9 +267,11 @@ func store[T comparable](m map[string]T, name string, v T) bool {
 }
 
 func (c *Calc) applyWEP(name string, w *api.WorkloadEndpoint) {
+	old := c.res.weps[name]
 	if !store(c.res.weps, name, w) {
 		return
 	}
+	c.wepRouteAddrs(name, old, w)
 	c.refreshEntity(entityKey{kind: entWEP, name: name})
 }
 

@@ -2,6 +2,7 @@ package calc
 
 import (
 	"cmp"
+	"maps"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -127,12 +128,28 @@ type tracker struct {
 	sets          map[string]*Set
 	configTouched bool
 	config        *Config
+	routes        map[netip.Prefix]*Route
+	vxlanTouched  bool
+	vxlan         map[int]*VXLAN
 }
 
 func newTracker() tracker {
 	return tracker{
 		eps: map[string]*Endpoint{}, heps: map[string]*HostEndpoint{},
 		chains: map[string]*Chain{}, sets: map[string]*Set{},
+		routes: map[netip.Prefix]*Route{},
+	}
+}
+
+func (t *tracker) noteRoute(p netip.Prefix, old *Route) {
+	if _, ok := t.routes[p]; !ok {
+		t.routes[p] = old
+	}
+}
+
+func (t *tracker) noteVXLAN(old map[int]*VXLAN) {
+	if !t.vxlanTouched {
+		t.vxlanTouched, t.vxlan = true, maps.Clone(old)
 	}
 }
 
@@ -171,7 +188,14 @@ func (t *tracker) take(s *State) Delta {
 		Chains:        changed(t.chains, s.Chains),
 		Sets:          changed(t.sets, s.Sets),
 		Config:        t.configTouched && !reflect.DeepEqual(t.config, s.Config),
+		VXLAN:         t.vxlanTouched && !reflect.DeepEqual(t.vxlan, s.VXLAN),
 	}
+	for p, o := range t.routes {
+		if n := s.Routes[p]; n != o && !reflect.DeepEqual(n, o) {
+			d.Routes = append(d.Routes, p)
+		}
+	}
+	slices.SortFunc(d.Routes, comparePrefix)
 	*t = newTracker()
 	return d
 }

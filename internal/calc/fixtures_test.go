@@ -1,6 +1,7 @@
 package calc
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/calyx-net/calyx/internal/api"
@@ -340,5 +341,71 @@ func stateCases(t *testing.T) []stateCase {
 				FailsafeInboundHostPorts:    &[]api.ProtoPort{{Protocol: "icmp", Port: 1}, {Protocol: "tcp", Port: 22, Net: "bad"}, {Protocol: "TCP", Port: 2222}},
 			}}),
 		},
+	}, {
+		// §4.5, §5: routes between hosts from block affinities. The pool
+		// is CrossSubnet: h2 shares h1's subnet (native route via its
+		// address), h3 does not (VXLAN via its tunnel address, onlink);
+		// h4 has no address and gets no route. h1's own block is a
+		// blackhole. h2 borrowed 10.65.2.5 from h3's block and h3
+		// 10.65.0.7 from h1's: each gets a /32 to where it lives. The
+		// IPv6 pool is VXLAN Always over the nodes' IPv6 addresses.
+		name: "routes-crosssubnet",
+		node: "h1",
+		rs: []api.Resource{
+			valid(t, vxlanPool("p4", "10.65.0.0/16", api.EncapCrossSubnet)),
+			valid(t, vxlanPool("p6", "fd65::/48", api.EncapAlways)),
+			valid(t, calcNode("h1", "192.0.2.1/24", "2001:db8::1/64", "10.65.0.1", "fd65::1")),
+			valid(t, calcNode("h2", "192.0.2.2/24", "", "10.65.1.1", "")),
+			valid(t, calcNode("h3", "198.51.100.3/24", "2001:db8:3::3/64", "10.65.2.1", "fd65::41")),
+			valid(t, calcNode("h4", "", "", "", "")),
+			affinity("h1", "10.65.0.0/26"), affinity("h1", "fd65::/122"),
+			affinity("h2", "10.65.1.0/26"),
+			affinity("h3", "10.65.2.0/26"), affinity("h3", "fd65::40/122"),
+			affinity("h4", "10.65.3.0/26"),
+			valid(t, wep("h2-b", "h2", "calyx0000000021", nil, nil, "10.65.2.5/32")),
+			valid(t, wep("h3-b", "h3", "calyx0000000031", nil, nil, "10.65.0.7/32")),
+			valid(t, wep("h3-own", "h3", "calyx0000000032", nil, nil, "10.65.2.6/32", "fd65::42/128")),
+			valid(t, &api.NodeConfiguration{Metadata: api.ObjectMeta{Name: "default"}, Spec: api.NodeConfigurationSpec{VXLANMTU: ptr(1410)}}),
+		},
+	}, {
+		// Without encapsulation and without BGP, only nodes on this
+		// host's subnet are reachable: h2 natively, h3 not at all; no
+		// VXLAN device.
+		name: "routes-native",
+		node: "h1",
+		rs: []api.Resource{
+			valid(t, vxlanPool("p4", "10.65.0.0/16", api.EncapNever)),
+			valid(t, calcNode("h1", "192.0.2.1/24", "", "", "")),
+			valid(t, calcNode("h2", "192.0.2.2/24", "", "", "")),
+			valid(t, calcNode("h3", "198.51.100.3/24", "", "", "")),
+			affinity("h1", "10.65.0.0/26"),
+			affinity("h2", "10.65.1.0/26"), affinity("h2", "10.65.1.64/26"),
+			affinity("h3", "10.65.2.0/26"),
+		},
 	}}
+}
+
+func vxlanPool(name, cidr, mode string) *api.IPPool {
+	return &api.IPPool{Metadata: api.ObjectMeta{Name: name}, Spec: api.IPPoolSpec{CIDR: cidr, VXLANMode: mode}}
+}
+
+// calcNode is a Node with underlay addresses and VXLAN tunnel addresses
+// ("" for none); its VTEP MAC derives from its name.
+func calcNode(name, v4, v6, tun4, tun6 string) *api.Node {
+	n := &api.Node{Metadata: api.ObjectMeta{Name: name}, Spec: api.NodeSpec{IPv4VXLANTunnelAddr: tun4, IPv6VXLANTunnelAddr: tun6}}
+	if v4 != "" || v6 != "" {
+		n.Spec.BGP = &api.NodeBGPSpec{IPv4Address: v4, IPv6Address: v6}
+	}
+	if tun4 != "" || tun6 != "" {
+		n.Spec.VXLANTunnelMACAddr = fmt.Sprintf("66:00:00:00:00:%02x", name[len(name)-1])
+	}
+	return n
+}
+
+func affinity(node, cidr string) *api.BlockAffinity {
+	return &api.BlockAffinity{
+		TypeMeta: api.TypeMeta{Kind: api.KindBlockAffinity, APIVersion: api.APIVersion},
+		Metadata: api.ObjectMeta{Name: node + "/" + cidr},
+		Spec:     api.BlockAffinitySpec{Node: node, CIDR: cidr, State: api.AffinityConfirmed},
+	}
 }

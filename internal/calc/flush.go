@@ -66,6 +66,7 @@ func (c *Calc) flush() {
 	clear(c.dirty.hepIfs)
 	c.flushChains()
 	c.flushSets()
+	c.flushRoutes()
 }
 
 func (c *Calc) flushWEP(name string) {

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"maps"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -120,6 +121,15 @@ func snap(s *State) snapshot {
 		add("set/"+k, v, &State{Sets: map[string]*Set{k: v}})
 	}
 	add("config", s.Config, &State{Config: s.Config})
+	for k, v := range s.Routes {
+		add("route/"+k.String(), v, &State{Routes: map[netip.Prefix]*Route{k: v}})
+	}
+	if len(s.VXLAN) > 0 {
+		// One key for every family, as Delta.VXLAN is one flag; the
+		// rendering stands in for the value.
+		one := &State{VXLAN: s.VXLAN}
+		add("vxlan", Text(one), one)
+	}
 	return sn
 }
 
@@ -139,6 +149,12 @@ func deltaKeys(d Delta) []string {
 	}
 	if d.Config {
 		out = append(out, "config")
+	}
+	for _, k := range d.Routes {
+		out = append(out, "route/"+k.String())
+	}
+	if d.VXLAN {
+		out = append(out, "vxlan")
 	}
 	slices.Sort(out)
 	return out

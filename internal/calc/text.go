@@ -59,6 +59,16 @@ func Text(s *State) string {
 		fmt.Fprintf(&b, "  masqPools %s\n", joinPrefixes(c.MasqPools))
 		fmt.Fprintf(&b, "  allPools %s\n", joinPrefixes(c.AllPools))
 	}
+	for _, p := range slices.SortedFunc(maps.Keys(s.Routes), comparePrefix) {
+		fmt.Fprintf(&b, "route %s\n", s.Routes[p])
+	}
+	for _, fam := range slices.Sorted(maps.Keys(s.VXLAN)) {
+		v := s.VXLAN[fam]
+		fmt.Fprintf(&b, "vxlan %s vni=%d port=%d mtu=%d mac=%s local=%s addr=%s\n", v.Name, v.VNI, v.Port, v.MTU, v.MAC, v.Local, v.Addr)
+		for _, p := range v.Peers {
+			fmt.Fprintf(&b, "  peer %s addr=%s mac=%s underlay=%s\n", p.Node, p.Addr, p.MAC, p.Underlay)
+		}
+	}
 	return b.String()
 }
 

@@ -25,6 +25,12 @@ type State struct {
 	Sets map[string]*Set
 	// Config is the host-wide part: defaults, failsafes, NAT.
 	Config *Config
+	// Routes are the routes to other hosts' addresses and the blackholes
+	// of this host's blocks, by destination.
+	Routes map[netip.Prefix]*Route
+	// VXLAN holds this host's VXLAN device of each family (4, 6) that
+	// it needs.
+	VXLAN map[int]*VXLAN
 }
 
 // Endpoint is a local workload endpoint: its host side (for the route
@@ -227,9 +233,19 @@ type Delta struct {
 	Chains        []string
 	Sets          []string
 	Config        bool
+	// Routes are the destinations whose Route changed; VXLAN says a
+	// VXLAN device or its peers changed.
+	Routes []netip.Prefix
+	VXLAN  bool
 }
 
 // Empty reports whether nothing changed.
 func (d Delta) Empty() bool {
-	return len(d.Endpoints) == 0 && len(d.HostEndpoints) == 0 && len(d.Chains) == 0 && len(d.Sets) == 0 && !d.Config
+	return len(d.Endpoints) == 0 && len(d.HostEndpoints) == 0 && len(d.Chains) == 0 && len(d.Sets) == 0 && !d.Config &&
+		len(d.Routes) == 0 && !d.VXLAN
+}
+
+// Policy reports whether the delta touches what nftables programs.
+func (d Delta) Policy() bool {
+	return len(d.Endpoints) != 0 || len(d.HostEndpoints) != 0 || len(d.Chains) != 0 || len(d.Sets) != 0 || d.Config
 }
