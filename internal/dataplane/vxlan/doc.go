@@ -43,7 +43,9 @@
 // entries into a cache and writes nothing; Apply(desired) makes the kernel
 // hold desired and writes only what differs from the cache, so a second
 // identical Apply writes nothing, and a periodic Resync followed by Apply
-// repairs drift. An error for one peer does not stop the others. The
+// repairs drift. An error for one peer does not stop the others, and a
+// failed kernel write makes the next Apply read the device again before
+// writing, so a device deleted behind its back is re-created. The
 // kernel is reached through Kernel, with two implementations: Netlink (in
 // a given network namespace) and Fake, which renders its state as
 // `ip`/`bridge`-style golden text and counts writes.

@@ -55,8 +55,8 @@ func (f *Fake) Seed(l Link) Link {
 	return f.addLocked(l)
 }
 
-// SeedAddr, SeedNeigh and SeedFDB add state as someone else would. They
-// are not counted as writes.
+// SeedAddr adds an address to the named link as someone else would. It
+// is not counted as a write.
 func (f *Fake) SeedAddr(name string, p netip.Prefix) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -65,7 +65,8 @@ func (f *Fake) SeedAddr(name string, p netip.Prefix) {
 	}
 }
 
-// SeedNeigh: see SeedAddr.
+// SeedNeigh adds a neighbour entry to the named link as someone else
+// would. It is not counted as a write.
 func (f *Fake) SeedNeigh(name string, n Neigh) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -75,7 +76,8 @@ func (f *Fake) SeedNeigh(name string, n Neigh) {
 	}
 }
 
-// SeedFDB: see SeedAddr.
+// SeedFDB adds an FDB entry to the named link as someone else would. It
+// is not counted as a write.
 func (f *Fake) SeedFDB(name string, e FDB) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
