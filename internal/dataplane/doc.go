@@ -4,7 +4,8 @@
 // periodic resync) without disturbing traffic.
 //
 // Why one package per kernel subsystem (route/ for workload routes,
-// neighbours and interface sysctls; nft/ and vxlan/ as they land): each
+// neighbours and interface sysctls; nft/ for the firewall; vxlan/ for the
+// overlay device, its neighbour and FDB entries): each
 // reconciler owns a well-delimited slice of kernel state that it
 // recognises as its own after a restart (an interface prefix, a route
 // protocol number, a table name), so the reconcilers never fight over an
