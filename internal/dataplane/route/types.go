@@ -12,8 +12,9 @@ const (
 	// Protocol marks the routes Calyx owns (rtm_protocol). 80 is outside
 	// the numbers iproute2 and the routing daemons in Debian reserve
 	// (/etc/iproute2/rt_protos: 0-4 kernel/boot/static, 8-19, 42,
-	// 99, 186-192), and Calico used it for its own routes too; Calyx only
-	// manages it on InterfacePrefix interfaces, so the two never meet.
+	// 99, 186-192). Calico uses it for its own routes too: the two must
+	// not run on one host. Reconciler owns the protocol-80 routes on
+	// InterfacePrefix interfaces, Remote every other one.
 	Protocol = 80
 	// InterfacePrefix starts the name of every host veth Calyx creates.
 	InterfacePrefix = "calyx"
