@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // Fake is an in-memory Kernel for tests. It behaves like the kernel where
@@ -95,6 +96,8 @@ func (f *Fake) Writes() int {
 //
 //	link calyx0123456789 up
 //	route 10.65.0.7/32 dev calyx0123456789 proto 80 scope link
+//	route 10.65.1.0/26 via 192.0.2.12 dev eth0 proto 80
+//	route blackhole 10.65.0.0/26 proto 80
 //	neigh 10.65.0.7 dev calyx0123456789 lladdr 02:00:00:00:00:07 PERMANENT
 //	sysctl net/ipv4/conf/calyx0123456789/proxy_arp=1
 //
@@ -232,12 +235,18 @@ func (f *Fake) Dump() (State, error) {
 	return st, nil
 }
 
-// ReplaceRoute implements Kernel.
+// ReplaceRoute implements Kernel. Like the kernel, it keys routes by
+// destination, refuses a device that does not exist, an onlink route
+// without a device and a gateway no device route covers (ENETUNREACH),
+// and fills in the device of a gateway route written without one.
+// Routes that are not unicast have no device.
 func (f *Fake) ReplaceRoute(r Route) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.links[r.LinkIndex] == nil {
-		return fmt.Errorf("adding route to %s: no device with index %d", r.Dst, r.LinkIndex)
+	if r.Type != Unicast {
+		r.LinkIndex = 0
+	} else if err := f.resolveLocked(&r); err != nil {
+		return fmt.Errorf("adding route %s: %w", RouteText(r, f.nameLocked(r.LinkIndex)), err)
 	}
 	if err := f.writeLocked(); err != nil {
 		return err
@@ -246,12 +255,46 @@ func (f *Fake) ReplaceRoute(r Route) error {
 	return nil
 }
 
-// DeleteRoute implements Kernel.
+// resolveLocked checks a unicast route's next hop as the kernel does and
+// sets its device when only the gateway was given.
+func (f *Fake) resolveLocked(r *Route) error {
+	if r.LinkIndex != 0 && f.links[r.LinkIndex] == nil {
+		return fmt.Errorf("no device with index %d: %w", r.LinkIndex, syscall.ENODEV)
+	}
+	switch {
+	case !r.Gw.IsValid() && r.LinkIndex == 0:
+		return fmt.Errorf("no device and no gateway: %w", syscall.EINVAL)
+	case !r.Gw.IsValid():
+		return nil
+	case r.Gw.Is4() != r.Dst.Addr().Is4():
+		return fmt.Errorf("gateway of another family: %w", syscall.EINVAL)
+	case r.OnLink && r.LinkIndex == 0:
+		return fmt.Errorf("onlink without a device: %w", syscall.EINVAL)
+	case r.OnLink:
+		return nil
+	}
+	for _, c := range f.routes {
+		if c.Type == Unicast && !c.Gw.IsValid() && c.LinkIndex != 0 && c.Dst.Contains(r.Gw) &&
+			(r.LinkIndex == 0 || r.LinkIndex == c.LinkIndex) {
+			r.LinkIndex = c.LinkIndex
+			return nil
+		}
+	}
+	return fmt.Errorf("gateway %s: %w", r.Gw, syscall.ENETUNREACH)
+}
+
+// DeleteRoute implements Kernel. Like the kernel, it leaves a route whose
+// protocol or type differ from r's (a zero protocol matches any); a
+// missing route is not an error.
 func (f *Fake) DeleteRoute(r Route) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.writeLocked(); err != nil {
 		return err
+	}
+	cur, ok := f.routes[r.Dst]
+	if !ok || (r.Protocol != 0 && cur.Protocol != r.Protocol) || cur.Type != r.Type {
+		return nil
 	}
 	delete(f.routes, r.Dst)
 	return nil

@@ -11,6 +11,7 @@ import (
 	"github.com/calyx-net/calyx/internal/netns"
 	"github.com/calyx-net/calyx/internal/nlsafe"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Netlink is the Kernel of a network namespace: netlink for links, routes
@@ -99,14 +100,9 @@ func (k *Netlink) Dump() (State, error) {
 		return st, err
 	}
 	for _, r := range routes {
-		if r.Dst == nil {
-			continue // a default route is never Calyx's
+		if rt, ok := fromNetlinkRoute(r); ok {
+			st.Routes = append(st.Routes, rt)
 		}
-		p, ok := prefixOf(r.Dst)
-		if !ok {
-			continue
-		}
-		st.Routes = append(st.Routes, Route{Dst: p, LinkIndex: r.LinkIndex, Protocol: int(r.Protocol), Scope: uint8(r.Scope)})
 	}
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
 		neighs, err := nlsafe.NeighList(k.h, 0, fam)
@@ -141,17 +137,67 @@ func ipNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
+// fromNetlinkRoute converts a main-table route read from the kernel; ok
+// is false for what is not an IP route. A default route has no
+// destination attribute: its prefix is the family's /0. Routes that are
+// not unicast get LinkIndex 0 even though the kernel gives IPv6 ones lo,
+// so that a blackhole reads back the way it was written. Of the flags only
+// onlink is kept (linkdown and the like are the kernel's, not the route's).
+func fromNetlinkRoute(r netlink.Route) (Route, bool) {
+	var p netip.Prefix
+	switch {
+	case r.Dst != nil:
+		var ok bool
+		if p, ok = prefixOf(r.Dst); !ok {
+			return Route{}, false
+		}
+	case r.Family == netlink.FAMILY_V4:
+		p = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+	case r.Family == netlink.FAMILY_V6:
+		p = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+	default:
+		return Route{}, false
+	}
+	out := Route{
+		Dst: p, LinkIndex: r.LinkIndex, Protocol: int(r.Protocol), Scope: uint8(r.Scope),
+		OnLink: r.Flags&int(netlink.FLAG_ONLINK) != 0,
+	}
+	if gw, ok := netip.AddrFromSlice(r.Gw); ok {
+		out.Gw = gw.Unmap()
+	}
+	if r.Type != unix.RTN_UNICAST {
+		out.Type = RouteType(r.Type)
+		out.LinkIndex = 0
+	}
+	return out, true
+}
+
 func nlRoute(r Route) *netlink.Route {
-	return &netlink.Route{
+	out := &netlink.Route{
 		LinkIndex: r.LinkIndex, Dst: ipNet(r.Dst),
 		Protocol: netlink.RouteProtocol(r.Protocol), Scope: netlink.Scope(r.Scope),
 	}
+	if r.Gw.IsValid() {
+		out.Gw = r.Gw.AsSlice()
+	}
+	if r.OnLink {
+		out.Flags = int(netlink.FLAG_ONLINK)
+	}
+	if r.Type != Unicast {
+		out.Type = int(r.Type)
+		out.LinkIndex = 0
+	}
+	return out
 }
 
-// ReplaceRoute implements Kernel.
+// ReplaceRoute implements Kernel. A unicast route needs a device or a
+// gateway the kernel can reach (ENETUNREACH otherwise); an onlink one
+// needs both.
 func (k *Netlink) ReplaceRoute(r Route) error { return k.h.RouteReplace(nlRoute(r)) }
 
-// DeleteRoute implements Kernel. A missing route is not an error.
+// DeleteRoute implements Kernel. The kernel deletes the route to r.Dst
+// that matches r's protocol, type, scope and next hop, so r should be as
+// Dump read it. A missing route is not an error.
 func (k *Netlink) DeleteRoute(r Route) error {
 	if err := k.h.RouteDel(nlRoute(r)); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return err

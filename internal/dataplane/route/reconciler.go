@@ -37,8 +37,8 @@ type Reconciler struct {
 	// InterfacePrefix link seen by Resync plus any link Update touched.
 	links map[string]*linkState
 	names map[int]string // link index -> name, for the links above
-	// routes are main-table routes that are owned (Protocol) or on a
-	// known link, by destination.
+	// routes are main-table routes on known links, by destination. Owned
+	// routes elsewhere (to other hosts, blackholes) are Remote's.
 	routes map[netip.Prefix]Route
 	// neighs are permanent neighbour entries on known links.
 	neighs map[neighKey]Neigh
@@ -123,9 +123,11 @@ func (r *Reconciler) Resync(_ context.Context) error {
 			global[k] = v
 		}
 	}
+	// Only routes on the links above: every other route, owned ones
+	// included, is Remote's or someone else's.
 	routes := map[netip.Prefix]Route{}
 	for _, rt := range st.Routes {
-		if _, ok := names[rt.LinkIndex]; ok || rt.Protocol == Protocol {
+		if _, ok := names[rt.LinkIndex]; ok && rt.LinkIndex != 0 {
 			routes[rt.Dst] = rt
 		}
 	}

@@ -12,8 +12,9 @@ const (
 	// Protocol marks the routes Calyx owns (rtm_protocol). 80 is outside
 	// the numbers iproute2 and the routing daemons in Debian reserve
 	// (/etc/iproute2/rt_protos: 0-4 kernel/boot/static, 8-19, 42,
-	// 99, 186-192), and Calico used it for its own routes too; Calyx only
-	// manages it on InterfacePrefix interfaces, so the two never meet.
+	// 99, 186-192). Calico uses it for its own routes too: the two must
+	// not run on one host. Reconciler owns the protocol-80 routes on
+	// InterfacePrefix interfaces, Remote every other one.
 	Protocol = 80
 	// InterfacePrefix starts the name of every host veth Calyx creates.
 	InterfacePrefix = "calyx"
@@ -51,12 +52,43 @@ type Link struct {
 	Up    bool
 }
 
+// RouteType is a route's kind (rtm_type). The zero value is a unicast
+// route, which forwards to a device or a gateway; other values are the
+// kernel's RTN_* numbers.
+type RouteType uint8
+
+// Route types Calyx writes or may meet in the main table.
+const (
+	// Unicast forwards packets (RTN_UNICAST; `ip route` prints no type).
+	Unicast RouteType = 0
+	// Blackhole drops packets silently; a local sender's socket gets
+	// EINVAL (RTN_BLACKHOLE). Calyx puts one on each local IPAM block so
+	// that an address of the block without a workload is not sent to the
+	// default route.
+	Blackhole RouteType = 6
+	// Unreachable drops packets with ICMP host unreachable
+	// (RTN_UNREACHABLE).
+	Unreachable RouteType = 7
+	// Prohibit drops packets with ICMP administratively prohibited
+	// (RTN_PROHIBIT).
+	Prohibit RouteType = 8
+)
+
 // Route is a route in the main table.
 type Route struct {
-	Dst       netip.Prefix
+	Dst netip.Prefix
+	// LinkIndex is the output device; 0 when the route has none (a
+	// blackhole) or when a write leaves it to the kernel to find from Gw.
 	LinkIndex int
 	Protocol  int
 	Scope     uint8
+	// Gw is the next hop; the zero Addr means none (a device route).
+	Gw netip.Addr
+	// OnLink says that Gw is on LinkIndex's link even though no address
+	// of the host covers it (RTNH_F_ONLINK), as a VXLAN peer's tunnel
+	// address is.
+	OnLink bool
+	Type   RouteType
 }
 
 // Neigh is a neighbour (ARP or NDP) entry.
