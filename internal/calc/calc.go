@@ -32,18 +32,18 @@ import (
 // Calc computes the desired State of one host. It is not safe for
 // concurrent use; the reconcile loop owns it.
 type Calc struct {
-	node  string
-	res   resources
-	ents  entityIndex
-	pols  policyIndex
-	locs  localIndex
-	chs   chainIndex
-	sets  setIndex
+	node string
+	res  resources
+	ents entityIndex
+	pols policyIndex
+	locs localIndex
+	chs  chainIndex
+	sets setIndex
 	// routes is routing's index (routes.go).
 	routes routeIndex
 	dirty  dirtyMarks
-	state State
-	track tracker
+	state  State
+	track  tracker
 }
 
 // resources holds the datastore's resources calc reads, by name. Calc keeps
@@ -87,10 +87,10 @@ func New(node string, opts ...Option) *Calc {
 			nodeConfs: map[string]*api.NodeConfiguration{},
 			nodes:     map[string]*api.Node{},
 		},
-		ents:  newEntityIndex(),
-		pols:  policyIndex{byName: map[string]*policyInfo{}},
-		locs:  newLocalIndex(),
-		chs:   chainIndex{byID: map[string]*chainInfo{}},
+		ents:   newEntityIndex(),
+		pols:   policyIndex{byName: map[string]*policyInfo{}},
+		locs:   newLocalIndex(),
+		chs:    chainIndex{byID: map[string]*chainInfo{}},
 		sets:   newSetIndex(),
 		routes: newRouteIndex(),
 		dirty:  newDirtyMarks(),
