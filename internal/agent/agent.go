@@ -14,6 +14,7 @@ import (
 	"github.com/calyx-net/calyx/internal/api"
 	"github.com/calyx-net/calyx/internal/calc"
 	"github.com/calyx-net/calyx/internal/dataplane/route"
+	"github.com/calyx-net/calyx/internal/dataplane/vxlan"
 	"github.com/calyx-net/calyx/internal/datastore"
 	"github.com/calyx-net/calyx/internal/ipam"
 	"github.com/calyx-net/calyx/internal/localapi"
@@ -148,6 +149,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 // writes.
 type hooks struct {
 	kernel   route.Kernel                    // nil: netlink in cfg.Netns
+	vxlan    vxlan.Kernel                    // nil: netlink in cfg.Netns, or a fake with a fake kernel
 	wrap     func(route.Kernel) route.Kernel // applied to the kernel in use
 	policy   policyDataplane                 // nil: nftables in cfg.Netns
 	claimTTL time.Duration                   // 0: DefaultClaimTTL
@@ -183,6 +185,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 	}
 	defer ns.Close()
 	kernel := h.kernel
+	k := nodeKernels{vx: h.vxlan, underlayMTU: func(netip.Addr) (int, error) { return defaultUnderlayMTU, nil }}
 	if kernel == nil {
 		nk, err := route.NewNetlink(ns)
 		if err != nil {
@@ -190,6 +193,16 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 		}
 		defer nk.Close()
 		kernel = nk
+		k.routes = nk
+		k.underlayMTU = func(a netip.Addr) (int, error) { return underlayMTU(nk.Handle(), a) }
+		if k.vx == nil {
+			vk, err := vxlan.NewNetlink(ns)
+			if err != nil {
+				return err
+			}
+			defer vk.Close()
+			k.vx = vk
+		}
 		if cfg.NodeIPv4 == "" {
 			ip, err := detectNodeIPv4(nk.Handle())
 			if err != nil {
@@ -203,6 +216,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 	if h.wrap != nil {
 		kernel = h.wrap(kernel)
 	}
+	if k.vx == nil {
+		k.vx = vxlan.NewFake()
+	}
+	k.host = kernel
 	policy := h.policy
 	if policy == nil {
 		p, closeNft, err := newNftables(ns, log.With("component", "nftables"))
@@ -255,7 +272,18 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 		return err
 	}
 	log.Info("node registered", "node", node.Metadata.Name, "resourceVersion", node.Metadata.ResourceVersion)
-	return serveNode(ctx, cfg, log, store, claim, kernel, policy, apiL, metricsL, h)
+	return serveNode(ctx, cfg, log, store, claim, k, policy, apiL, metricsL, h)
+}
+
+// nodeKernels are the kernel interfaces calyx-node programs.
+type nodeKernels struct {
+	host route.Kernel // endpoints' host side and routes between hosts
+	vx   vxlan.Kernel // VXLAN devices
+	// routes is the netlink kernel whose route events the loop follows;
+	// nil with a fake kernel.
+	routes *route.Netlink
+	// underlayMTU reads the MTU of the interface holding an address.
+	underlayMTU func(netip.Addr) (int, error)
 }
 
 // serveNode runs calyx-node's goroutines until ctx ends or one fails: the
@@ -263,9 +291,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 // reconcile loop, and the garbage collectors. It returns after all have
 // stopped, so the caller closes the datastore client and the embedded etcd
 // only once nothing uses them.
-func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datastore.Client, claim *datastore.Claim, kernel route.Kernel, policy policyDataplane, apiL, metricsL net.Listener, h hooks) error {
+func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datastore.Client, claim *datastore.Claim, k nodeKernels, policy policyDataplane, apiL, metricsL net.Listener, h hooks) error {
 	view := newView(cfg.NodeName, time.Now)
+	view.expectAffinities()
 	syncer := datastore.NewSyncer(store, syncerKinds(), log.With("component", "syncer"))
+	affSyncer := datastore.NewSourceSyncer(store, ipam.AffinitySource(), log.With("component", "syncer", "source", "affinities"))
 	var reg prometheus.Registerer
 	var gatherer prometheus.Gatherer
 	if cfg.Registry != nil {
@@ -281,8 +311,13 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 	}
 	fenced := fencedStore{Client: store, fence: claim.Fence}
 	alloc := ipam.New(fenced, ipam.WithLogger(log.With("component", "ipam")))
-	host := route.New(kernel, log.With("component", "dataplane"))
+	host := route.New(k.host, log.With("component", "dataplane"))
 	loop := newReconcileLoop(host, policy, calc.New(cfg.NodeName), view, m, log.With("component", "dataplane"), time.Now, cfg.ResyncInterval)
+	remote := route.NewRemote(k.host, log.With("component", "routing"))
+	loop.routing = &routing{
+		remote: remote, vx: vxlan.New(k.vx, log.With("component", "vxlan")),
+		underlayMTU: k.underlayMTU, log: log.With("component", "routing"),
+	}
 	svc := &service{
 		node: cfg.NodeName, log: log.With("component", "api"), store: fenced, alloc: alloc, host: host,
 		dp: loop, view: view, locks: newHandleLocks(), adds: newPendingAdds(h.aliveFunc()), m: m, mtu: cfg.MTU, now: time.Now,
@@ -294,7 +329,7 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 			return false, "waiting for the first datastore snapshot"
 		case store.Unavailable() != nil:
 			return false, store.Unavailable().Error()
-		case !syncer.Status().InSync:
+		case !syncer.Status().InSync || !affSyncer.Status().InSync:
 			return false, "reconnecting to the datastore"
 		case loop.progress.failing() != nil:
 			return false, loop.progress.failing().Error()
@@ -311,12 +346,21 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 	})
 	g.Go(func() error { return keepClaim(gctx, claim, cfg.NodeName, log) })
 	g.Go(func() error { return syncer.Run(gctx, view) })
+	g.Go(func() error { return affSyncer.Run(gctx, affinityFeed{view}) })
+	if k.routes != nil {
+		g.Go(func() error { return watchRoutes(gctx, k.routes, remote, loop, log.With("component", "routing")) })
+	}
 	g.Go(func() error { return serve(gctx, apiL, apiHandler(svc, hl), log) })
 	if metricsL != nil {
 		g.Go(func() error { return serve(gctx, metricsL, metricsHandler(gatherer, hl), log) })
 	}
 	g.Go(func() error { return loop.run(gctx) })
 	g.Go(func() error { return gc.run(gctx, gcInterval(cfg.GCGrace)) })
+	tunnelChanges := view.subscribe()
+	g.Go(func() error {
+		svc.runTunnelAddrs(gctx, tunnelChanges, log.With("component", "vxlan"))
+		return nil
+	})
 	g.Go(func() error {
 		svc.runDeferredReleases(gctx, cmp.Or(h.releaseInterval, DefaultDeferredReleaseInterval))
 		return nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -107,4 +109,13 @@ func startTestEtcd(t *testing.T) (*datastore.Embedded, *datastore.Client) {
 	c := testnet.NewClient(t, e)
 	createPool(t, c)
 	return e, c
+}
+
+// leftAfterDel returns the kernel lines an endpoint's DEL should have
+// removed: all but the global ip_forward sysctl and the blackhole routes
+// of this node's blocks, which stay while the node holds them.
+func leftAfterDel(lines []string) []string {
+	return slices.DeleteFunc(slices.Clone(lines), func(l string) bool {
+		return strings.HasPrefix(l, "sysctl net/ipv4/ip_forward") || strings.HasPrefix(l, "route blackhole ") && strings.HasSuffix(l, " proto 80")
+	})
 }

@@ -84,6 +84,17 @@ type reconcileLoop struct {
 	pending   calc.Delta
 	policyErr error
 	retries   int
+	// routing programs routes between hosts and the VXLAN devices (nil:
+	// none, in tests of other parts). routesDirty says calc changed them
+	// since they were last programmed; routeDrift receives a token when
+	// the kernel's routes changed under the loop (route events), which
+	// the next pass re-reads; routingErr is the last attempt's failure.
+	routing     routingDataplane
+	routesDirty bool
+	routeDrift  chan struct{}
+	routingErr  error
+	// routingRetries counts routing failures in a row.
+	routingRetries int
 }
 
 // loopOp is work another goroutine runs on the loop, waiting for errc.
@@ -97,6 +108,17 @@ func newReconcileLoop(host hostReconciler, policy policyDataplane, c calculator,
 		host: host, policy: policy, calc: c, view: v, progress: newProgress(), m: m, log: log, now: now, resync: resync,
 		programTimeout: DefaultProgramTimeout,
 		ops:            make(chan loopOp), done: map[string]string{},
+		routeDrift:     make(chan struct{}, 1),
+	}
+}
+
+// driftedRoutes tells the loop that the kernel's routes changed under it:
+// the next pass re-reads them and repairs what differs. Safe from any
+// goroutine.
+func (l *reconcileLoop) driftedRoutes() {
+	select {
+	case l.routeDrift <- struct{}{}:
+	default:
 	}
 }
 
@@ -161,13 +183,15 @@ func (l *reconcileLoop) run(ctx context.Context) error {
 	retry := time.NewTimer(time.Hour)
 	defer retry.Stop()
 	full := true
+	drift := false
 	for {
-		full = !l.pass(ctx, full) && full
-		if next, ok := l.host.NextPrune(); ok {
+		full = !l.pass(ctx, full, drift) && full
+		drift = false
+		if next, ok := l.nextPrune(); ok {
 			prune.Reset(max(next.Sub(l.now()), time.Millisecond))
 		}
-		if l.policyErr != nil {
-			retry.Reset(min(minPolicyRetry<<min(l.retries, 10), maxPolicyRetry))
+		if l.policyErr != nil || l.routingErr != nil {
+			retry.Reset(min(minPolicyRetry<<min(max(l.retries, l.routingRetries), 10), maxPolicyRetry))
 		}
 		select {
 		case <-ctx.Done():
@@ -175,6 +199,8 @@ func (l *reconcileLoop) run(ctx context.Context) error {
 		case op := <-l.ops:
 			op.errc <- op.fn(ctx)
 		case <-l.view.changes():
+		case <-l.routeDrift:
+			drift = true
 		case <-prune.C:
 		case <-retry.C:
 		case <-resync.C:
@@ -183,9 +209,22 @@ func (l *reconcileLoop) run(ctx context.Context) error {
 	}
 }
 
-// pass reconciles once; with full it re-reads the kernel first. It
-// reports false when it could not read the kernel's routes.
-func (l *reconcileLoop) pass(ctx context.Context, full bool) bool {
+// nextPrune is when the earliest route reconciler wants to remove routes
+// nobody desires.
+func (l *reconcileLoop) nextPrune() (time.Time, bool) {
+	next, ok := l.host.NextPrune()
+	if l.routing != nil {
+		if n, rok := l.routing.NextPrune(); rok && (!ok || n.Before(next)) {
+			next, ok = n, true
+		}
+	}
+	return next, ok
+}
+
+// pass reconciles once; with full it re-reads the kernel first, with
+// drift it re-reads the routes between hosts. It reports false when it
+// could not read the kernel's routes.
+func (l *reconcileLoop) pass(ctx context.Context, full, drift bool) bool {
 	start := l.now()
 	kind := "incremental"
 	if full {
@@ -203,12 +242,17 @@ func (l *reconcileLoop) pass(ctx context.Context, full bool) bool {
 			l.calc.Update(c.kind, c.name, c.res)
 		}
 	}
-	l.pending = mergeDelta(l.pending, l.calc.TakeDelta())
+	d := l.calc.TakeDelta()
+	if len(d.Routes) > 0 || d.VXLAN {
+		l.routesDirty = true
+	}
+	l.pending = mergeDelta(l.pending, d)
 	st := l.calc.State()
 
 	// Policy first: a new endpoint's interface is unknown to nftables,
 	// and so dropped, until its chains are in place.
 	l.programPolicy(ctx, st, full)
+	l.programRouting(ctx, st, full || drift)
 
 	// Then routes: every endpoint on a full pass; otherwise those whose
 	// routes changed, those READY touched (the veth may be new) and those
@@ -270,7 +314,7 @@ func (l *reconcileLoop) programPolicy(ctx context.Context, st *calc.State, full 
 	switch {
 	case full:
 		err = l.policy.Resync(ctx, st)
-	case l.pending.Empty() && l.policyErr == nil:
+	case !l.pending.Policy() && l.policyErr == nil:
 		return
 	case l.policyErr != nil:
 		// The last transaction failed: what the kernel holds is uncertain.
@@ -293,6 +337,42 @@ func (l *reconcileLoop) programPolicy(ctx context.Context, st *calc.State, full 
 	l.pending, l.policyErr, l.retries = calc.Delta{}, nil, 0
 }
 
+// programRouting programs the routes between hosts and the VXLAN devices
+// when calc changed them, when the last attempt failed, when a route is
+// due to be pruned, and (re-reading the kernel first) on a full pass or
+// after route events. A failure is retried with the policy's backoff;
+// it does not fail READY, which is about local endpoints.
+func (l *reconcileLoop) programRouting(ctx context.Context, st *calc.State, reread bool) {
+	if l.routing == nil {
+		return
+	}
+	next, due := l.routing.NextPrune()
+	due = due && !next.After(l.now())
+	if !reread && !l.routesDirty && l.routingErr == nil && !due {
+		return
+	}
+	var err error
+	if reread || l.routingErr != nil {
+		err = l.routing.Resync(ctx)
+	}
+	if err == nil {
+		err = l.routing.Apply(ctx, st, l.now())
+	}
+	if err != nil {
+		if l.routingErr == nil || l.routingErr.Error() != err.Error() {
+			l.log.Warn("programming routes between hosts failed; retrying", "err", err)
+		}
+		l.routingErr = err
+		l.routingRetries++
+		l.m.dataplaneFailures.WithLabelValues("routing").Inc()
+		return
+	}
+	if l.routingErr != nil {
+		l.log.Info("programming routes between hosts works again")
+	}
+	l.routesDirty, l.routingErr, l.routingRetries = false, nil, 0
+}
+
 // mergeDelta returns the union of two deltas. Pure.
 func mergeDelta(a, b calc.Delta) calc.Delta {
 	return calc.Delta{
@@ -301,6 +381,8 @@ func mergeDelta(a, b calc.Delta) calc.Delta {
 		Chains:        union(a.Chains, b.Chains),
 		Sets:          union(a.Sets, b.Sets),
 		Config:        a.Config || b.Config,
+		Routes:        slices.Concat(a.Routes, b.Routes),
+		VXLAN:         a.VXLAN || b.VXLAN,
 	}
 }
 

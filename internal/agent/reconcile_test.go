@@ -89,7 +89,7 @@ func TestReconcileLoopIsIncremental(t *testing.T) {
 	for _, s := range steps {
 		s.do()
 		host.calls = nil
-		if !l.pass(ctx, s.full) {
+		if !l.pass(ctx, s.full, false) {
 			t.Fatalf("%s: pass failed", s.name)
 		}
 		if d := cmp.Diff(s.want, host.calls); d != "" {
@@ -116,13 +116,13 @@ func TestReconcileLoopRetriesPolicy(t *testing.T) {
 	l := testLoop(t, v, host, pol)
 	l.programTimeout = 200 * time.Millisecond
 	ctx := t.Context()
-	l.pass(ctx, true)
+	l.pass(ctx, true, false)
 	pol.takeCalls()
 
 	refused := errors.New("netlink: message too long")
 	pol.setFail(refused)
 	v.wroteEndpoint(testWEP("a", "node-a", 2, "02:00:00:00:00:0a"))
-	l.pass(ctx, false)
+	l.pass(ctx, false, false)
 	if got := pol.takeCalls(); !slices.Equal(got, []string{"apply eps[a] chains[] sets[]"}) {
 		t.Fatalf("nftables calls %v", got)
 	}
@@ -136,7 +136,7 @@ func TestReconcileLoopRetriesPolicy(t *testing.T) {
 
 	pol.setFail(nil)
 	seq := v.touch("a")
-	l.pass(ctx, false)
+	l.pass(ctx, false, false)
 	if got := pol.takeCalls(); !slices.Equal(got, []string{"resync"}) {
 		t.Errorf("after a failure the loop should resync, got %v", got)
 	}

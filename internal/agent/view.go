@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +36,10 @@ type view struct {
 
 	mu      sync.Mutex // guards the following fields
 	synced  bool       // a snapshot was delivered
+	// needAff says block affinities come from a second syncer (see
+	// affinityFeed), whose snapshot readiness waits for too; affSynced
+	// says it arrived.
+	needAff, affSynced bool
 	res     map[resKey]api.Resource
 	pools   map[string]netip.Prefix // parsed IPPool CIDRs, by pool name
 	local   map[string]overlayEntry
@@ -48,6 +53,7 @@ type view struct {
 	seq     uint64
 
 	changed  chan struct{} // receives a token when anything changes
+	subs     []chan struct{} // other watchers' tokens (subscribe)
 	syncedCh chan struct{} // closed on the first snapshot
 }
 
@@ -107,7 +113,13 @@ func syncerKinds() []api.KindInfo {
 // OnSnapshot implements datastore.Handler.
 func (v *view) OnSnapshot(s datastore.Snapshot) {
 	v.mu.Lock()
+	old := v.res
 	v.res = make(map[resKey]api.Resource, len(s.Resources))
+	for k, r := range old {
+		if k.kind == api.KindBlockAffinity { // the affinity syncer's
+			v.res[k] = r
+		}
+	}
 	v.pools = map[string]netip.Prefix{}
 	for _, r := range s.Resources {
 		v.putLocked(r)
@@ -122,12 +134,75 @@ func (v *view) OnSnapshot(s datastore.Snapshot) {
 	v.reload = true
 	clear(v.dirty)
 	v.seq++
-	first := !v.synced
+	wasReady := v.readyLocked()
 	v.synced = true
+	nowReady := v.readyLocked()
 	v.mu.Unlock()
-	if first {
+	if nowReady && !wasReady {
 		close(v.syncedCh)
 	}
+	v.notify()
+}
+
+// readyLocked reports whether every expected snapshot arrived.
+func (v *view) readyLocked() bool { return v.synced && (v.affSynced || !v.needAff) }
+
+// expectAffinities makes readiness wait for the affinity syncer's
+// snapshot too. Call it before either syncer runs.
+func (v *view) expectAffinities() {
+	v.mu.Lock()
+	v.needAff = true
+	v.mu.Unlock()
+}
+
+// affinityFeed is the handler of the block-affinity syncer: it keeps the
+// BlockAffinity resources in the view beside the typed ones. The two
+// syncers' revisions are independent; affinities take no part in the
+// overlay of own writes, which is about endpoints only.
+type affinityFeed struct{ v *view }
+
+var _ datastore.Handler = affinityFeed{}
+
+// OnSnapshot implements datastore.Handler: the affinities replace the
+// ones held, each difference marked for the loop.
+func (f affinityFeed) OnSnapshot(s datastore.Snapshot) {
+	v := f.v
+	v.mu.Lock()
+	for k := range v.res {
+		if k.kind == api.KindBlockAffinity {
+			delete(v.res, k)
+			v.dirty[k] = struct{}{}
+		}
+	}
+	for _, r := range s.Resources {
+		k := resKey{api.KindBlockAffinity, r.GetObjectMeta().Name}
+		v.res[k] = r
+		v.dirty[k] = struct{}{}
+	}
+	v.seq++
+	wasReady := v.readyLocked()
+	v.affSynced = true
+	nowReady := v.readyLocked()
+	v.mu.Unlock()
+	if nowReady && !wasReady {
+		close(v.syncedCh)
+	}
+	v.notify()
+}
+
+// OnEvent implements datastore.Handler.
+func (f affinityFeed) OnEvent(e datastore.Event) {
+	v := f.v
+	k := resKey{api.KindBlockAffinity, e.Name}
+	v.mu.Lock()
+	if e.Type == datastore.EventDelete {
+		delete(v.res, k)
+	} else {
+		v.res[k] = e.Resource
+	}
+	v.dirty[k] = struct{}{}
+	v.seq++
+	v.mu.Unlock()
 	v.notify()
 }
 
@@ -186,6 +261,41 @@ func (v *view) notify() {
 	case v.changed <- struct{}{}:
 	default:
 	}
+	v.mu.Lock()
+	subs := v.subs
+	v.mu.Unlock()
+	for _, c := range subs {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// subscribe returns a channel that receives a token after the view
+// changed, for a goroutine other than the reconcile loop.
+func (v *view) subscribe() <-chan struct{} {
+	c := make(chan struct{}, 1)
+	v.mu.Lock()
+	v.subs = append(v.subs, c)
+	v.mu.Unlock()
+	return c
+}
+
+// nodeAndPools returns this node's Node (nil: not seen yet) and every
+// IPPool. The results are shared: do not modify them.
+func (v *view) nodeAndPools() (*api.Node, []*api.IPPool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	n, _ := v.res[resKey{api.KindNode, v.node}].(*api.Node)
+	var pools []*api.IPPool
+	for k, r := range v.res {
+		if p, ok := r.(*api.IPPool); ok && k.kind == api.KindIPPool {
+			pools = append(pools, p)
+		}
+	}
+	slices.SortFunc(pools, func(a, b *api.IPPool) int { return strings.Compare(a.Metadata.Name, b.Metadata.Name) })
+	return n, pools
 }
 
 // changes receives a token after the view changed.
@@ -195,7 +305,7 @@ func (v *view) changes() <-chan struct{} { return v.changed }
 func (v *view) ready() bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.synced
+	return v.readyLocked()
 }
 
 // waitReady waits for the first snapshot or the end of ctx.

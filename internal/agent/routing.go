@@ -1,0 +1,156 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/calyx-net/calyx/internal/calc"
+	"github.com/calyx-net/calyx/internal/dataplane/route"
+	"github.com/calyx-net/calyx/internal/dataplane/vxlan"
+	"github.com/calyx-net/calyx/internal/nlsafe"
+	"github.com/vishvananda/netlink"
+)
+
+// routingDataplane is the routes between hosts and the VXLAN devices, as
+// the reconcile loop drives them: Apply makes the kernel hold calc's
+// Routes and VXLAN (writing only what differs), Resync re-reads the
+// kernel first.
+type routingDataplane interface {
+	Resync(ctx context.Context) error
+	Apply(ctx context.Context, st *calc.State, now time.Time) error
+	NextPrune() (time.Time, bool)
+}
+
+// routing is the routingDataplane of a host: the VXLAN reconciler for
+// the devices and their peers' entries, then the remote-route reconciler
+// for the routes (a route via a VXLAN device needs the device first).
+type routing struct {
+	remote *route.Remote
+	vx     *vxlan.Reconciler
+	// underlayMTU returns the MTU of the interface holding a local
+	// address; a VXLAN device with no configured MTU takes that less the
+	// encapsulation.
+	underlayMTU func(local netip.Addr) (int, error)
+	log         *slog.Logger
+}
+
+var _ routingDataplane = (*routing)(nil)
+
+// defaultUnderlayMTU is assumed when the underlay interface cannot be
+// found (its address moved): Ethernet's.
+const defaultUnderlayMTU = 1500
+
+// Resync implements routingDataplane.
+func (r *routing) Resync(ctx context.Context) error {
+	return errors.Join(r.vx.Resync(ctx), r.remote.Resync(ctx))
+}
+
+// NextPrune implements routingDataplane.
+func (r *routing) NextPrune() (time.Time, bool) { return r.remote.NextPrune() }
+
+// Apply implements routingDataplane.
+func (r *routing) Apply(ctx context.Context, st *calc.State, now time.Time) error {
+	d := vxlan.Desired{V4: r.overlay(st.VXLAN[4]), V6: r.overlay(st.VXLAN[6])}
+	var errs []error
+	if err := r.vx.Apply(ctx, d); err != nil {
+		errs = append(errs, fmt.Errorf("programming VXLAN: %w", err))
+	}
+	if err := r.remote.Apply(ctx, remoteRoutes(st.Routes), now); err != nil {
+		errs = append(errs, fmt.Errorf("programming routes to other hosts: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// overlay turns calc's VXLAN device into the reconciler's.
+func (r *routing) overlay(v *calc.VXLAN) *vxlan.Overlay {
+	if v == nil {
+		return nil
+	}
+	v6 := v.Addr.Is6()
+	mtu := v.MTU
+	if mtu == 0 {
+		under, err := r.underlayMTU(v.Local)
+		if err != nil {
+			r.log.Warn("reading the underlay MTU; assuming 1500", "address", v.Local, "err", err)
+			under = defaultUnderlayMTU
+		}
+		mtu = vxlan.MTU(under, v6)
+	}
+	o := &vxlan.Overlay{Device: vxlan.Device{
+		VNI: v.VNI, Port: v.Port, MTU: mtu, MAC: v.MAC, Local: v.Local,
+		Addr: netip.PrefixFrom(v.Addr, v.Addr.BitLen()),
+	}}
+	for _, p := range v.Peers {
+		o.Peers = append(o.Peers, vxlan.Peer{Node: p.Node, TunnelAddr: p.Addr, MAC: p.MAC, Underlay: p.Underlay})
+	}
+	return o
+}
+
+// remoteRoutes turns calc's routes into the reconciler's, sorted by
+// destination. Pure.
+func remoteRoutes(rs map[netip.Prefix]*calc.Route) []route.RemoteRoute {
+	out := make([]route.RemoteRoute, 0, len(rs))
+	for _, p := range slices.SortedFunc(maps.Keys(rs), func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	}) {
+		r := rs[p]
+		out = append(out, route.RemoteRoute{
+			Dst: r.Dst, Gw: r.Gw, Dev: r.Dev, OnLink: r.OnLink, Blackhole: r.Kind == calc.RouteLocalBlock,
+		})
+	}
+	return out
+}
+
+// watchRoutes follows the namespace's route events until ctx ends, telling
+// the loop to re-read the routes when one of Calyx's routes between hosts
+// was removed or changed by someone else. A broken subscription (events
+// lost) is a drift too: the loop re-reads, and the watch starts again.
+func watchRoutes(ctx context.Context, k *route.Netlink, remote *route.Remote, loop *reconcileLoop, log *slog.Logger) error {
+	for {
+		err := k.WatchRoutes(ctx, loop.driftedRoutes, func(ev route.RouteEvent) {
+			if remote.Differs(ev) {
+				loop.driftedRoutes()
+			}
+		})
+		if ctx.Err() != nil {
+			return nil
+		}
+		log.Warn("route events interrupted; re-reading the routes", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// underlayMTU returns the MTU of the link holding addr in h's namespace.
+func underlayMTU(h *netlink.Handle, addr netip.Addr) (int, error) {
+	fam := netlink.FAMILY_V4
+	if addr.Is6() {
+		fam = netlink.FAMILY_V6
+	}
+	addrs, err := nlsafe.AddrList(h, nil, fam)
+	if err != nil {
+		return 0, fmt.Errorf("listing addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == addr {
+			l, err := h.LinkByIndex(a.LinkIndex)
+			if err != nil {
+				return 0, fmt.Errorf("reading the link of %s: %w", addr, err)
+			}
+			return l.Attrs().MTU, nil
+		}
+	}
+	return 0, fmt.Errorf("no interface holds %s", addr)
+}
