@@ -108,7 +108,7 @@ func newReconcileLoop(host hostReconciler, policy policyDataplane, c calculator,
 		host: host, policy: policy, calc: c, view: v, progress: newProgress(), m: m, log: log, now: now, resync: resync,
 		programTimeout: DefaultProgramTimeout,
 		ops:            make(chan loopOp), done: map[string]string{},
-		routeDrift:     make(chan struct{}, 1),
+		routeDrift: make(chan struct{}, 1),
 	}
 }
 

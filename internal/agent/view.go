@@ -34,16 +34,16 @@ type view struct {
 	node string
 	now  func() time.Time
 
-	mu      sync.Mutex // guards the following fields
-	synced  bool       // a snapshot was delivered
+	mu     sync.Mutex // guards the following fields
+	synced bool       // a snapshot was delivered
 	// needAff says block affinities come from a second syncer (see
 	// affinityFeed), whose snapshot readiness waits for too; affSynced
 	// says it arrived.
 	needAff, affSynced bool
-	res     map[resKey]api.Resource
-	pools   map[string]netip.Prefix // parsed IPPool CIDRs, by pool name
-	local   map[string]overlayEntry
-	pending []pendingWrite // own writes the syncer has not delivered yet
+	res                map[resKey]api.Resource
+	pools              map[string]netip.Prefix // parsed IPPool CIDRs, by pool name
+	local              map[string]overlayEntry
+	pending            []pendingWrite // own writes the syncer has not delivered yet
 	// dirty names the resources changed since the loop last drained;
 	// reload says a snapshot replaced everything; touched names the
 	// endpoints READY asked to program again.
@@ -52,9 +52,9 @@ type view struct {
 	reload  bool
 	seq     uint64
 
-	changed  chan struct{} // receives a token when anything changes
+	changed  chan struct{}   // receives a token when anything changes
 	subs     []chan struct{} // other watchers' tokens (subscribe)
-	syncedCh chan struct{} // closed on the first snapshot
+	syncedCh chan struct{}   // closed on the first snapshot
 }
 
 // resKey identifies a resource.
