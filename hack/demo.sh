@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make demo: a three-host Calyx cluster in network namespaces on one machine.
 #
-#   cxd-lan            a namespace holding the hosts' LAN: bridge br0
-#   cxd-h1..cxd-h3     three "hosts", each with eth0 on br0 and a calyx-node;
+#   cxd-lan            a router namespace: LAN 192.0.2.0/24 (bridge br0, h1
+#                      and h2) and LAN 198.51.100.0/24 (bridge br1, h3)
+#   cxd-h1..cxd-h3     three "hosts", each with eth0 on a LAN and a calyx-node;
 #                      h1's calyx-node runs the embedded etcd (TLS with client
 #                      certificates); h2 and h3 join it with copies of h1's
 #                      ca.crt, client.crt and client.key, as real hosts would
@@ -19,7 +20,9 @@ cd "$(dirname "$0")/.."
 BIN=$(pwd)/${BIN:-bin}
 work=$(mktemp -d /tmp/calyx-demo.XXXXXX)
 HOSTS=(h1 h2 h3)
-declare -A HOST_IP=([h1]=192.0.2.11 [h2]=192.0.2.12 [h3]=192.0.2.13)
+declare -A HOST_IP=([h1]=192.0.2.11 [h2]=192.0.2.12 [h3]=198.51.100.13)
+declare -A HOST_LAN=([h1]=br0 [h2]=br0 [h3]=br1)
+declare -A LAN_GW=([br0]=192.0.2.1 [br1]=198.51.100.1)
 ETCD="https://192.0.2.11:2379"
 PKI="$work/h1/etcd-pki" # made by h1's calyx-node on first start
 pids=()
@@ -66,22 +69,25 @@ trap 'exit 130' INT TERM
 for t in ip ping nft; do command -v $t >/dev/null || { echo "missing $t: apt-get install iproute2 iputils-ping nftables"; exit 1; }; done
 for n in $(ip netns list | awk '/^cxd-/{print $1}'); do ip netns del "$n"; done
 
-say "building three hosts on one LAN (namespaces cxd-lan, cxd-h1..h3)"
+say "building three hosts on two LANs joined by a router (namespaces cxd-lan, cxd-h1..h3)"
 ip netns add cxd-lan
-ip -n cxd-lan link add br0 type bridge
-ip -n cxd-lan link set br0 up
-# The LAN's router (192.0.2.1, in cxd-lan) is each host's default gateway,
-# as on a real network; it knows no container routes.
-ip -n cxd-lan addr add 192.0.2.1/24 dev br0
+# The router (in cxd-lan) is each host's default gateway, as on a real
+# network; it knows no container routes.
+for br in br0 br1; do
+	ip -n cxd-lan link add "$br" type bridge
+	ip -n cxd-lan link set "$br" up
+	ip -n cxd-lan addr add "${LAN_GW[$br]}/24" dev "$br"
+done
+ip netns exec cxd-lan sysctl -qw net.ipv4.ip_forward=1
 for h in "${HOSTS[@]}"; do
 	ip netns add "cxd-$h"
 	ip -n "cxd-$h" link set lo up
 	ip -n "cxd-lan" link add "$h" type veth peer name eth0 netns "cxd-$h"
-	ip -n cxd-lan link set "$h" master br0 up
+	ip -n cxd-lan link set "$h" master "${HOST_LAN[$h]}" up
 	ip -n "cxd-$h" addr add "${HOST_IP[$h]}/24" dev eth0
 	ip -n "cxd-$h" link set eth0 up
-	ip -n "cxd-$h" route add default via 192.0.2.1
-	echo "host $h: eth0 ${HOST_IP[$h]}/24"
+	ip -n "cxd-$h" route add default via "${LAN_GW[${HOST_LAN[$h]}]}"
+	echo "host $h: eth0 ${HOST_IP[$h]}/24 on ${HOST_LAN[$h]}"
 done
 
 say "starting calyx-node on each host (h1 runs the embedded etcd at $ETCD)"
@@ -120,7 +126,7 @@ attach() { # name host network labels-json
 	ip netns add "cxd-$name"
 	ip -n "cxd-$name" link set lo up
 	cat >"$work/$name.conf" <<JSON
-{"cniVersion":"0.2.0","name":"$net","type":"calyx","agent_socket":"$work/$host/calyx.sock","mtu":1500,
+{"cniVersion":"0.2.0","name":"$net","type":"calyx","agent_socket":"$work/$host/calyx.sock",
  "ipam":{"type":"calyx-ipam"},
  "args":{"org.apache.mesos":{"network_info":{"name":"$net","labels":{"labels":$labels}}}}}
 JSON
@@ -161,7 +167,20 @@ matrix
 echo "web-1 and web-2 meet: the frontend profile lets members of the network talk."
 echo "db-1 answers ping from the pool (policy db-from-api, rule 1), but the frontend"
 echo "  profile admits only its own members, so db-1 cannot reach web-1 or web-2."
-echo "across hosts: no routes between hosts yet (BGP/VXLAN routing comes next), so '--'."
+echo "across hosts the same rules hold: web-3 on h2 meets web-1 and web-2 on h1."
+
+say "routes between hosts: the pool is CrossSubnet, so h1 and h2 (one LAN) route"
+echo "   natively and h3 (the other LAN) is reached over VXLAN"
+for h in "${HOSTS[@]}"; do
+	echo "\$ ip route show proto 80 on $h   (routes to other hosts' blocks; blackhole: its own)"
+	inns "$h" ip route show proto 80 | grep -v ' dev calyx' || true
+done
+for pair in "web-1 web-3" "web-1 api-1" "api-1 db-1"; do
+	read -r s d <<<"$pair"
+	var="IP_${d//-/_}"
+	host=$(awk -v n="$s" '$1==n{print $2}' <<<"$(printf '%s\n' "${containers[@]}")")
+	printf '%-6s -> %-6s path on %s: %s\n' "$s" "$d" "$host" "$(inns "$host" ip route get "${!var}" | head -1)"
+done
 
 say "why is db-1 -> web-1 denied? (calyxctl policy trace)"
 ctl policy trace --from "$IP_db_1" --to "$IP_web_1"

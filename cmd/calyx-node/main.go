@@ -47,7 +47,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.EmbeddedPeerURL, "etcd-listen-peer-url", datastore.DefaultEmbeddedPeerURL, "where the embedded etcd listens for peers (https:// only: TLS with client certificates)")
 	fs.StringVar(&cfg.Socket, "socket", localapi.DefaultSocket, "unix socket of the local API the CNI plugins call")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "127.0.0.1:9091", "where /metrics, /healthz and /readyz are served over HTTP; empty disables")
-	fs.IntVar(&cfg.MTU, "mtu", agent.DefaultMTU, "container interface MTU when the CNI config sets none")
+	fs.IntVar(&cfg.MTU, "mtu", 0, "container interface MTU when the CNI config sets none (0: the node interface's MTU, less the VXLAN overhead when a pool uses VXLAN)")
 	fs.DurationVar(&cfg.ResyncInterval, "resync-interval", agent.DefaultResyncInterval, "how often the kernel state is re-read and reconciled in full")
 	fs.DurationVar(&cfg.GCGrace, "gc-grace", agent.DefaultGCGrace, "how long an endpoint's host veth may be missing, or an IPAM handle unheld, before it is released")
 	fs.DurationVar(&cfg.DatastoreTimeout, "datastore-timeout", agent.DefaultDatastoreTimeout, "how long a CNI request may wait for etcd before it fails with code 11 (\"try again later\")")

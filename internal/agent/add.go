@@ -424,6 +424,9 @@ func (s *service) addResponse(w *api.WorkloadEndpoint, handle string, mtu int) l
 	if mtu <= 0 {
 		mtu = s.mtu
 	}
+	if mtu <= 0 {
+		mtu = s.derivedMTU()
+	}
 	mac := w.Spec.MAC
 	if mac == "" {
 		mac = containerMAC(handle).String()

@@ -65,7 +65,9 @@ type Config struct {
 	// nil: metrics are neither registered nor served.
 	Registry *prometheus.Registry
 	// MTU is the container interface MTU when a CNI config sets none;
-	// default DefaultMTU.
+	// 0 derives it: the MTU of the interface holding the node address,
+	// less the VXLAN overhead when a pool asks for VXLAN (50 bytes over
+	// IPv4, 70 over IPv6).
 	MTU int
 	// ResyncInterval is how often the kernel is re-read and reconciled in
 	// full; default DefaultResyncInterval.
@@ -123,9 +125,6 @@ func (c *Config) validate() error {
 	}
 	if c.Socket == "" {
 		c.Socket = localapi.DefaultSocket
-	}
-	if c.MTU == 0 {
-		c.MTU = DefaultMTU
 	}
 	if c.ResyncInterval == 0 {
 		c.ResyncInterval = DefaultResyncInterval
@@ -320,7 +319,7 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 	}
 	svc := &service{
 		node: cfg.NodeName, log: log.With("component", "api"), store: fenced, alloc: alloc, host: host,
-		dp: loop, view: view, locks: newHandleLocks(), adds: newPendingAdds(h.aliveFunc()), m: m, mtu: cfg.MTU, now: time.Now,
+		dp: loop, view: view, locks: newHandleLocks(), adds: newPendingAdds(h.aliveFunc()), m: m, mtu: cfg.MTU, underlayMTU: k.underlayMTU, now: time.Now,
 		ds: store, dsTimeout: cfg.DatastoreTimeout, claim: claim, deferred: deferred,
 	}
 	hl := health{node: cfg.NodeName, ready: func() (bool, string) {

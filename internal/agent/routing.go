@@ -8,8 +8,10 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/calyx-net/calyx/internal/api"
 	"github.com/calyx-net/calyx/internal/calc"
 	"github.com/calyx-net/calyx/internal/dataplane/route"
 	"github.com/calyx-net/calyx/internal/dataplane/vxlan"
@@ -153,4 +155,35 @@ func underlayMTU(h *netlink.Handle, addr netip.Addr) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no interface holds %s", addr)
+}
+
+// derivedMTU is the container MTU when neither the CNI config nor --mtu
+// sets one: the underlay's (the interface holding the node's IPv4
+// address; DefaultMTU when unknown) less the largest VXLAN overhead a
+// pool asks for, so that a full-size packet still fits once encapsulated.
+func (s *service) derivedMTU() int {
+	node, pools := s.view.nodeAndPools()
+	under := DefaultMTU
+	if node != nil && node.Spec.BGP != nil && s.underlayMTU != nil {
+		if p, err := netip.ParsePrefix(node.Spec.BGP.IPv4Address); err == nil {
+			if m, err := s.underlayMTU(p.Addr()); err == nil {
+				under = m
+			}
+		}
+	}
+	return under - vxlanOverhead(pools, under)
+}
+
+// vxlanOverhead is the encapsulation overhead of the pools' VXLAN modes:
+// 0 without VXLAN, else the larger of the families' overheads. Pure.
+func vxlanOverhead(pools []*api.IPPool, underlay int) int {
+	overhead := 0
+	for _, p := range pools {
+		if p.Spec.VXLANMode != api.EncapAlways && p.Spec.VXLANMode != api.EncapCrossSubnet || p.Spec.Disabled {
+			continue
+		}
+		v6 := strings.Contains(p.Spec.CIDR, ":")
+		overhead = max(overhead, underlay-vxlan.MTU(underlay, v6))
+	}
+	return overhead
 }

@@ -73,8 +73,11 @@ type service struct {
 	locks *handleLocks
 	adds  *pendingAdds // answered ADDs awaiting READY
 	m     *metrics
-	mtu   int
-	now   func() time.Time
+	mtu   int // 0: derivedMTU
+	// underlayMTU reads the MTU of the interface holding an address
+	// (nil: DefaultMTU).
+	underlayMTU func(netip.Addr) (int, error)
+	now         func() time.Time
 	// ds says whether the datastore is down (nil: never); dsTimeout bounds
 	// the datastore work of one request (0: unbounded).
 	ds        datastoreHealth
