@@ -37,6 +37,7 @@ func run(args []string) error {
 	var showVersion bool
 	fs.StringVar(&cfg.NodeName, "name", strings.ToLower(host), "this host's node name")
 	fs.StringVar(&cfg.NodeIPv4, "ip", "", "this host's IPv4 address with prefix, e.g. 10.0.0.5/24 (default: detected from the interface of the default route)")
+	fs.StringVar(&cfg.NodeIPv6, "ip6", "", "this host's IPv6 address with prefix, e.g. 2001:db8::5/64 (default: detected from the interface of the IPv6 default route, if any)")
 	fs.StringVar(&cfg.ASNumber, "as", "", "this node's BGP AS number (default: the cluster's)")
 	fs.StringVar(&etcdFlags.Endpoints, "etcd-endpoints", "", "comma-separated etcd endpoints; empty runs an embedded etcd (env CALYX_ETCD_ENDPOINTS)")
 	fs.StringVar(&etcdFlags.CAFile, "etcd-ca-file", "", "CA certificate for etcd TLS (env CALYX_ETCD_CA_FILE)")

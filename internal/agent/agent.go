@@ -43,6 +43,10 @@ type Config struct {
 	// recorded as the Node's spec.bgp.ipv4Address. Empty: detected from
 	// the interface of the default route in the network namespace.
 	NodeIPv4 string
+	// NodeIPv6 is the host's IPv6 address with prefix, recorded as the
+	// Node's spec.bgp.ipv6Address (IPv6 routing between hosts uses it).
+	// Empty: detected from the IPv6 default route's interface, if any.
+	NodeIPv6 string
 	// ASNumber is this node's BGP AS number; empty means the cluster's.
 	ASNumber string
 	// Etcd names an external etcd. With no endpoints, calyx-node runs an
@@ -103,6 +107,12 @@ func (c *Config) validate() error {
 		p, err := netip.ParsePrefix(c.NodeIPv4)
 		if err != nil || !p.Addr().Is4() {
 			return fmt.Errorf("--ip %q: expected an IPv4 address with prefix length, e.g. 10.0.0.5/24", c.NodeIPv4)
+		}
+	}
+	if c.NodeIPv6 != "" {
+		p, err := netip.ParsePrefix(c.NodeIPv6)
+		if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() {
+			return fmt.Errorf("--ip6 %q: expected an IPv6 address with prefix length, e.g. 2001:db8::5/64", c.NodeIPv6)
 		}
 	}
 	if c.ASNumber != "" {
@@ -203,12 +213,18 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 			k.vx = vk
 		}
 		if cfg.NodeIPv4 == "" {
-			ip, err := detectNodeIPv4(nk.Handle())
+			ip, err := detectNodeAddr(nk.Handle(), false)
 			if err != nil {
 				log.Warn("the node address is unknown: pass --ip ADDR/PREFIX", "err", err)
 			} else {
 				cfg.NodeIPv4 = ip
 				log.Info("node address detected from the default route", "ip", ip)
+			}
+		}
+		if cfg.NodeIPv6 == "" {
+			if ip, err := detectNodeAddr(nk.Handle(), true); err == nil {
+				cfg.NodeIPv6 = ip
+				log.Info("node IPv6 address detected from the default route", "ip6", ip)
 			}
 		}
 	}

@@ -64,7 +64,7 @@ func registerNode(ctx context.Context, s nodeStore, cfg Config) (*api.Node, erro
 
 // applyNodeFields sets the fields of a Node that calyx-node's flags own.
 func applyNodeFields(n *api.Node, cfg Config) {
-	if cfg.NodeIPv4 == "" && cfg.ASNumber == "" {
+	if cfg.NodeIPv4 == "" && cfg.NodeIPv6 == "" && cfg.ASNumber == "" {
 		return
 	}
 	if n.Spec.BGP == nil {
@@ -72,6 +72,9 @@ func applyNodeFields(n *api.Node, cfg Config) {
 	}
 	if cfg.NodeIPv4 != "" {
 		n.Spec.BGP.IPv4Address = cfg.NodeIPv4
+	}
+	if cfg.NodeIPv6 != "" {
+		n.Spec.BGP.IPv6Address = cfg.NodeIPv6
 	}
 	if cfg.ASNumber != "" {
 		asn, _ := api.ParseASNumber(cfg.ASNumber) // checked in validate
@@ -92,16 +95,16 @@ type defaultRoute struct {
 	metric int
 }
 
-// pickNodeIPv4 chooses the node's address: the first global IPv4 address
-// (in address order) of the link holding the lowest-metric default route.
-// Pure.
-func pickNodeIPv4(defaults []defaultRoute, addrs map[int][]netip.Prefix) (netip.Prefix, bool) {
+// pickNodeAddr chooses the node's address of a family: the first global
+// address (in address order) of the link holding the lowest-metric
+// default route. Pure.
+func pickNodeAddr(defaults []defaultRoute, addrs map[int][]netip.Prefix, v6 bool) (netip.Prefix, bool) {
 	slices.SortStableFunc(defaults, func(a, b defaultRoute) int { return a.metric - b.metric })
 	for _, d := range defaults {
 		as := slices.Clone(addrs[d.link])
 		slices.SortFunc(as, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
 		for _, p := range as {
-			if p.Addr().Is4() {
+			if p.Addr().Is6() == v6 && p.Addr().IsGlobalUnicast() {
 				return p, true
 			}
 		}
@@ -109,13 +112,18 @@ func pickNodeIPv4(defaults []defaultRoute, addrs map[int][]netip.Prefix) (netip.
 	return netip.Prefix{}, false
 }
 
-// errNoDefaultRoute says that --ip cannot be detected.
-var errNoDefaultRoute = errors.New("no IPv4 default route with a global address on its interface")
+// errNoDefaultRoute says that --ip (or --ip6) cannot be detected.
+var errNoDefaultRoute = errors.New("no default route with a global address on its interface")
 
-// detectNodeIPv4 returns the address and prefix of the interface that
-// holds the IPv4 default route in h's namespace, e.g. "10.0.0.5/24".
-func detectNodeIPv4(h *netlink.Handle) (string, error) {
-	routes, err := nlsafe.RouteListFiltered(h, netlink.FAMILY_V4, &netlink.Route{}, 0)
+// detectNodeAddr returns the address and prefix of the interface that
+// holds the default route of a family in h's namespace, e.g.
+// "10.0.0.5/24".
+func detectNodeAddr(h *netlink.Handle, v6 bool) (string, error) {
+	fam := netlink.FAMILY_V4
+	if v6 {
+		fam = netlink.FAMILY_V6
+	}
+	routes, err := nlsafe.RouteListFiltered(h, fam, &netlink.Route{}, 0)
 	if err != nil {
 		return "", fmt.Errorf("detecting the node address: %w", err)
 	}
@@ -132,7 +140,7 @@ func detectNodeIPv4(h *netlink.Handle) (string, error) {
 		}
 		defaults = append(defaults, defaultRoute{link: link, metric: r.Priority})
 	}
-	list, err := nlsafe.AddrList(h, nil, netlink.FAMILY_V4)
+	list, err := nlsafe.AddrList(h, nil, fam)
 	if err != nil {
 		return "", fmt.Errorf("detecting the node address: %w", err)
 	}
@@ -145,7 +153,7 @@ func detectNodeIPv4(h *netlink.Handle) (string, error) {
 		ones, _ := a.Mask.Size()
 		addrs[a.LinkIndex] = append(addrs[a.LinkIndex], netip.PrefixFrom(ip.Unmap(), ones))
 	}
-	p, ok := pickNodeIPv4(defaults, addrs)
+	p, ok := pickNodeAddr(defaults, addrs, v6)
 	if !ok {
 		return "", fmt.Errorf("detecting the node address: %w", errNoDefaultRoute)
 	}

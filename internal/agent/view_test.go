@@ -147,9 +147,9 @@ func TestPickNodeIPv4(t *testing.T) {
 		{[]defaultRoute{{link: 9}}, ""},
 		{nil, ""},
 	} {
-		got, ok := pickNodeIPv4(tc.defaults, addrs)
+		got, ok := pickNodeAddr(tc.defaults, addrs, false)
 		if ok != (tc.want != "") || ok && got.String() != tc.want {
-			t.Errorf("pickNodeIPv4(%v) = %v, %v; want %q", tc.defaults, got, ok, tc.want)
+			t.Errorf("pickNodeAddr(%v) = %v, %v; want %q", tc.defaults, got, ok, tc.want)
 		}
 	}
 }
