@@ -16,6 +16,7 @@ package hostnode
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -104,6 +105,15 @@ type Config struct {
 	MetricsAddr string
 	// Args are extra calyx-node flags.
 	Args []string
+	// EtcdIP is the address the embedded etcd listens on (default
+	// 127.0.0.1); other hosts' namespaces reach it there.
+	EtcdIP string
+	// Join, when set, runs no embedded etcd: calyx-node uses Join's,
+	// with Join's client certificate, as a second host of a cluster.
+	Join *Node
+	// NoUplink says the caller has given NS its interfaces, addresses
+	// and routes (a host on a test LAN); otherwise Start adds an uplink.
+	NoUplink bool
 }
 
 // Node is a running calyx-node.
@@ -124,13 +134,22 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.IP == "" {
 		cfg.IP = "192.0.2.10/24"
 	}
-	n := &Node{cfg: cfg, socket: filepath.Join(cfg.WorkDir, "calyx.sock"), endpoint: "https://127.0.0.1:2379",
+	etcdIP := cmp.Or(cfg.EtcdIP, "127.0.0.1")
+	n := &Node{cfg: cfg, socket: filepath.Join(cfg.WorkDir, "calyx.sock"), endpoint: "https://" + net.JoinHostPort(etcdIP, "2379"),
 		log: &testnet.SyncBuffer{}, done: make(chan struct{})}
 	args := []string{"--name", cfg.Name, "--ip", cfg.IP, "--data-dir", filepath.Join(cfg.WorkDir, "data"),
-		"--socket", n.socket, "--metrics-addr", cfg.MetricsAddr, "--log-level", "debug",
-		"--etcd-listen-client-url", n.endpoint, "--etcd-listen-peer-url", "https://127.0.0.1:2380"}
-	if err := addUplink(cfg.NS, cfg.IP); err != nil {
-		return nil, err
+		"--socket", n.socket, "--metrics-addr", cfg.MetricsAddr, "--log-level", "debug"}
+	if cfg.Join != nil {
+		n.endpoint = cfg.Join.endpoint
+		f := cfg.Join.PKI()
+		args = append(args, "--etcd-endpoints", n.endpoint, "--etcd-ca-file", f.CACert, "--etcd-cert-file", f.ClientCert, "--etcd-key-file", f.ClientKey)
+	} else {
+		args = append(args, "--etcd-listen-client-url", n.endpoint, "--etcd-listen-peer-url", "https://"+net.JoinHostPort(etcdIP, "2380"))
+	}
+	if !cfg.NoUplink {
+		if err := addUplink(cfg.NS, cfg.IP); err != nil {
+			return nil, err
+		}
 	}
 	n.cmd = exec.Command(filepath.Join(cfg.BinDir, "calyx-node"), append(args, cfg.Args...)...)
 	n.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
@@ -228,7 +247,12 @@ func (n *Node) Endpoint() string { return n.endpoint }
 // PKI is where calyx-node keeps its embedded etcd's CA and certificates
 // (under its data directory); a client of Endpoint presents
 // ClientCert/ClientKey and verifies with CACert.
-func (n *Node) PKI() pki.Files { return pki.Paths(filepath.Join(n.cfg.WorkDir, "data", pki.DirName)) }
+func (n *Node) PKI() pki.Files {
+	if n.cfg.Join != nil {
+		return n.cfg.Join.PKI()
+	}
+	return pki.Paths(filepath.Join(n.cfg.WorkDir, "data", pki.DirName))
+}
 
 // EtcdEnv is the CALYX_ETCD_* environment that reaches the node's etcd.
 func (n *Node) EtcdEnv() []string {
@@ -236,6 +260,9 @@ func (n *Node) EtcdEnv() []string {
 	return []string{"CALYX_ETCD_ENDPOINTS=" + n.endpoint, "CALYX_ETCD_CA_FILE=" + f.CACert,
 		"CALYX_ETCD_CERT_FILE=" + f.ClientCert, "CALYX_ETCD_KEY_FILE=" + f.ClientKey}
 }
+
+// Name is the node's name.
+func (n *Node) Name() string { return n.cfg.Name }
 
 // NS is the host's namespace.
 func (n *Node) NS() ns.NetNS { return n.cfg.NS }

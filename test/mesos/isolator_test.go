@@ -37,8 +37,21 @@ type agent struct {
 
 func newAgent(t *testing.T) *agent {
 	t.Helper()
+	a := startAgent(t, hostnode.Config{Name: "agent-1"})
+	a.apply(t, pools)
+	return a
+}
+
+// startAgent starts calyx-node as cfg says (in a new namespace when
+// cfg.NS is nil) with the Mesos isolator beside it and network "calyx"
+// configured.
+func startAgent(t *testing.T, cfg hostnode.Config) *agent {
+	t.Helper()
 	testnet.RequireRoot(t)
-	hostNS := testnet.NewNS(t)
+	if cfg.NS == nil {
+		cfg.NS = testnet.NewNS(t)
+	}
+	hostNS := cfg.NS
 	// Not t.TempDir(): calyx-node's socket goes here, and unix socket
 	// paths are limited to 108 bytes.
 	work, err := os.MkdirTemp("", "calyx-") //nolint:usetesting // see above
@@ -48,29 +61,28 @@ func newAgent(t *testing.T) *agent {
 	t.Cleanup(func() { _ = os.RemoveAll(work) })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	node, err := hostnode.Start(ctx, hostnode.Config{BinDir: binDir, NS: hostNS, Name: "agent-1", WorkDir: work})
+	cfg.BinDir, cfg.WorkDir = binDir, work
+	node, err := hostnode.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	a := &agent{node: node}
 	t.Cleanup(func() {
-		if err := node.Stop(); err != nil {
+		if err := a.node.Stop(); err != nil {
 			t.Error(err)
 		}
 		if t.Failed() {
-			t.Logf("calyx-node log:\n%s", node.Log())
+			t.Logf("calyx-node %s log:\n%s", cfg.Name, a.node.Log())
 		}
 	})
-	if _, _, err := node.Ctl(ctx, pools, "apply", "-f", "-"); err != nil {
-		t.Fatal(err)
-	}
 	plugins, confs, root := t.TempDir(), t.TempDir(), t.TempDir()
 	for _, p := range []string{"calyx", "calyx-ipam"} {
 		if err := os.Symlink(filepath.Join(binDir, p), filepath.Join(plugins, p)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	a := &agent{node: node, iso: &Isolator{PluginsDir: plugins, ConfigDir: confs, RootDir: root,
-		Path: "/usr/sbin:/usr/bin:/sbin:/bin", Start: func(cmd *exec.Cmd) error { return hostnode.StartIn(hostNS, cmd) }}}
+	a.iso = &Isolator{PluginsDir: plugins, ConfigDir: confs, RootDir: root,
+		Path: "/usr/sbin:/usr/bin:/sbin:/bin", Start: func(cmd *exec.Cmd) error { return hostnode.StartIn(hostNS, cmd) }}
 	a.addNetwork(t, "calyx", nil)
 	t.Cleanup(func() {
 		// Unmount whatever a failed test left mounted.

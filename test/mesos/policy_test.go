@@ -21,6 +21,7 @@ type task struct {
 	ns   ns.NetNS
 	cid  string
 	ip   string
+	v6   string // "" when the network assigns no IPv6 address
 }
 
 // launch attaches a task with labels (key=value strings) to network calyx,
@@ -41,6 +42,9 @@ func (a *agent) launch(t *testing.T, name string, labels []string, pm ...PortMap
 		t.Fatalf("attaching %s: %v", name, err)
 	}
 	tk.ip = strings.TrimSuffix(res["calyx"].IP4.IP, "/32")
+	if r6 := res["calyx"].IP6; r6 != nil {
+		tk.v6 = strings.TrimSuffix(r6.IP, "/128")
+	}
 	return tk
 }
 
