@@ -159,7 +159,7 @@ func typedSource() Source {
 			k, name, ok := parseKey(key)
 			return k.Kind, name, ok
 		},
-		Decode: func(kind, name string, value []byte) (api.Resource, error) {
+		Decode: func(kind, _ string, value []byte) (api.Resource, error) {
 			return api.UnmarshalStored(kindTable().byKind[kind], value)
 		},
 	}

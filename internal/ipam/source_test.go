@@ -79,7 +79,12 @@ func TestAffinitySource(t *testing.T) {
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- s.Run(rctx, got) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("syncer: %v", err)
+		}
+	})
 
 	wait := func(want ...string) {
 		t.Helper()
