@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"regexp"
 	"time"
@@ -365,7 +366,9 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 	if k.routes != nil {
 		g.Go(func() error { return watchRoutes(gctx, k.routes, remote, loop, log.With("component", "routing")) })
 	}
-	g.Go(func() error { return serve(gctx, apiL, apiHandler(svc, hl), log) })
+	status := nodeStatus{health: hl, loop: loop, syncers: []func() datastore.Status{syncer.Status, affSyncer.Status}}
+	api := apiHandler(svc, hl, map[string]http.Handler{localapi.PathNodeStatus: http.HandlerFunc(status.serve)})
+	g.Go(func() error { return serve(gctx, apiL, api, log) })
 	if metricsL != nil {
 		g.Go(func() error { return serve(gctx, metricsL, metricsHandler(gatherer, hl), log) })
 	}

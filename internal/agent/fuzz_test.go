@@ -107,7 +107,7 @@ func FuzzLocalAPI(f *testing.F) {
 		node: "node-a", log: slog.New(slog.DiscardHandler), store: failing{}, alloc: failing{}, host: failing{},
 		dp: failing{}, view: v, locks: newHandleLocks(), adds: newPendingAdds(func(int) bool { return false }), m: m, mtu: 1450, now: time.Now,
 	}
-	h := apiHandler(s, health{node: "node-a", ready: func() (bool, string) { return true, "" }})
+	h := apiHandler(s, health{node: "node-a", ready: func() (bool, string) { return true, "" }}, nil)
 	known := map[int]bool{
 		http.StatusOK: true, http.StatusBadRequest: true, http.StatusNotFound: true, http.StatusConflict: true,
 		http.StatusInternalServerError: true, http.StatusServiceUnavailable: true,

@@ -58,9 +58,13 @@ func (h health) status(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, localapi.StatusResponse{Ready: ok, Node: h.node, Message: why})
 }
 
-// apiHandler routes the local API to the service.
-func apiHandler(s *service, h health) http.Handler {
+// apiHandler routes the local API to the service; extra adds handlers
+// by path (the node status).
+func apiHandler(s *service, h health, extra map[string]http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	for path, hd := range extra {
+		mux.Handle(path, hd)
+	}
 	mux.HandleFunc(localapi.PathHealthz, h.healthz)
 	mux.HandleFunc(localapi.PathReadyz, h.readyz)
 	mux.HandleFunc(localapi.PathStatus, h.status)

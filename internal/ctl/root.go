@@ -85,6 +85,7 @@ readable by root only).`,
 		c.labelCommand(),
 		c.ipamCommand(),
 		c.policyCommand(),
+		c.nodeCommand(),
 		c.versionCommand(),
 	)
 	return root

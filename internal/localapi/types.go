@@ -1,21 +1,25 @@
 package localapi
 
+import "time"
+
 // DefaultSocket is where calyx-node serves the local API.
 const DefaultSocket = "/run/calyx/calyx.sock"
 
 // Paths of the local API. Every call is a POST of a JSON body, answered
 // with 200 and a JSON body, or with an Error.
 const (
-	PathHealthz  = "/healthz"
-	PathReadyz   = "/readyz"
-	PathStatus   = "/v1/status"
-	PathCNIAdd   = "/v1/cni/add"
-	PathCNIReady = "/v1/cni/ready"
-	PathCNIDel   = "/v1/cni/del"
-	PathCNICheck = "/v1/cni/check"
-	PathCNIGC    = "/v1/cni/gc"
-	PathIPAMAdd  = "/v1/ipam/add"
-	PathIPAMDel  = "/v1/ipam/del"
+	PathHealthz = "/healthz"
+	PathReadyz  = "/readyz"
+	PathStatus  = "/v1/status"
+	// PathNodeStatus answers NodeStatusResponse (calyxctl node status).
+	PathNodeStatus = "/v1/node/status"
+	PathCNIAdd     = "/v1/cni/add"
+	PathCNIReady   = "/v1/cni/ready"
+	PathCNIDel     = "/v1/cni/del"
+	PathCNICheck   = "/v1/cni/check"
+	PathCNIGC      = "/v1/cni/gc"
+	PathIPAMAdd    = "/v1/ipam/add"
+	PathIPAMDel    = "/v1/ipam/del"
 )
 
 // Attachment names one container interface on one network. It is the key
@@ -164,6 +168,75 @@ type StatusResponse struct {
 	Ready   bool   `json:"ready"`
 	Node    string `json:"node"`
 	Message string `json:"message,omitempty"`
+}
+
+// NodeStatusResponse is what calyx-node programs and how it is doing:
+// its datastore sync, its local endpoints, its VXLAN devices and peers,
+// its routes to other hosts and its BGP sessions.
+type NodeStatusResponse struct {
+	Node      string          `json:"node"`
+	Ready     bool            `json:"ready"`
+	Message   string          `json:"message,omitempty"`
+	Datastore DatastoreStatus `json:"datastore"`
+	Endpoints []EndpointState `json:"endpoints"`
+	VXLAN     []VXLANState    `json:"vxlan"`
+	Routes    []RouteState    `json:"routes"`
+	// BGP is empty while calyx-node runs no BGP speaker.
+	BGP []BGPPeerState `json:"bgp"`
+	// RoutingError is the last failure to program routes or VXLAN, if
+	// the latest attempt failed.
+	RoutingError string `json:"routingError,omitempty"`
+}
+
+// DatastoreStatus is the syncers' progress.
+type DatastoreStatus struct {
+	InSync     bool      `json:"inSync"`
+	Revision   int64     `json:"revision"`
+	LastUpdate time.Time `json:"lastUpdate"`
+}
+
+// EndpointState is one local workload endpoint.
+type EndpointState struct {
+	Name      string   `json:"name"`
+	Interface string   `json:"interface"`
+	Addresses []string `json:"addresses"`
+}
+
+// VXLANState is one VXLAN device and its peers.
+type VXLANState struct {
+	Device   string           `json:"device"`
+	Address  string           `json:"address"`
+	Underlay string           `json:"underlay"`
+	VNI      int              `json:"vni"`
+	Peers    []VXLANPeerState `json:"peers"`
+}
+
+// VXLANPeerState is another host's VXLAN endpoint.
+type VXLANPeerState struct {
+	Node     string `json:"node"`
+	Address  string `json:"address"`
+	MAC      string `json:"mac"`
+	Underlay string `json:"underlay"`
+}
+
+// RouteState is one route to another host's addresses (or a blackhole
+// for this host's own block).
+type RouteState struct {
+	Destination string `json:"destination"`
+	Kind        string `json:"kind"` // local-block, native, vxlan
+	Node        string `json:"node"`
+	Via         string `json:"via,omitempty"`
+	Device      string `json:"device,omitempty"`
+}
+
+// BGPPeerState is one BGP session.
+type BGPPeerState struct {
+	Peer       string    `json:"peer"`
+	Type       string    `json:"type"`
+	State      string    `json:"state"`
+	Since      time.Time `json:"since"`
+	Received   int       `json:"received"`
+	Advertised int       `json:"advertised"`
 }
 
 // Error is the body of a non-200 answer.

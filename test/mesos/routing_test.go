@@ -264,6 +264,22 @@ func TestRoutingCrossSubnet(t *testing.T) {
 		t.Errorf("a 1400-byte unfragmented ping from h1 to h3 did not cross: %v %v", ok, err)
 	}
 
+	// calyxctl node status reads the same picture from h1's calyx-node.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	out, _, err := agents[0].node.Ctl(ctx, "", "node", "status", "--socket", agents[0].node.Socket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"calyx-node h1: ready", "datastore: in sync", "vxlan.calyx: address", "vxlan-v6.calyx: address",
+		"h3 ", "198.51.100.13", " native ", " vxlan ", " local-block ", tasks[0].ip,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("calyxctl node status lacks %q:\n%s", want, out)
+		}
+	}
+
 	// Cross-host policy: a selector names a container on another host.
 	agents[0].apply(t, `apiVersion: calyx.dev/v1
 kind: GlobalNetworkPolicy
