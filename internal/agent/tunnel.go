@@ -167,7 +167,7 @@ func (s *service) tunnelAddr(ctx context.Context, handle, cur string, names []st
 	}
 	args := ipam.AutoAssignArgs{
 		Handle: handle, Node: s.node, Use: api.IPPoolUseTunnel,
-		Attrs: map[string]string{"node": s.node, "type": "vxlanTunnelAddress"},
+		Attrs: map[string]string{"node": s.node, ipam.AttrType: ipam.AttrTypeTunnel},
 	}
 	if v6 {
 		args.Num6, args.IPv6Pools = 1, names

@@ -201,7 +201,7 @@ func TestConfigValidate(t *testing.T) {
 	if err := c.validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Socket != "/run/calyx/calyx.sock" || c.MTU != 1500 || c.GCGrace != time.Minute || c.ResyncInterval != 90*time.Second {
+	if c.Socket != "/run/calyx/calyx.sock" || c.MTU != 0 || c.GCGrace != time.Minute || c.ResyncInterval != 90*time.Second {
 		t.Errorf("defaults %+v", c)
 	}
 }

@@ -300,7 +300,9 @@ func printReport(w io.Writer, r ipam.Report) {
 }
 
 // checkIPAMDeletes refuses to delete an IPPool that still has allocated
-// addresses, saying how many and on which nodes.
+// addresses, saying how many and on which nodes. Hosts' VXLAN tunnel
+// addresses do not count: each calyx-node releases its own once no VXLAN
+// pool selects it.
 func checkIPAMDeletes(ctx context.Context, s store, doomed []api.Resource) error {
 	var pools []*api.IPPool
 	for _, r := range doomed {
@@ -320,9 +322,9 @@ func checkIPAMDeletes(ctx context.Context, s store, doomed []api.Resource) error
 		perNode := map[string]int{}
 		total := 0
 		for _, b := range u.Blocks {
-			if b.Pool == p.Metadata.Name && b.InUse > 0 {
-				perNode[orNone(b.Node)] += b.InUse
-				total += b.InUse
+			if n := b.InUse - b.Tunnel; b.Pool == p.Metadata.Name && n > 0 {
+				perNode[orNone(b.Node)] += n
+				total += n
 			}
 		}
 		if total == 0 {

@@ -133,7 +133,18 @@ type BlockUsage struct {
 	Node  string // affinity, "" for none
 	Size  int
 	InUse int
+	// Tunnel is how many of InUse are hosts' VXLAN tunnel addresses
+	// (AttrType AttrTypeTunnel), which calyx-node allocates and releases
+	// by itself.
+	Tunnel int
 }
+
+// The allocation attribute that says what an address is for, and its
+// value for a host's VXLAN tunnel address.
+const (
+	AttrType       = "type"
+	AttrTypeTunnel = "vxlanTunnelAddress"
+)
 
 // Usage reads every pool and block (one round trip) and sums them up.
 func (a *Allocator) Usage(ctx context.Context) (Usage, error) {
@@ -174,6 +185,11 @@ func usageOf(pools []*pool, blocks []*Block) Usage {
 	}
 	for _, b := range blocks {
 		bu := BlockUsage{CIDR: b.CIDR, Node: b.affineNode(), Size: b.Size(), InUse: b.InUse()}
+		for _, o := range b.Allocated() {
+			if at, ok := b.Owner(o); ok && at.Attrs[AttrType] == AttrTypeTunnel {
+				bu.Tunnel++
+			}
+		}
 		if p := poolFor(pools, b.CIDR.Addr()); p != nil {
 			bu.Pool = p.name
 			pu := byPool[p.name]
