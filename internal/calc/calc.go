@@ -57,6 +57,8 @@ type resources struct {
 	pools     map[string]*api.IPPool
 	nodeConfs map[string]*api.NodeConfiguration
 	nodes     map[string]*api.Node // for routing; unused by policy
+	bgpConfs  map[string]*api.BGPConfiguration
+	bgpPeers  map[string]*api.BGPPeer
 	// policies are held in policyIndex.
 }
 
@@ -71,6 +73,8 @@ type dirtyMarks struct {
 	// and the VXLAN devices.
 	routes    map[netip.Prefix]struct{}
 	routesAll bool
+	// bgp says the BGP speaker's desired state may have changed.
+	bgp bool
 }
 
 // New returns a calculator for the node named node ("" = no local
@@ -86,6 +90,8 @@ func New(node string, opts ...Option) *Calc {
 			pools:     map[string]*api.IPPool{},
 			nodeConfs: map[string]*api.NodeConfiguration{},
 			nodes:     map[string]*api.Node{},
+			bgpConfs:  map[string]*api.BGPConfiguration{},
+			bgpPeers:  map[string]*api.BGPPeer{},
 		},
 		ents:   newEntityIndex(),
 		pols:   policyIndex{byName: map[string]*policyInfo{}},
@@ -177,6 +183,8 @@ func (c *Calc) keys() [][2]string {
 	add(api.KindNode, eachKey(c.res.nodes))
 	add(api.KindGlobalNetworkPolicy, eachKey(c.pols.byName))
 	add(api.KindBlockAffinity, eachKey(c.routes.affinities))
+	add(api.KindBGPConfiguration, eachKey(c.res.bgpConfs))
+	add(api.KindBGPPeer, eachKey(c.res.bgpPeers))
 	return out
 }
 
@@ -231,6 +239,8 @@ func (c *Calc) apply(kind, name string, r api.Resource) {
 		if ok && store(c.res.nodes, name, n) {
 			c.dirty.routesAll = true
 		}
+	case api.KindBGPConfiguration, api.KindBGPPeer:
+		c.applyBGP(kind, name, r)
 	case api.KindBlockAffinity:
 		a, ok := asKind[*api.BlockAffinity](r)
 		if ok {
@@ -272,6 +282,9 @@ func (c *Calc) applyWEP(name string, w *api.WorkloadEndpoint) {
 		return
 	}
 	c.wepRouteAddrs(name, old, w)
+	if old != nil && old.Spec.Node == c.node || w != nil && w.Spec.Node == c.node {
+		c.dirty.bgp = true // its borrowed addresses may be advertised
+	}
 	c.refreshEntity(entityKey{kind: entWEP, name: name})
 }
 

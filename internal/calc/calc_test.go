@@ -87,7 +87,7 @@ func TestChainID(t *testing.T) {
 // Set IDs are valid nftables identifiers of at most 40 characters.
 func TestSetIDs(t *testing.T) {
 	for _, tc := range stateCases(t) {
-		c := New(tc.node)
+		c := New(tc.node, WithBGP(tc.bgp))
 		c.Replace(tc.rs)
 		for id := range c.State().Sets {
 			if len(id) > 40 || strings.Trim(id, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
@@ -108,7 +108,7 @@ func TestUpdateKeepsUnchangedValues(t *testing.T) {
 			tc = c
 		}
 	}
-	c := New(tc.node)
+	c := New(tc.node, WithBGP(tc.bgp))
 	c.Replace(tc.rs)
 	c.TakeDelta()
 	before := snap(c.State())

@@ -131,6 +131,8 @@ type tracker struct {
 	routes        map[netip.Prefix]*Route
 	vxlanTouched  bool
 	vxlan         map[int]*VXLAN
+	bgpTouched    bool
+	bgp           *BGP
 }
 
 func newTracker() tracker {
@@ -144,6 +146,12 @@ func newTracker() tracker {
 func (t *tracker) noteRoute(p netip.Prefix, old *Route) {
 	if _, ok := t.routes[p]; !ok {
 		t.routes[p] = old
+	}
+}
+
+func (t *tracker) noteBGP(old *BGP) {
+	if !t.bgpTouched {
+		t.bgpTouched, t.bgp = true, old
 	}
 }
 
@@ -189,6 +197,7 @@ func (t *tracker) take(s *State) Delta {
 		Sets:          changed(t.sets, s.Sets),
 		Config:        t.configTouched && !reflect.DeepEqual(t.config, s.Config),
 		VXLAN:         t.vxlanTouched && !reflect.DeepEqual(t.vxlan, s.VXLAN),
+		BGP:           t.bgpTouched && !reflect.DeepEqual(t.bgp, s.BGP),
 	}
 	for p, o := range t.routes {
 		if n := s.Routes[p]; n != o && !reflect.DeepEqual(n, o) {

@@ -14,6 +14,7 @@ import (
 type stateCase struct {
 	name string // also the golden file's name
 	node string
+	bgp  bool // WithBGP
 	rs   []api.Resource
 }
 
@@ -381,6 +382,72 @@ func stateCases(t *testing.T) []stateCase {
 			affinity("h1", "10.65.0.0/26"),
 			affinity("h2", "10.65.1.0/26"), affinity("h2", "10.65.1.64/26"),
 			affinity("h3", "10.65.2.0/26"),
+		},
+	}, {
+		// §5 BGP: the mesh to every other node (IPv4 and IPv6 where both
+		// have addresses), a global BGPPeer to a ToR, a BGPPeer for h1
+		// only that selects route reflectors, h1 in its own AS; h1
+		// advertises its blocks except the pool that disables export,
+		// and the address its endpoint borrowed from h2's block. With
+		// BGP, native routes are BGP's: calc keeps only the VXLAN ones
+		// and the blackholes.
+		name: "bgp",
+		node: "h1",
+		bgp:  true,
+		rs: []api.Resource{
+			valid(t, vxlanPool("p4", "10.65.0.0/16", api.EncapCrossSubnet)),
+			valid(t, func() *api.IPPool { p := vxlanPool("quiet", "10.80.0.0/16", api.EncapNever); p.Spec.DisableBGPExport = true; return p }()),
+			valid(t, func() *api.Node {
+				n := calcNode("h1", "192.0.2.1/24", "2001:db8::1/64", "10.65.0.1", "")
+				asn := api.ASNumber(64600)
+				n.Spec.BGP.ASNumber = &asn
+				n.Spec.BGP.RouteReflectorClusterID = "224.0.0.1"
+				return n
+			}()),
+			valid(t, calcNode("h2", "192.0.2.2/24", "2001:db8::2/64", "10.65.1.1", "")),
+			valid(t, func() *api.Node {
+				n := calcNode("h3", "198.51.100.3/24", "", "10.65.2.1", "")
+				n.Metadata.Labels = lbl("rr", "true")
+				n.Spec.BGP.RouteReflectorClusterID = "224.0.0.1"
+				return n
+			}()),
+			valid(t, &api.BGPConfiguration{Metadata: api.ObjectMeta{Name: "default"}, Spec: api.BGPConfigurationSpec{ASNumber: ptr(api.ASNumber(64512))}}),
+			valid(t, &api.BGPPeer{Metadata: api.ObjectMeta{Name: "tor"}, Spec: api.BGPPeerSpec{PeerIP: "192.0.2.254", ASNumber: 65001}}),
+			valid(t, &api.BGPPeer{Metadata: api.ObjectMeta{Name: "to-rrs"}, Spec: api.BGPPeerSpec{Node: "h1", PeerSelector: "has(rr)"}}),
+			valid(t, &api.BGPPeer{Metadata: api.ObjectMeta{Name: "elsewhere"}, Spec: api.BGPPeerSpec{Node: "h2", PeerIP: "192.0.2.253", ASNumber: 65002}}),
+			affinity("h1", "10.65.0.0/26"), affinity("h1", "10.80.0.0/26"),
+			affinity("h2", "10.65.1.0/26"), affinity("h3", "10.65.2.0/26"),
+			valid(t, wep("h1-b", "h1", "calyx0000000011", nil, nil, "10.65.1.7/32")),
+		},
+	}, {
+		// §5 route reflectors: the mesh is off; h3 carries a cluster ID
+		// and a label; one BGPPeer makes the other nodes peer with the
+		// labelled ones, another makes the labelled ones peer with all:
+		// h3 reflects for h1 and h2, and h4 (same cluster) is a plain
+		// iBGP peer.
+		name: "bgp-reflector",
+		node: "h3",
+		bgp:  true,
+		rs: []api.Resource{
+			valid(t, vxlanPool("p4", "10.65.0.0/16", api.EncapNever)),
+			valid(t, calcNode("h1", "192.0.2.1/24", "", "", "")),
+			valid(t, calcNode("h2", "192.0.2.2/24", "", "", "")),
+			valid(t, func() *api.Node {
+				n := calcNode("h3", "192.0.2.3/24", "", "", "")
+				n.Metadata.Labels = lbl("rr", "true")
+				n.Spec.BGP.RouteReflectorClusterID = "224.0.0.1"
+				return n
+			}()),
+			valid(t, func() *api.Node {
+				n := calcNode("h4", "192.0.2.4/24", "", "", "")
+				n.Metadata.Labels = lbl("rr", "true")
+				n.Spec.BGP.RouteReflectorClusterID = "224.0.0.1"
+				return n
+			}()),
+			valid(t, &api.BGPConfiguration{Metadata: api.ObjectMeta{Name: "default"}, Spec: api.BGPConfigurationSpec{NodeToNodeMeshEnabled: ptr(false)}}),
+			valid(t, &api.BGPPeer{Metadata: api.ObjectMeta{Name: "to-rrs"}, Spec: api.BGPPeerSpec{NodeSelector: "!has(rr)", PeerSelector: "has(rr)"}}),
+			valid(t, &api.BGPPeer{Metadata: api.ObjectMeta{Name: "rrs-to-all"}, Spec: api.BGPPeerSpec{NodeSelector: "has(rr)", PeerSelector: "all()"}}),
+			affinity("h3", "10.65.3.0/26"),
 		},
 	}}
 }

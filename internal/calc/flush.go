@@ -67,6 +67,7 @@ func (c *Calc) flush() {
 	c.flushChains()
 	c.flushSets()
 	c.flushRoutes()
+	c.flushBGP()
 }
 
 func (c *Calc) flushWEP(name string) {

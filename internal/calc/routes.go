@@ -150,6 +150,7 @@ func (c *Calc) applyAffinity(name string, a *api.BlockAffinity) {
 		c.routes.owners[p] = insertSorted(c.routes.owners[p], a.Spec.Node)
 		c.markBlockDirty(p)
 	}
+	c.dirty.bgp = true
 }
 
 // markBlockDirty marks a block and every endpoint address inside it.
@@ -215,6 +216,7 @@ func removeSorted(s []string, v string) []string {
 func (c *Calc) flushRoutes() {
 	if c.dirty.routesAll {
 		c.dirty.routesAll = false
+		c.dirty.bgp = true
 		for p := range c.state.Routes {
 			c.dirty.routes[p] = struct{}{}
 		}

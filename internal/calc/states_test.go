@@ -22,7 +22,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden from the curr
 func TestStates(t *testing.T) {
 	for _, tc := range stateCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
-			c := New(tc.node)
+			c := New(tc.node, WithBGP(tc.bgp))
 			c.Replace(tc.rs)
 			checkGolden(t, tc.name, Text(c.State()))
 		})
@@ -207,7 +207,7 @@ func TestPathIndependence(t *testing.T) {
 	cases := stateCases(t)
 	for ci, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ref := New(tc.node)
+			ref := New(tc.node, WithBGP(tc.bgp))
 			ref.Replace(tc.rs)
 			want := Text(ref.State())
 			extra := junk(t, tc.rs)
@@ -219,7 +219,7 @@ func TestPathIndependence(t *testing.T) {
 			}
 			for seed := range uint64(40) {
 				rng := rand.New(rand.NewPCG(seed, uint64(ci)))
-				c := New(tc.node)
+				c := New(tc.node, WithBGP(tc.bgp))
 				held := map[rkey]api.Resource{}
 				prev := snap(c.State())
 				c.TakeDelta()
@@ -280,7 +280,7 @@ func TestPathIndependence(t *testing.T) {
 				}
 				// Replace on a calculator holding another state reaches
 				// the same State too, and its delta is exact.
-				r := New(tc.node)
+				r := New(tc.node, WithBGP(tc.bgp))
 				r.Replace(extra)
 				before := snap(r.State())
 				r.TakeDelta()

@@ -62,6 +62,15 @@ func Text(s *State) string {
 	for _, p := range slices.SortedFunc(maps.Keys(s.Routes), comparePrefix) {
 		fmt.Fprintf(&b, "route %s\n", s.Routes[p])
 	}
+	if g := s.BGP; g != nil {
+		fmt.Fprintf(&b, "bgp router-id=%s as=%d cluster=%q port=%d\n", g.RouterID, g.ASN, g.ClusterID, g.ListenPort)
+		for _, p := range g.Peers {
+			fmt.Fprintf(&b, "  peer %s as=%d %s node=%q rr-client=%v\n", p.Addr, p.ASN, p.Name, p.Node, p.RRClient)
+		}
+		for _, p := range g.Paths {
+			fmt.Fprintf(&b, "  advertise %s\n", p)
+		}
+	}
 	for _, fam := range slices.Sorted(maps.Keys(s.VXLAN)) {
 		v := s.VXLAN[fam]
 		fmt.Fprintf(&b, "vxlan %s vni=%d port=%d mtu=%d mac=%s local=%s addr=%s\n", v.Name, v.VNI, v.Port, v.MTU, v.MAC, v.Local, v.Addr)

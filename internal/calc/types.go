@@ -31,6 +31,8 @@ type State struct {
 	// VXLAN holds this host's VXLAN device of each family (4, 6) that
 	// it needs.
 	VXLAN map[int]*VXLAN
+	// BGP is this host's BGP speaker; nil without BGP.
+	BGP *BGP
 }
 
 // Endpoint is a local workload endpoint: its host side (for the route
@@ -237,12 +239,14 @@ type Delta struct {
 	// VXLAN device or its peers changed.
 	Routes []netip.Prefix
 	VXLAN  bool
+	// BGP says the BGP speaker's desired state changed.
+	BGP bool
 }
 
 // Empty reports whether nothing changed.
 func (d Delta) Empty() bool {
 	return len(d.Endpoints) == 0 && len(d.HostEndpoints) == 0 && len(d.Chains) == 0 && len(d.Sets) == 0 && !d.Config &&
-		len(d.Routes) == 0 && !d.VXLAN
+		len(d.Routes) == 0 && !d.VXLAN && !d.BGP
 }
 
 // Policy reports whether the delta touches what nftables programs.

@@ -35,7 +35,7 @@ func verdictText(d Decision) string {
 func TestVerdict(t *testing.T) {
 	states := map[string]*State{}
 	for _, tc := range stateCases(t) {
-		c := New(tc.node)
+		c := New(tc.node, WithBGP(tc.bgp))
 		c.Replace(tc.rs)
 		states[tc.name] = c.State()
 	}
