@@ -396,7 +396,11 @@ func stateCases(t *testing.T) []stateCase {
 		bgp:  true,
 		rs: []api.Resource{
 			valid(t, vxlanPool("p4", "10.65.0.0/16", api.EncapCrossSubnet)),
-			valid(t, func() *api.IPPool { p := vxlanPool("quiet", "10.80.0.0/16", api.EncapNever); p.Spec.DisableBGPExport = true; return p }()),
+			valid(t, func() *api.IPPool {
+				p := vxlanPool("quiet", "10.80.0.0/16", api.EncapNever)
+				p.Spec.DisableBGPExport = true
+				return p
+			}()),
 			valid(t, func() *api.Node {
 				n := calcNode("h1", "192.0.2.1/24", "2001:db8::1/64", "10.65.0.1", "")
 				asn := api.ASNumber(64600)
