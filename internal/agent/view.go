@@ -103,6 +103,7 @@ func syncerKinds() []api.KindInfo {
 	for _, k := range []string{
 		api.KindWorkloadEndpoint, api.KindHostEndpoint, api.KindIPPool, api.KindProfile, api.KindNode,
 		api.KindGlobalNetworkPolicy, api.KindGlobalNetworkSet, api.KindNodeConfiguration,
+		api.KindBGPConfiguration, api.KindBGPPeer,
 	} {
 		ki, _ := api.LookupKind(k)
 		out = append(out, ki)
