@@ -66,7 +66,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 	if s.started.Swap(true) {
 		return errors.New("bgp speaker: Run called twice")
 	}
-	srv := server.NewBgpServer(server.LoggerOption(s.log.With("subsystem", "gobgp"), nil))
+	srv := server.NewBgpServer(server.LoggerOption(gobgpLogger(s.log), nil))
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
@@ -107,13 +107,40 @@ func (s *Speaker) Run(ctx context.Context) error {
 	s.srv, s.havePeers, s.havePaths = nil, nil, nil
 	s.mu.Unlock()
 	stopWatch()
-	if err := srv.StopBgp(context.Background(), &api.StopBgpRequest{AllowGracefulRestart: true}); err != nil {
-		<-served
+	err = srv.StopBgp(context.Background(), &api.StopBgpRequest{AllowGracefulRestart: true})
+	<-served
+	// Stop's own StopBgp finds the server stopped (and says so, which
+	// gobgpLogger mutes); what it adds is stopping the BFD server that
+	// NewBgpServer started.
+	srv.Stop()
+	if err != nil {
 		return fmt.Errorf("stopping bgp server: %w", err)
 	}
-	<-served
 	s.log.Info("bgp speaker stopped")
 	return nil
+}
+
+// gobgpLogger is the logger handed to GoBGP: s.log, less the error
+// GoBGP's Stop logs when StopBgp has already stopped the server.
+func gobgpLogger(log *slog.Logger) *slog.Logger {
+	return slog.New(muteStopError{log.With("subsystem", "gobgp").Handler()})
+}
+
+type muteStopError struct{ slog.Handler }
+
+func (h muteStopError) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "failed to stop BGP server" {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h muteStopError) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return muteStopError{h.Handler.WithAttrs(attrs)}
+}
+
+func (h muteStopError) WithGroup(name string) slog.Handler {
+	return muteStopError{h.Handler.WithGroup(name)}
 }
 
 // Ready is closed once Run has started the server and applied the
