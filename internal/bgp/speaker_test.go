@@ -236,7 +236,10 @@ func TestRouteReflector(t *testing.T) {
 }
 
 func TestGracefulRestart(t *testing.T) {
-	const gr = 5 * time.Second
+	// GoBGP keeps a session Idle, refusing connections, for a fixed 5 s
+	// after it goes down, so a restart time shorter than about 10 s runs
+	// out before a restarted peer can be back.
+	const gr = 10 * time.Second
 	a := newNode(t, "a", 41, 64512, gr)
 	b := newNode(t, "b", 42, 64512, gr)
 	a.start(t, []Peer{b.peer("node-mesh:", false)}, nil)
