@@ -240,8 +240,16 @@ func TestRIB(t *testing.T) {
 		t.Fatalf("after peer down (-want +got):\n%s", diff)
 	}
 
-	// A withdrawal, and our own path winning, remove routes.
+	// The peer is back: a route it has not sent again is still stale as
+	// GoBGP marks it.
 	r.onPeer(peerEvent("192.0.2.2", bgp.BGP_FSM_ESTABLISHED), now)
+	r.onBestPath([]*apiutil.Path{learnedPath(t, "10.65.1.0/26", "192.0.2.2", "192.0.2.2", false, true)}, now)
+	want[1].Stale = false
+	if diff := cmp.Diff(want, r.list(), netipEq); diff != "" || !pending() {
+		t.Fatalf("after peer up (-want +got):\n%s", diff)
+	}
+
+	// A withdrawal, and our own path winning, remove routes.
 	r.onBestPath([]*apiutil.Path{
 		learnedPath(t, "10.65.1.0/26", "192.0.2.2", "192.0.2.2", true, false),
 		learnedPath(t, "fd65::40/122", "fd00::1", "", false, false),
