@@ -15,9 +15,12 @@ set -euo pipefail
 # itself programs it over netlink). iptables, ipset, nftables and iperf3:
 # the peers of the policy benchmark (bench/policy): Felix's layout loaded
 # with iptables-restore and ipset restore, the same ruleset with `nft -f`,
-# and the packet rate through a host.
+# and the packet rate through a host. bird2: a real BGP peer for
+# internal/bgp's interop test (and the BGP benchmark); its package would
+# start bird as a service where systemd runs, so the service is stopped
+# and disabled below: the tests run bird themselves in a namespace.
 pkgs=(git gcc libc6-dev ca-certificates iproute2 iputils-ping containernetworking-plugins etcd-server
-	iptables ipset nftables iperf3)
+	iptables ipset nftables iperf3 bird2)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -31,6 +34,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	if [[ " ${missing[*]} " == *" bird2 "* ]] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+		systemctl disable --now bird.service >/dev/null 2>&1 || true
+	fi
 fi
 
 # cnitool, the CNI project's own client, drives the plugins in the tests.
