@@ -39,6 +39,8 @@ func run(args []string) error {
 	fs.StringVar(&cfg.NodeIPv4, "ip", "", "this host's IPv4 address with prefix, e.g. 10.0.0.5/24 (default: detected from the interface of the default route)")
 	fs.StringVar(&cfg.NodeIPv6, "ip6", "", "this host's IPv6 address with prefix, e.g. 2001:db8::5/64 (default: detected from the interface of the IPv6 default route, if any)")
 	fs.StringVar(&cfg.ASNumber, "as", "", "this node's BGP AS number (default: the cluster's)")
+	bgpOn := fs.Bool("bgp", true, "run the BGP speaker (false: route to hosts on this subnet from the block affinities, advertise nothing)")
+	fs.DurationVar(&cfg.BGPGracefulRestart, "bgp-graceful-restart", 0, "BGP graceful restart time: how long peers keep this node's routes while it restarts, and it keeps theirs (default 2m)")
 	fs.StringVar(&etcdFlags.Endpoints, "etcd-endpoints", "", "comma-separated etcd endpoints; empty runs an embedded etcd (env CALYX_ETCD_ENDPOINTS)")
 	fs.StringVar(&etcdFlags.CAFile, "etcd-ca-file", "", "CA certificate for etcd TLS (env CALYX_ETCD_CA_FILE)")
 	fs.StringVar(&etcdFlags.CertFile, "etcd-cert-file", "", "client certificate for etcd TLS (env CALYX_ETCD_CERT_FILE)")
@@ -84,6 +86,7 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log.Info("calyx-node starting", "version", version, "node", cfg.NodeName)
+	cfg.NoBGP = !*bgpOn
 	return agent.Run(ctx, cfg, log)
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/calyx-net/calyx/internal/api"
+	"github.com/calyx-net/calyx/internal/bgp"
 	"github.com/calyx-net/calyx/internal/calc"
 	"github.com/calyx-net/calyx/internal/dataplane/route"
 	"github.com/calyx-net/calyx/internal/dataplane/vxlan"
@@ -50,6 +51,14 @@ type Config struct {
 	NodeIPv6 string
 	// ASNumber is this node's BGP AS number; empty means the cluster's.
 	ASNumber string
+	// NoBGP turns the BGP speaker off (--bgp=false): routes to other
+	// hosts on this host's subnet are then programmed straight from the
+	// block affinities, and nothing is advertised or learned.
+	NoBGP bool
+	// BGPGracefulRestart is the graceful restart time the speaker
+	// advertises and for which routes learned before a restart are
+	// kept; 0 means bgp.DefaultGracefulRestartTime.
+	BGPGracefulRestart time.Duration
 	// Etcd names an external etcd. With no endpoints, calyx-node runs an
 	// embedded single-member etcd under DataDir, serving only TLS with
 	// client certificates from DataDir/etcd-pki (created on first start).
@@ -328,11 +337,25 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 	fenced := fencedStore{Client: store, fence: claim.Fence}
 	alloc := ipam.New(fenced, ipam.WithLogger(log.With("component", "ipam")))
 	host := route.New(k.host, log.With("component", "dataplane"))
-	loop := newReconcileLoop(host, policy, calc.New(cfg.NodeName), view, m, log.With("component", "dataplane"), time.Now, cfg.ResyncInterval)
-	remote := route.NewRemote(k.host, log.With("component", "routing"))
-	loop.routing = &routing{
+	loop := newReconcileLoop(host, policy, calc.New(cfg.NodeName, calc.WithBGP(!cfg.NoBGP)), view, m, log.With("component", "dataplane"), time.Now, cfg.ResyncInterval)
+	gr := cmp.Or(cfg.BGPGracefulRestart, bgp.DefaultGracefulRestartTime)
+	var remoteOpts []route.RemoteOption
+	if !cfg.NoBGP {
+		// Routes learned before a restart stay until the sessions are
+		// back, for the graceful restart time.
+		remoteOpts = append(remoteOpts, route.WithRemoteGrace(gr))
+	}
+	remote := route.NewRemote(k.host, log.With("component", "routing"), remoteOpts...)
+	rt := &routing{
 		remote: remote, vx: vxlan.New(k.vx, log.With("component", "vxlan")),
 		underlayMTU: k.underlayMTU, log: log.With("component", "routing"),
+	}
+	loop.routing = rt
+	var speaker *bgpRunner
+	if !cfg.NoBGP {
+		speaker = newBGPRunner(log.With("component", "bgp"), gr, loop.learnedRoutes)
+		loop.bgp = speaker
+		rt.learned = speaker.routes
 	}
 	svc := &service{
 		node: cfg.NodeName, log: log.With("component", "api"), store: fenced, alloc: alloc, host: host,
@@ -366,7 +389,21 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 	if k.routes != nil {
 		g.Go(func() error { return watchRoutes(gctx, k.routes, remote, loop, log.With("component", "routing")) })
 	}
-	status := nodeStatus{health: hl, loop: loop, syncers: []func() datastore.Status{syncer.Status, affSyncer.Status}}
+	if speaker != nil {
+		g.Go(func() error { return speaker.run(gctx) })
+		g.Go(func() error {
+			// After the graceful restart time, routes nobody wants go at
+			// once: the sessions had their chance to come back.
+			select {
+			case <-gctx.Done():
+			case <-time.After(gr):
+				remote.SetGrace(0)
+				loop.learnedRoutes()
+			}
+			return nil
+		})
+	}
+	status := nodeStatus{health: hl, loop: loop, bgp: speaker, syncers: []func() datastore.Status{syncer.Status, affSyncer.Status}}
 	api := apiHandler(svc, hl, map[string]http.Handler{localapi.PathNodeStatus: http.HandlerFunc(status.serve)})
 	g.Go(func() error { return serve(gctx, apiL, api, log) })
 	if metricsL != nil {

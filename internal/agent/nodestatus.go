@@ -17,6 +17,7 @@ import (
 type nodeStatus struct {
 	health health
 	loop   *reconcileLoop
+	bgp    *bgpRunner // nil: BGP off
 	// syncers report the datastore syncers' progress.
 	syncers []func() datastore.Status
 }
@@ -34,12 +35,26 @@ func (n nodeStatus) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	err := n.loop.do(r.Context(), func(context.Context) error {
-		fillNodeStatus(&resp, n.loop.calc.State())
+		st := n.loop.calc.State()
+		fillNodeStatus(&resp, st)
+		if n.bgp != nil && st.BGP != nil {
+			for _, l := range n.bgp.usable(st.BGP.Subnets) {
+				if st.Routes[l.Prefix] == nil {
+					resp.Routes = append(resp.Routes, localapi.RouteState{Destination: l.Prefix.String(), Kind: "bgp", Node: l.Peer, Via: l.NextHop.String()})
+				}
+			}
+		}
 		if n.loop.routingErr != nil {
 			resp.RoutingError = n.loop.routingErr.Error()
 		}
 		return nil
 	})
+	if err == nil && n.bgp != nil {
+		var peers []localapi.BGPPeerState
+		if peers, err = n.bgp.status(r.Context()); err == nil && peers != nil {
+			resp.BGP = peers
+		}
+	}
 	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, localapi.Error{Code: cniTryAgainLater, Message: "calyx-node is busy: " + err.Error()})
 		return

@@ -95,6 +95,10 @@ type reconcileLoop struct {
 	routingErr  error
 	// routingRetries counts routing failures in a row.
 	routingRetries int
+	// bgp runs the BGP speaker (nil: BGP off); learned receives a token
+	// when its best paths changed.
+	bgp     *bgpRunner
+	learned chan struct{}
 }
 
 // loopOp is work another goroutine runs on the loop, waiting for errc.
@@ -109,6 +113,16 @@ func newReconcileLoop(host hostReconciler, policy policyDataplane, c calculator,
 		programTimeout: DefaultProgramTimeout,
 		ops:            make(chan loopOp), done: map[string]string{},
 		routeDrift: make(chan struct{}, 1),
+		learned:    make(chan struct{}, 1),
+	}
+}
+
+// learnedRoutes tells the loop that the BGP speaker's best paths changed.
+// Safe from any goroutine.
+func (l *reconcileLoop) learnedRoutes() {
+	select {
+	case l.learned <- struct{}{}:
+	default:
 	}
 }
 
@@ -201,6 +215,8 @@ func (l *reconcileLoop) run(ctx context.Context) error {
 		case <-l.view.changes():
 		case <-l.routeDrift:
 			drift = true
+		case <-l.learned:
+			l.routesDirty = true
 		case <-prune.C:
 		case <-retry.C:
 		case <-resync.C:
@@ -245,6 +261,9 @@ func (l *reconcileLoop) pass(ctx context.Context, full, drift bool) bool {
 	d := l.calc.TakeDelta()
 	if len(d.Routes) > 0 || d.VXLAN {
 		l.routesDirty = true
+	}
+	if l.bgp != nil && (d.BGP || dr.reload) {
+		l.bgp.set(l.calc.State().BGP)
 	}
 	l.pending = mergeDelta(l.pending, d)
 	st := l.calc.State()

@@ -39,7 +39,10 @@ type routing struct {
 	// address; a VXLAN device with no configured MTU takes that less the
 	// encapsulation.
 	underlayMTU func(local netip.Addr) (int, error)
-	log         *slog.Logger
+	// learned returns the BGP speaker's best paths whose next hops are on
+	// the given subnets (nil: no BGP).
+	learned func(subnets []netip.Prefix) []route.RemoteRoute
+	log     *slog.Logger
 }
 
 var _ routingDataplane = (*routing)(nil)
@@ -63,10 +66,25 @@ func (r *routing) Apply(ctx context.Context, st *calc.State, now time.Time) erro
 	if err := r.vx.Apply(ctx, d); err != nil {
 		errs = append(errs, fmt.Errorf("programming VXLAN: %w", err))
 	}
-	if err := r.remote.Apply(ctx, remoteRoutes(st.Routes), now); err != nil {
+	if err := r.remote.Apply(ctx, r.desiredRoutes(st), now); err != nil {
 		errs = append(errs, fmt.Errorf("programming routes to other hosts: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// desiredRoutes is calc's routes plus, for destinations calc does not
+// route, the paths BGP learned.
+func (r *routing) desiredRoutes(st *calc.State) []route.RemoteRoute {
+	out := remoteRoutes(st.Routes)
+	if r.learned == nil || st.BGP == nil {
+		return out
+	}
+	for _, l := range r.learned(st.BGP.Subnets) {
+		if st.Routes[l.Dst] == nil {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // overlay turns calc's VXLAN device into the reconciler's.

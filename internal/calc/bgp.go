@@ -31,7 +31,13 @@ import (
 // BGP is this node's desired BGP speaker.
 type BGP struct {
 	RouterID netip.Addr // the node's IPv4 address
-	ASN      uint32
+	// IPv6 is the node's IPv6 address (invalid if none), the next hop of
+	// its IPv6 paths.
+	IPv6 netip.Addr
+	// Subnets are the node's own subnets: a learned path is installed
+	// only when its next hop is on one of them.
+	Subnets []netip.Prefix
+	ASN     uint32
 	// ClusterID, when set, makes the node a route reflector.
 	ClusterID string
 	// ListenPort is BGPConfiguration listenPort (0: 179).
@@ -114,7 +120,11 @@ func (c *Calc) computeBGP() *BGP {
 	if !v4.IsValid() {
 		return nil
 	}
-	b := &BGP{RouterID: v4.Addr(), ASN: c.nodeASN(me), ClusterID: clusterID(me)}
+	b := &BGP{RouterID: v4.Addr(), ASN: c.nodeASN(me), ClusterID: clusterID(me), Subnets: []netip.Prefix{v4.Masked()}}
+	if v6 := underlay(me, true); v6.IsValid() {
+		b.IPv6 = v6.Addr()
+		b.Subnets = append(b.Subnets, v6.Masked())
+	}
 	def := c.res.bgpConfs["default"]
 	mesh := true
 	if def != nil {

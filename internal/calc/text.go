@@ -63,7 +63,7 @@ func Text(s *State) string {
 		fmt.Fprintf(&b, "route %s\n", s.Routes[p])
 	}
 	if g := s.BGP; g != nil {
-		fmt.Fprintf(&b, "bgp router-id=%s as=%d cluster=%q port=%d\n", g.RouterID, g.ASN, g.ClusterID, g.ListenPort)
+		fmt.Fprintf(&b, "bgp router-id=%s ipv6=%s as=%d cluster=%q port=%d subnets=%s\n", g.RouterID, g.IPv6, g.ASN, g.ClusterID, g.ListenPort, joinPrefixes(g.Subnets))
 		for _, p := range g.Peers {
 			fmt.Fprintf(&b, "  peer %s as=%d %s node=%q rr-client=%v\n", p.Addr, p.ASN, p.Name, p.Node, p.RRClient)
 		}

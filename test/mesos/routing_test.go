@@ -273,7 +273,7 @@ func TestRoutingCrossSubnet(t *testing.T) {
 	}
 	for _, want := range []string{
 		"calyx-node h1: ready", "datastore: in sync", "vxlan.calyx: address", "vxlan-v6.calyx: address",
-		"h3 ", "198.51.100.13", " native ", " vxlan ", " local-block ", tasks[0].ip,
+		"h3 ", "198.51.100.13", " bgp ", " vxlan ", " local-block ", "Established", tasks[0].ip,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("calyxctl node status lacks %q:\n%s", want, out)

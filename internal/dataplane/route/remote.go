@@ -97,6 +97,15 @@ type RemoteOption func(*Remote)
 // until the sessions are back and the peers have advertised them again.
 func WithRemoteGrace(d time.Duration) RemoteOption { return func(r *Remote) { r.grace = d } }
 
+// SetGrace changes the grace period of unwanted routes: calyx-node keeps
+// routes learned before a restart for the graceful restart time, then
+// removes unwanted routes at once.
+func (r *Remote) SetGrace(d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.grace = d
+}
+
 // Remote makes the kernel hold the owned routes that are not on workload
 // interfaces: routes to other hosts' blocks, blackholes for local blocks,
 // routes learned by BGP (a default route included). It owns every main-table
