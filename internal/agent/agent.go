@@ -119,6 +119,11 @@ func (c *Config) validate() error {
 			return fmt.Errorf("--ip %q: expected an IPv4 address with prefix length, e.g. 10.0.0.5/24", c.NodeIPv4)
 		}
 	}
+	if c.Netns != "" && !c.NoBGP {
+		// GoBGP opens its sockets on goroutines of its own, in this
+		// process's namespace, not in --netns.
+		return fmt.Errorf("--netns %s: the BGP speaker listens and dials in calyx-node's own network namespace; run calyx-node inside it (ip netns exec NAME calyx-node ...) or pass --bgp=false", c.Netns)
+	}
 	if c.NodeIPv6 != "" {
 		p, err := netip.ParsePrefix(c.NodeIPv6)
 		if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() {

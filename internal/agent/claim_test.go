@@ -95,7 +95,7 @@ func TestSecondNodeWithALiveNameExits(t *testing.T) {
 
 	hostB := newHost(t)
 	cfgB := Config{
-		NodeName: "node-a", NodeIPv4: "192.0.2.99/24", Netns: hostB.Path(),
+		NoBGP: true, NodeName: "node-a", NodeIPv4: "192.0.2.99/24", Netns: hostB.Path(),
 		Etcd:   testnet.ClientConfig(etcd),
 		Socket: filepath.Join(t.TempDir(), "calyx.sock"), DataDir: t.TempDir(),
 		GCGrace: 200 * time.Millisecond, ResyncInterval: 100 * time.Millisecond,
@@ -181,7 +181,7 @@ func TestSameHostReclaimsAtOnce(t *testing.T) {
 	}
 	// Another data directory is another host.
 	err = runToExit(t, Config{
-		NodeName: "node-a", NodeIPv4: "192.0.2.99/24", Etcd: testnet.ClientConfig(etcd),
+		NoBGP: true, NodeName: "node-a", NodeIPv4: "192.0.2.99/24", Etcd: testnet.ClientConfig(etcd),
 		Socket: filepath.Join(t.TempDir(), "calyx.sock"), DataDir: t.TempDir(),
 	}, hooks{kernel: route.NewFake(), policy: fakeNftables()})
 	if !IsNodeNameHeld(err) {
@@ -198,7 +198,7 @@ func TestExpiredClaimOfAnotherHostIsTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := Config{
-		NodeName: "node-a", NodeIPv4: "192.0.2.10/24", Etcd: testnet.ClientConfig(etcd),
+		NoBGP: true, NodeName: "node-a", NodeIPv4: "192.0.2.10/24", Etcd: testnet.ClientConfig(etcd),
 		Socket: filepath.Join(t.TempDir(), "calyx.sock"), DataDir: t.TempDir(),
 	}
 	if err := runToExit(t, cfg, hooks{kernel: route.NewFake(), policy: fakeNftables()}); !IsNodeNameHeld(err) || !strings.Contains(err.Error(), "192.0.2.50") {
@@ -217,7 +217,7 @@ func TestExpiredClaimOfAnotherHostIsTaken(t *testing.T) {
 func TestClaimLostAtRunTimeStops(t *testing.T) {
 	etcd, store := startTestEtcd(t)
 	cfg := Config{
-		NodeName: "node-a", NodeIPv4: "192.0.2.10/24", Etcd: testnet.ClientConfig(etcd),
+		NoBGP: true, NodeName: "node-a", NodeIPv4: "192.0.2.10/24", Etcd: testnet.ClientConfig(etcd),
 		Socket: filepath.Join(t.TempDir(), "calyx.sock"), DataDir: t.TempDir(),
 		GCGrace: time.Hour, ResyncInterval: time.Hour,
 	}

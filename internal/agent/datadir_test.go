@@ -46,7 +46,7 @@ func TestSecondNodeOnSameDataDirExits(t *testing.T) {
 	dir := t.TempDir()
 	n := startNode(t, etcd, hooks{kernel: route.NewFake(), policy: fakeNftables()}, func(c *Config) { c.DataDir = dir })
 	err := runToExit(t, Config{
-		NodeName: "node-b", NodeIPv4: "192.0.2.11/24", Etcd: datastore.Config{Endpoints: etcd.Endpoints()},
+		NoBGP: true, NodeName: "node-b", NodeIPv4: "192.0.2.11/24", Etcd: datastore.Config{Endpoints: etcd.Endpoints()},
 		Socket: n.cfg.Socket, DataDir: dir,
 	}, hooks{kernel: route.NewFake(), policy: fakeNftables()})
 	if err == nil || !strings.Contains(err.Error(), "--data-dir "+dir+" is in use") {

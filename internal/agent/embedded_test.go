@@ -48,7 +48,7 @@ func TestEmbeddedEtcdServesOnlyTLS(t *testing.T) {
 	ports := testnet.FreePorts(t, 2)
 	dataDir := t.TempDir()
 	cfg := Config{
-		NodeName: "node-a", NodeIPv4: "192.0.2.10/24",
+		NoBGP: true, NodeName: "node-a", NodeIPv4: "192.0.2.10/24",
 		DataDir:           dataDir,
 		EmbeddedClientURL: fmt.Sprintf("https://127.0.0.1:%d", ports[0]),
 		EmbeddedPeerURL:   fmt.Sprintf("https://127.0.0.1:%d", ports[1]),
@@ -122,7 +122,7 @@ func TestEmbeddedEtcdRefusesHTTPURL(t *testing.T) {
 		{"", "http://127.0.0.1:2380", "--etcd-listen-peer-url http://127.0.0.1:2380: the embedded etcd serves only TLS with client certificates; use https://"},
 	} {
 		cfg := Config{
-			NodeName: "node-a", NodeIPv4: "192.0.2.10/24", DataDir: dataDir,
+			NoBGP: true, NodeName: "node-a", NodeIPv4: "192.0.2.10/24", DataDir: dataDir,
 			EmbeddedClientURL: tc.client, EmbeddedPeerURL: tc.peer,
 			Socket: filepath.Join(t.TempDir(), "calyx.sock"),
 		}

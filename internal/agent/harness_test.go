@@ -30,7 +30,7 @@ type testNode struct {
 func startNode(t *testing.T, etcd *datastore.Embedded, h hooks, mod func(*Config)) *testNode {
 	t.Helper()
 	cfg := Config{
-		NodeName: "node-a", NodeIPv4: "192.0.2.10/24",
+		NoBGP: true, NodeName: "node-a", NodeIPv4: "192.0.2.10/24",
 		Socket:  filepath.Join(t.TempDir(), "calyx.sock"),
 		DataDir: t.TempDir(),
 		GCGrace: time.Hour, ResyncInterval: time.Hour,

@@ -189,6 +189,7 @@ func TestConfigValidate(t *testing.T) {
 		{Config{NodeName: "N_1"}, "lower-case DNS name"},
 		{Config{NodeName: "n1", NodeIPv4: "10.0.0.5"}, "--ip"},
 		{Config{NodeName: "n1", MTU: 20}, "--mtu"},
+		{Config{NodeName: "n1", Netns: "/run/netns/x"}, "--bgp=false"},
 		{Config{NodeName: "n1", GCGrace: -1}, "--gc-grace"},
 		{Config{NodeName: "n1", ResyncInterval: -1}, "--resync-interval"},
 	} {
