@@ -162,6 +162,15 @@ matrix() { # ping from row to column
 	done
 }
 
+# Routes between hosts: VXLAN ones come from the datastore at once, native
+# ones over the BGP mesh once its sessions are up (a second or two).
+for h in "${HOSTS[@]}"; do
+	for _ in $(seq 1 300); do
+		[ "$(inns "$h" ip route show proto 80 | grep -c ' via ')" -ge $((${#HOSTS[@]} - 1)) ] && break
+		sleep 0.1
+	done
+done
+
 say "connectivity with the policies of examples/ in force (ping from row to column)"
 matrix
 echo "web-1 and web-2 meet: the frontend profile lets members of the network talk."
@@ -170,7 +179,8 @@ echo "  profile admits only its own members, so db-1 cannot reach web-1 or web-2
 echo "across hosts the same rules hold: web-3 on h2 meets web-1 and web-2 on h1."
 
 say "routes between hosts: the pool is CrossSubnet, so h1 and h2 (one LAN) route"
-echo "   natively and h3 (the other LAN) is reached over VXLAN"
+echo "   natively (routes learned over the BGP mesh) and h3 (the other LAN) is reached"
+echo "   over VXLAN"
 for h in "${HOSTS[@]}"; do
 	echo "\$ ip route show proto 80 on $h   (routes to other hosts' blocks; blackhole: its own)"
 	inns "$h" ip route show proto 80 | grep -v ' dev calyx' || true
@@ -181,6 +191,8 @@ for pair in "web-1 web-3" "web-1 api-1" "api-1 db-1"; do
 	host=$(awk -v n="$s" '$1==n{print $2}' <<<"$(printf '%s\n' "${containers[@]}")")
 	printf '%-6s -> %-6s path on %s: %s\n' "$s" "$d" "$host" "$(inns "$host" ip route get "${!var}" | head -1)"
 done
+echo "\$ calyxctl node status   (on h1: its BGP sessions, VXLAN peers, routes and endpoints)"
+inns h1 "$BIN/calyxctl" node status --socket "$work/h1/calyx.sock"
 
 say "why is db-1 -> web-1 denied? (calyxctl policy trace)"
 ctl policy trace --from "$IP_db_1" --to "$IP_web_1"
