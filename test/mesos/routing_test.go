@@ -159,9 +159,10 @@ func plugHost(t *testing.T, router, host ns.NetNS, h lanHost) {
 
 // newCluster starts the three hosts' calyx-nodes, h1 running the
 // embedded etcd on its LAN address and the others joining it, with the
-// CrossSubnet pools applied and a network "calyx" that assigns IPv4 and
-// IPv6 addresses.
-func newCluster(t *testing.T) []*agent {
+// CrossSubnet pools applied (and extra, if any) and a network "calyx"
+// that assigns IPv4 and IPv6 addresses. It returns the hosts and the
+// router's namespace.
+func newCluster(t *testing.T, extra ...string) ([]*agent, ns.NetNS) {
 	t.Helper()
 	router := newRouter(t)
 	var agents []*agent
@@ -178,11 +179,14 @@ func newCluster(t *testing.T) []*agent {
 		a := startAgent(t, cfg)
 		if len(agents) == 0 {
 			a.apply(t, crossSubnetPools)
+			for _, y := range extra {
+				a.apply(t, y)
+			}
 		}
 		a.addNetwork(t, "calyx", map[string]any{"assign_ipv6": "true"})
 		agents = append(agents, a)
 	}
-	return agents
+	return agents, router
 }
 
 // ip6 returns a task's IPv6 address.
@@ -212,7 +216,7 @@ func routeGet(t *testing.T, a *agent, dst string) string {
 // unfragmented ping fits the VXLAN path because the container MTU was
 // derived from it.
 func TestRoutingCrossSubnet(t *testing.T) {
-	agents := newCluster(t)
+	agents, _ := newCluster(t)
 	var tasks []*task
 	for i, a := range agents {
 		name := fmt.Sprintf("c%d", i+1)
@@ -300,7 +304,7 @@ spec:
 // started again; not one reply is lost, and the routes are the same
 // afterwards.
 func TestRoutingSurvivesAgentKill(t *testing.T) {
-	agents := newCluster(t)
+	agents, _ := newCluster(t)
 	c1 := agents[0].launch(t, "c1", nil)
 	c3 := agents[2].launch(t, "c3", nil)
 	eventually(t, "c1 pings c3", func() bool { return pings(t, c1, c3.ip) })
