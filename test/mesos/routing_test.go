@@ -24,7 +24,7 @@ import (
 // The routing tests' cluster: three hosts, h1 and h2 on LAN 0
 // (192.0.2.0/24, 2001:db8:0::/64), h3 on LAN 1 (198.51.100.0/24,
 // 2001:db8:1::/64), the LANs joined by a router namespace that knows no
-// container routes. The pools are CrossSubnet: h1 and h2 route natively,
+// container routes. h2 has no default route, the others do. The pools are CrossSubnet: h1 and h2 route natively,
 // h3 is reached over VXLAN.
 const crossSubnetPools = `apiVersion: calyx.dev/v1
 kind: IPPool
@@ -37,16 +37,19 @@ metadata: {name: routed-ipv6}
 spec: {cidr: fd68::/48, blockSize: 122, vxlanMode: CrossSubnet}
 `
 
-// lanHost is one host's place on the test LANs.
+// lanHost is one host's place on the test LANs. A host without a
+// default route reaches the other LAN through a route to its subnets
+// only, as hosts on isolated networks do.
 type lanHost struct {
-	name     string
-	lan      int
-	ip4, ip6 netip.Prefix
+	name      string
+	lan       int
+	ip4, ip6  netip.Prefix
+	noDefault bool
 }
 
 var lanHosts = []lanHost{
 	{name: "h1", lan: 0, ip4: netip.MustParsePrefix("192.0.2.11/24"), ip6: netip.MustParsePrefix("2001:db8::11/64")},
-	{name: "h2", lan: 0, ip4: netip.MustParsePrefix("192.0.2.12/24"), ip6: netip.MustParsePrefix("2001:db8::12/64")},
+	{name: "h2", lan: 0, ip4: netip.MustParsePrefix("192.0.2.12/24"), ip6: netip.MustParsePrefix("2001:db8::12/64"), noDefault: true},
 	{name: "h3", lan: 1, ip4: netip.MustParsePrefix("198.51.100.13/24"), ip6: netip.MustParsePrefix("2001:db8:1::13/64")},
 }
 
@@ -146,8 +149,22 @@ func plugHost(t *testing.T, router, host ns.NetNS, h lanHost) {
 			return err
 		}
 		for _, gw := range lanGateways[h.lan] {
-			if err := netlink.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.Addr().AsSlice()}); err != nil {
-				return fmt.Errorf("default route via %s: %w", gw.Addr(), err)
+			if !h.noDefault {
+				if err := netlink.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.Addr().AsSlice()}); err != nil {
+					return fmt.Errorf("default route via %s: %w", gw.Addr(), err)
+				}
+				continue
+			}
+			for lan, others := range lanGateways {
+				for _, o := range others {
+					if lan == h.lan || o.Addr().Is6() != gw.Addr().Is6() {
+						continue
+					}
+					dst := nlAddr(o.Masked()).IPNet
+					if err := netlink.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: dst, Gw: gw.Addr().AsSlice()}); err != nil {
+						return fmt.Errorf("route to %s via %s: %w", o.Masked(), gw.Addr(), err)
+					}
+				}
 			}
 		}
 		return nil
