@@ -317,37 +317,52 @@ spec:
 }
 
 // TestRoutingSurvivesAgentKill: a ping runs from a container on h1 to one
-// on h3 (over VXLAN) while h3's calyx-node is killed with SIGKILL and
+// on another host while that host's calyx-node is killed with SIGKILL and
 // started again; not one reply is lost, and the routes are the same
-// afterwards.
+// afterwards. Over VXLAN (h3) the routes come from the datastore; to h2
+// they were learned over BGP, and graceful restart keeps them on both
+// sides: h1 keeps h2's block while h2's speaker is gone, and h2 keeps
+// h1's learned block until its sessions are back.
 func TestRoutingSurvivesAgentKill(t *testing.T) {
-	agents, _ := newCluster(t)
-	c1 := agents[0].launch(t, "c1", nil)
-	c3 := agents[2].launch(t, "c3", nil)
-	eventually(t, "c1 pings c3", func() bool { return pings(t, c1, c3.ip) })
-	before := routeGet(t, agents[2], c1.ip)
+	for _, tc := range []struct {
+		name string
+		host int
+	}{{"vxlan path, h3 restarts", 2}, {"bgp path, h2 restarts", 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			agents, _ := newCluster(t)
+			victim := agents[tc.host]
+			c1 := agents[0].launch(t, "c1", nil)
+			far := victim.launch(t, "far", nil)
+			eventually(t, "c1 pings the far container", func() bool { return pings(t, c1, far.ip) })
+			before := routeGet(t, victim, c1.ip)
+			beforeH1 := routeGet(t, agents[0], far.ip)
 
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "ping", "-n", "-q", "-i", "0.05", "-c", "120", "-W", "1", c3.ip)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := c1.ns.Do(func(ns.NetNS) error { return cmd.Start() }); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(time.Second)
-	agents[2].node.Kill()
-	n, err := agents[2].node.Restart(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	agents[2].node = n
-	err = cmd.Wait()
-	summary := regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`).FindStringSubmatch(out.String())
-	if err != nil || summary == nil || summary[1] != summary[2] {
-		t.Errorf("replies lost while h3's calyx-node restarted: %v\n%s", err, out.String())
-	}
-	if after := routeGet(t, agents[2], c1.ip); after != before {
-		t.Errorf("h3's route to c1 changed across the restart: %q, then %q", before, after)
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, "ping", "-n", "-q", "-i", "0.05", "-c", "120", "-W", "1", far.ip)
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := c1.ns.Do(func(ns.NetNS) error { return cmd.Start() }); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Second)
+			victim.node.Kill()
+			n, err := victim.node.Restart(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			victim.node = n
+			err = cmd.Wait()
+			summary := regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`).FindStringSubmatch(out.String())
+			if err != nil || summary == nil || summary[1] != summary[2] {
+				t.Errorf("replies lost while %s's calyx-node restarted: %v\n%s", victim.node.Name(), err, out.String())
+			}
+			if after := routeGet(t, victim, c1.ip); after != before {
+				t.Errorf("%s's route to c1 changed across the restart: %q, then %q", victim.node.Name(), before, after)
+			}
+			if after := routeGet(t, agents[0], far.ip); after != beforeH1 {
+				t.Errorf("h1's route to %s changed across the restart: %q, then %q", victim.node.Name(), beforeH1, after)
+			}
+		})
 	}
 }
