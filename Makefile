@@ -10,6 +10,8 @@ PKGS     := ./...
 # Test timeout per package; the datastore tests start real etcd servers.
 TESTFLAGS ?= -race -timeout 20m
 BENCH    ?=
+# Flags for the one benchmark BENCH names, e.g. BENCHFLAGS="-only b7" for bench/routing.
+BENCHFLAGS ?=
 
 .PHONY: all help deps build test test-short fuzz lint verify-fmt fix-fmt vet golangci-lint demo bench clean
 
@@ -22,7 +24,7 @@ help:
 	@echo "make fuzz [FUZZTIME=1m] run every fuzz target (hack/fuzz.sh) for FUZZTIME each"
 	@echo "make lint               go vet, a gofmt check and golangci-lint (.golangci.yml)"
 	@echo "make demo               run the demonstration (see README.md)"
-	@echo "make bench [BENCH=name] run the side-by-side benchmarks in bench/ (one with BENCH=name)"
+	@echo "make bench [BENCH=name [BENCHFLAGS=...]] run the side-by-side benchmarks in bench/ (one with BENCH=name)"
 
 deps:
 	./hack/install-deps.sh
@@ -69,7 +71,7 @@ demo: deps build
 bench:
 	@if [ -n "$(BENCH)" ]; then \
 		test -d bench/$(BENCH) || { echo "no benchmark bench/$(BENCH); have: $$(ls bench)"; exit 1; }; \
-		$(GO) run ./bench/$(BENCH); \
+		$(GO) run ./bench/$(BENCH) $(BENCHFLAGS); \
 	else \
 		for b in $$(ls bench); do [ -f bench/$$b/main.go ] || continue; echo "== bench/$$b"; $(GO) run ./bench/$$b || exit 1; done; \
 	fi

@@ -1,7 +1,19 @@
-// Command routing is benchmark B8 (reference/performance.md): pod-to-pod
-// throughput between containers on two hosts, Calyx against a hand-built
-// kernel reference of the same topology, in routed and VXLAN mode, and
-// against one direct veth pair (the physical limit).
+// Command routing runs benchmarks B7 and B8 (reference/performance.md),
+// each side by side with its peer in the same run, rounds interleaved:
+//
+//   - B7, BGP (b7*.go): how fast a route reaches the peer's kernel,
+//     Calyx's speaker (GoBGP in calyx-node) against BIRD 2 in the same
+//     two-host topology: a single new route (p50, p99), a single route
+//     added and withdrawn, and 10,000 routes at once;
+//   - B8, pod-to-pod throughput (below).
+//
+// `-only b7` or `-only b8` runs one of them (make bench BENCH=routing
+// BENCHFLAGS="-only b7"); by default both run, B7 first.
+//
+// B8 measures pod-to-pod throughput between containers on two hosts,
+// Calyx against a hand-built kernel reference of the same topology, in
+// routed and VXLAN mode, and against one direct veth pair (the physical
+// limit).
 //
 // Everything runs in network namespaces named bench-<pid>-* that the
 // benchmark creates and removes; nothing is sent or changed outside them.
@@ -36,13 +48,14 @@
 // VXLAN) and the reference over direct veth (the kernel's own ceiling
 // for the mode).
 //
-// Run as root with `make bench BENCH=routing`; stdout gets an environment
-// line, a table and one JSON line per figure.
+// Run as root with `make bench BENCH=routing`; stdout gets, per part, an
+// environment line, a table and one JSON line per figure.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -64,8 +77,18 @@ const (
 )
 
 func main() {
+	if os.Getenv(speakerEnv) == "1" {
+		os.Exit(speakerMain()) // the bench speaker B7 starts in h1 (b7speaker.go)
+	}
+	fs := flag.NewFlagSet("routing", flag.ExitOnError)
+	only := fs.String("only", "", "run one part only: b7 (BGP) or b8 (throughput); empty: both")
+	_ = fs.Parse(os.Args[1:]) // ExitOnError
+	if *only != "" && *only != "b7" && *only != "b8" {
+		fmt.Fprintf(os.Stderr, "bench/routing: -only %q: want b7 or b8\n", *only)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx)
+	err := run(ctx, *only)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench/routing:", err)
@@ -79,13 +102,20 @@ type path struct {
 	topo *topology
 }
 
-func run(ctx context.Context) error {
+func run(ctx context.Context, only string) error {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root: it creates network namespaces")
 	}
-	for _, tool := range []string{"ip", "bridge", "sysctl", "ss", "ping", "iperf3"} {
+	var tools []string
+	if only != "b8" {
+		tools = append(tools, "ip", "bird")
+	}
+	if only != "b7" {
+		tools = append(tools, "ip", "bridge", "sysctl", "ss", "ping", "iperf3")
+	}
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s not found (make deps installs iperf3): %w", tool, err)
+			return fmt.Errorf("%s not found (make deps installs bird2 and iperf3): %w", tool, err)
 		}
 	}
 	work, err := os.MkdirTemp("", "bench-routing-")
@@ -98,7 +128,19 @@ func run(ctx context.Context) error {
 	if err := hostnode.Build(ctx, binDir); err != nil {
 		return err
 	}
+	if only != "b8" {
+		if err := runB7(ctx, binDir, work); err != nil {
+			return err
+		}
+	}
+	if only != "b7" {
+		return runB8(ctx, binDir, work)
+	}
+	return nil
+}
 
+// runB8 builds B8's topologies and measures them.
+func runB8(ctx context.Context, binDir, work string) error {
 	var paths []path
 	defer func() {
 		for i := len(paths) - 1; i >= 0; i-- {
@@ -199,7 +241,7 @@ func checkSame(ctx context.Context, paths []path) (map[string]any, error) {
 		}
 	}
 	return map[string]any{
-		"rounds": rounds, "test_seconds": testTime.Seconds(), "ping": fmt.Sprintf("%d echoes, %s s apart", pingCount, pingInterval),
+		"part": "b8", "rounds": rounds, "test_seconds": testTime.Seconds(), "ping": fmt.Sprintf("%d echoes, %s s apart", pingCount, pingInterval),
 		"iperf3": toolVersion("iperf3", "--version"), "underlay_mtu": underlayMTU, "container_mtu": mtus,
 		"nftables": "Calyx's hosts carry Calyx's nftables table (conntrack, policy dispatch, NAT hooks); reference_ct's carry conntrack and NAT hooks only; reference and direct none",
 	}, nil
