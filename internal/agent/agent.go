@@ -346,8 +346,8 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 	gr := cmp.Or(cfg.BGPGracefulRestart, bgp.DefaultGracefulRestartTime)
 	var remoteOpts []route.RemoteOption
 	if !cfg.NoBGP {
-		// Routes learned before a restart stay until the sessions are
-		// back, for the graceful restart time.
+		// Routes from before a restart stay until the sessions are back,
+		// for the graceful restart time; later withdrawals act at once.
 		remoteOpts = append(remoteOpts, route.WithRemoteGrace(gr))
 	}
 	remote := route.NewRemote(k.host, log.With("component", "routing"), remoteOpts...)
@@ -396,17 +396,6 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 	}
 	if speaker != nil {
 		g.Go(func() error { return speaker.run(gctx) })
-		g.Go(func() error {
-			// After the graceful restart time, routes nobody wants go at
-			// once: the sessions had their chance to come back.
-			select {
-			case <-gctx.Done():
-			case <-time.After(gr):
-				remote.SetGrace(0)
-				loop.learnedRoutes()
-			}
-			return nil
-		})
 	}
 	status := nodeStatus{health: hl, loop: loop, bgp: speaker, syncers: []func() datastore.Status{syncer.Status, affSyncer.Status}}
 	api := apiHandler(svc, hl, map[string]http.Handler{localapi.PathNodeStatus: http.HandlerFunc(status.serve)})

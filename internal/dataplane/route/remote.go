@@ -90,21 +90,15 @@ func sameRoute(cur, want Route) bool {
 // RemoteOption configures a Remote.
 type RemoteOption func(*Remote)
 
-// WithRemoteGrace sets how long an owned route nobody desires is kept
-// before Apply removes it (default 0: at once). A non-zero grace is for
+// WithRemoteGrace sets how long an inherited route nobody desires is kept
+// before Apply removes it (default 0: at once). Inherited routes are the
+// owned routes the first Resync found, until Apply is asked for their
+// destination; every other unwanted route goes at once. The grace is for
 // BGP graceful restart: a restarted calyx-node finds the routes its peers
 // advertised still in the kernel, and must keep forwarding along them
-// until the sessions are back and the peers have advertised them again.
+// until the sessions are back and the peers have advertised them again,
+// while a withdrawal after that is acted on at once.
 func WithRemoteGrace(d time.Duration) RemoteOption { return func(r *Remote) { r.grace = d } }
-
-// SetGrace changes the grace period of unwanted routes: calyx-node keeps
-// routes learned before a restart for the graceful restart time, then
-// removes unwanted routes at once.
-func (r *Remote) SetGrace(d time.Duration) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.grace = d
-}
 
 // Remote makes the kernel hold the owned routes that are not on workload
 // interfaces: routes to other hosts' blocks, blackholes for local blocks,
@@ -128,10 +122,14 @@ type Remote struct {
 	// desired route must not replace a workload's, and replacing anyone
 	// else's is logged.
 	others map[netip.Prefix]Route
-	// unwanted holds owned routes Apply found undesired, with when it
-	// first did.
+	// unwanted holds inherited routes Apply found undesired, with when
+	// it first did.
 	unwanted map[netip.Prefix]time.Time
-	writes   uint64
+	// inherited are the owned routes the first Resync found whose
+	// destination no Apply has asked for since (see WithRemoteGrace).
+	inherited map[netip.Prefix]bool
+	resynced  bool
+	writes    uint64
 }
 
 // NewRemote returns a Remote over k. Call Resync before the first Apply so
@@ -140,7 +138,7 @@ func NewRemote(k Kernel, log *slog.Logger, opts ...RemoteOption) *Remote {
 	r := &Remote{
 		k: k, log: log,
 		names: map[int]string{}, routes: map[netip.Prefix]Route{}, others: map[netip.Prefix]Route{},
-		unwanted: map[netip.Prefix]time.Time{},
+		unwanted: map[netip.Prefix]time.Time{}, inherited: map[netip.Prefix]bool{},
 	}
 	for _, o := range opts {
 		o(r)
@@ -183,6 +181,12 @@ func (r *Remote) Resync(_ context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.names, r.routes, r.others = names, routes, others
+	if !r.resynced {
+		r.resynced = true
+		for p := range routes {
+			r.inherited[p] = true
+		}
+	}
 	return nil
 }
 
@@ -212,6 +216,7 @@ func (r *Remote) Apply(_ context.Context, desired []RemoteRoute, now time.Time) 
 			continue
 		}
 		wanted[d.Dst] = true
+		delete(r.inherited, d.Dst)
 		if err := r.applyLocked(d, links, linkErrs); err != nil {
 			errs = append(errs, fmt.Errorf("adding route %s: %w", d, err))
 		}
@@ -288,14 +293,16 @@ func (r *Remote) pruneLocked(wanted map[netip.Prefix]bool, now time.Time) []erro
 		if wanted[rt.Dst] {
 			continue
 		}
-		seen[rt.Dst] = true
-		first, ok := r.unwanted[rt.Dst]
-		if !ok {
-			r.unwanted[rt.Dst] = now
-			first = now
-		}
-		if now.Sub(first) < r.grace {
-			continue
+		if r.inherited[rt.Dst] {
+			seen[rt.Dst] = true
+			first, ok := r.unwanted[rt.Dst]
+			if !ok {
+				r.unwanted[rt.Dst] = now
+				first = now
+			}
+			if now.Sub(first) < r.grace {
+				continue
+			}
 		}
 		text := r.textLocked(rt)
 		if err := r.k.DeleteRoute(rt); err != nil {
@@ -306,6 +313,7 @@ func (r *Remote) pruneLocked(wanted map[netip.Prefix]bool, now time.Time) []erro
 		r.log.Info("removed an unwanted route", "route", text)
 		delete(r.routes, rt.Dst)
 		delete(r.unwanted, rt.Dst)
+		delete(r.inherited, rt.Dst)
 	}
 	maps.DeleteFunc(r.unwanted, func(p netip.Prefix, _ time.Time) bool { return !seen[p] })
 	return errs
