@@ -171,6 +171,17 @@ for h in "${HOSTS[@]}"; do
 	done
 done
 
+say "routing: with a policy allowing everything (order 0), every pair meets, across hosts too"
+cat >"$work/allow-all.yaml" <<YAML
+apiVersion: calyx.dev/v1
+kind: GlobalNetworkPolicy
+metadata: {name: demo-allow-all}
+spec: {order: 0, selector: all(), ingress: [{action: Allow}], egress: [{action: Allow}]}
+YAML
+ctl apply -f "$work/allow-all.yaml"
+matrix
+ctl delete globalnetworkpolicy demo-allow-all
+
 say "connectivity with the policies of examples/ in force (ping from row to column)"
 matrix
 echo "web-1 and web-2 meet: the frontend profile lets members of the network talk."
