@@ -289,9 +289,9 @@ func (v *view) nodeAndPools() (*api.Node, []*api.IPPool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	n, _ := v.res[resKey{api.KindNode, v.node}].(*api.Node)
-	var pools []*api.IPPool
-	for k, r := range v.res {
-		if p, ok := r.(*api.IPPool); ok && k.kind == api.KindIPPool {
+	pools := make([]*api.IPPool, 0, len(v.pools))
+	for name := range v.pools { // not all of res: it holds every endpoint
+		if p, ok := v.res[resKey{api.KindIPPool, name}].(*api.IPPool); ok {
 			pools = append(pools, p)
 		}
 	}
