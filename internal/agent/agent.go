@@ -398,14 +398,14 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 		g.Go(func() error { return speaker.run(gctx) })
 	}
 	status := nodeStatus{health: hl, loop: loop, bgp: speaker, syncers: []func() datastore.Status{syncer.Status, affSyncer.Status}}
-	api := apiHandler(svc, hl, map[string]http.Handler{localapi.PathNodeStatus: http.HandlerFunc(status.serve)})
-	g.Go(func() error { return serve(gctx, apiL, api, log) })
+	local := apiHandler(svc, hl, map[string]http.Handler{localapi.PathNodeStatus: http.HandlerFunc(status.serve)})
+	g.Go(func() error { return serve(gctx, apiL, local, log) })
 	if metricsL != nil {
 		g.Go(func() error { return serve(gctx, metricsL, metricsHandler(gatherer, hl), log) })
 	}
 	g.Go(func() error { return loop.run(gctx) })
 	g.Go(func() error { return gc.run(gctx, gcInterval(cfg.GCGrace)) })
-	tunnelChanges := view.subscribe()
+	tunnelChanges := view.subscribe(api.KindNode, api.KindIPPool)
 	g.Go(func() error {
 		svc.runTunnelAddrs(gctx, tunnelChanges, log.With("component", "vxlan"))
 		return nil

@@ -52,9 +52,9 @@ type view struct {
 	reload  bool
 	seq     uint64
 
-	changed  chan struct{}   // receives a token when anything changes
-	subs     []chan struct{} // other watchers' tokens (subscribe)
-	syncedCh chan struct{}   // closed on the first snapshot
+	changed  chan struct{}  // receives a token when anything changes
+	subs     []subscription // other watchers (subscribe)
+	syncedCh chan struct{}  // closed on the first snapshot
 }
 
 // resKey identifies a resource.
@@ -142,7 +142,7 @@ func (v *view) OnSnapshot(s datastore.Snapshot) {
 	if nowReady && !wasReady {
 		close(v.syncedCh)
 	}
-	v.notify()
+	v.notify("")
 }
 
 // readyLocked reports whether every expected snapshot arrived.
@@ -188,7 +188,7 @@ func (f affinityFeed) OnSnapshot(s datastore.Snapshot) {
 	if nowReady && !wasReady {
 		close(v.syncedCh)
 	}
-	v.notify()
+	v.notify(api.KindBlockAffinity)
 }
 
 // OnEvent implements datastore.Handler.
@@ -204,7 +204,7 @@ func (f affinityFeed) OnEvent(e datastore.Event) {
 	v.dirty[k] = struct{}{}
 	v.seq++
 	v.mu.Unlock()
-	v.notify()
+	v.notify(api.KindBlockAffinity)
 }
 
 // OnEvent implements datastore.Handler.
@@ -233,7 +233,7 @@ func (v *view) OnEvent(e datastore.Event) {
 	v.advanceLocked(e.Revision)
 	v.seq++
 	v.mu.Unlock()
-	v.notify()
+	v.notify(e.Kind)
 }
 
 func (v *view) putLocked(r api.Resource) {
@@ -257,7 +257,9 @@ func (v *view) advanceLocked(rev int64) {
 	v.pending = slices.DeleteFunc(v.pending, func(p pendingWrite) bool { return p.rev <= rev })
 }
 
-func (v *view) notify() {
+// notify wakes the reconcile loop, and the subscribers of kind ("": a
+// snapshot, every subscriber).
+func (v *view) notify(kind string) {
 	select {
 	case v.changed <- struct{}{}:
 	default:
@@ -265,20 +267,31 @@ func (v *view) notify() {
 	v.mu.Lock()
 	subs := v.subs
 	v.mu.Unlock()
-	for _, c := range subs {
+	for _, s := range subs {
+		if kind != "" && !slices.Contains(s.kinds, kind) {
+			continue
+		}
 		select {
-		case c <- struct{}{}:
+		case s.c <- struct{}{}:
 		default:
 		}
 	}
 }
 
-// subscribe returns a channel that receives a token after the view
-// changed, for a goroutine other than the reconcile loop.
-func (v *view) subscribe() <-chan struct{} {
+// subscription is a goroutine other than the reconcile loop waiting for
+// changes of some kinds.
+type subscription struct {
+	c     chan struct{}
+	kinds []string
+}
+
+// subscribe returns a channel that receives a token after a resource of
+// one of the kinds changed (or a snapshot arrived), so that a watcher of
+// Nodes and pools is not woken by every endpoint event.
+func (v *view) subscribe(kinds ...string) <-chan struct{} {
 	c := make(chan struct{}, 1)
 	v.mu.Lock()
-	v.subs = append(v.subs, c)
+	v.subs = append(v.subs, subscription{c: c, kinds: kinds})
 	v.mu.Unlock()
 	return c
 }
@@ -387,7 +400,7 @@ func (v *view) touch(name string) uint64 {
 	v.seq++
 	seq := v.seq
 	v.mu.Unlock()
-	v.notify()
+	v.notify(api.KindWorkloadEndpoint)
 	return seq
 }
 
@@ -411,7 +424,7 @@ func (v *view) ownWrite(name string, e overlayEntry) {
 	v.dirty[resKey{api.KindWorkloadEndpoint, name}] = struct{}{}
 	v.seq++
 	v.mu.Unlock()
-	v.notify()
+	v.notify(api.KindWorkloadEndpoint)
 }
 
 // endpoint returns this node's endpoint of that name (nil: none). The

@@ -256,15 +256,16 @@ func (c *Calc) flushRoutes() {
 
 // poolOf returns the pool containing a, and its block size; nil if none.
 func (c *Calc) poolOf(a netip.Addr) (*api.IPPool, int) {
+	// The longest prefix wins, then the first name: no sort, as this
+	// runs for every address an endpoint event touches.
 	var best *api.IPPool
-	bestBits := -1
-	for _, name := range sortedNames(c.res.pools) {
-		p := c.res.pools[name]
+	bestBits, bestName := -1, ""
+	for name, p := range c.res.pools {
 		pfx, err := netip.ParsePrefix(p.Spec.CIDR)
-		if err != nil || !pfx.Masked().Contains(a) || pfx.Bits() <= bestBits {
+		if err != nil || !pfx.Masked().Contains(a) || pfx.Bits() < bestBits || pfx.Bits() == bestBits && name > bestName {
 			continue
 		}
-		best, bestBits = p, pfx.Bits()
+		best, bestBits, bestName = p, pfx.Bits(), name
 	}
 	if best == nil {
 		return nil, 0

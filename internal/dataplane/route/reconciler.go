@@ -395,8 +395,14 @@ func (r *Reconciler) Prune(_ context.Context, desired []Endpoint, now time.Time)
 func (r *Reconciler) NextPrune() (time.Time, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return pruneDue(r.unwanted, r.grace)
+}
+
+// pruneDue returns when the earliest of the unwanted objects' grace
+// periods ends; false when there is none.
+func pruneDue[K comparable](unwanted map[K]time.Time, grace time.Duration) (time.Time, bool) {
 	var next time.Time
-	for _, t := range r.unwanted {
+	for _, t := range unwanted {
 		if next.IsZero() || t.Before(next) {
 			next = t
 		}
@@ -404,7 +410,7 @@ func (r *Reconciler) NextPrune() (time.Time, bool) {
 	if next.IsZero() {
 		return time.Time{}, false
 	}
-	return next.Add(r.grace), true
+	return next.Add(grace), true
 }
 
 // expiredLocked records text as unwanted at now if it was not yet, and

@@ -333,16 +333,7 @@ func (r *Remote) pruneLocked(wanted map[netip.Prefix]bool, now time.Time) []erro
 func (r *Remote) NextPrune() (time.Time, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var next time.Time
-	for _, t := range r.unwanted {
-		if next.IsZero() || t.Before(next) {
-			next = t
-		}
-	}
-	if next.IsZero() {
-		return time.Time{}, false
-	}
-	return next.Add(r.grace), true
+	return pruneDue(r.unwanted, r.grace)
 }
 
 // Differs reports whether ev shows the kernel holding something other
