@@ -19,8 +19,14 @@ set -euo pipefail
 # internal/bgp's interop test (and the BGP benchmark); its package would
 # start bird as a service where systemd runs, so the service is stopped
 # and disabled below: the tests run bird themselves in a namespace.
+# docker.io and busybox-static: the Docker plugin's tests run a private
+# dockerd in a namespace (test/dockerd) with an image built from the static
+# busybox; docker.io's package (and containerd's, which it pulls in) would
+# start the daemons as services where systemd runs, so they too are
+# stopped and disabled below: a system containerd would also be picked up
+# by every dockerd that can see /run/containerd.
 pkgs=(git gcc libc6-dev ca-certificates iproute2 iputils-ping containernetworking-plugins etcd-server
-	iptables ipset nftables iperf3 bird2)
+	iptables ipset nftables iperf3 bird2 docker.io busybox-static)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -36,6 +42,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 	if [[ " ${missing[*]} " == *" bird2 "* ]] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
 		systemctl disable --now bird.service >/dev/null 2>&1 || true
+	fi
+	if [[ " ${missing[*]} " == *" docker.io "* ]] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+		systemctl disable --now docker.socket docker.service containerd.service >/dev/null 2>&1 || true
 	fi
 fi
 
