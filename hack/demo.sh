@@ -93,7 +93,7 @@ done
 say "starting calyx-node on each host (h1 runs the embedded etcd at $ETCD)"
 for h in "${HOSTS[@]}"; do
 	mkdir -p "$work/$h"
-	args=(--name "$h" --ip "${HOST_IP[$h]}/24" --data-dir "$work/$h" --socket "$work/$h/calyx.sock" --gc-grace 10m)
+	args=(--name "$h" --ip "${HOST_IP[$h]}/24" --data-dir "$work/$h" --socket "$work/$h/calyx.sock" --gc-grace 10m --docker=false)
 	if [ "$h" = h1 ]; then
 		args+=(--etcd-listen-client-url "$ETCD" --etcd-listen-peer-url "https://192.0.2.11:2380")
 	else

@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
 	"github.com/calyx-net/calyx/internal/agent"
 	"github.com/calyx-net/calyx/internal/datastore"
+	"github.com/calyx-net/calyx/internal/docker"
 	"github.com/calyx-net/calyx/internal/localapi"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -55,6 +57,9 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.GCGrace, "gc-grace", agent.DefaultGCGrace, "how long an endpoint's host veth may be missing, or an IPAM handle unheld, before it is released")
 	fs.DurationVar(&cfg.DatastoreTimeout, "datastore-timeout", agent.DefaultDatastoreTimeout, "how long a CNI request may wait for etcd before it fails with code 11 (\"try again later\")")
 	fs.StringVar(&cfg.Netns, "netns", "", "network namespace to program, e.g. /run/netns/NAME (default: calyx-node's own)")
+	dockerOn := fs.Bool("docker", true, "serve the Docker network and IPAM plugins (calyx, calyx-ipam) when the plugin directory's parent exists")
+	dockerDir := fs.String("docker-plugin-dir", "/run/docker/plugins", "where dockerd looks for plugin sockets")
+	fs.StringVar(&cfg.DockerHost, "docker-host", docker.DefaultHost, "dockerd's API, read for network names, container labels and garbage collection")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -87,6 +92,13 @@ func run(args []string) error {
 	defer stop()
 	log.Info("calyx-node starting", "version", version, "node", cfg.NodeName)
 	cfg.NoBGP = !*bgpOn
+	if *dockerOn {
+		if _, err := os.Stat(filepath.Dir(*dockerDir)); err == nil {
+			cfg.DockerPluginDir = *dockerDir
+		} else {
+			log.Info("the Docker plugin is off: the plugin directory's parent does not exist", "dockerPluginDir", *dockerDir)
+		}
+	}
 	return agent.Run(ctx, cfg, log)
 }
 

@@ -98,14 +98,7 @@ func (s *service) addLocked(ctx context.Context, req localapi.AddRequest, orch s
 		}
 		return why
 	}
-	if err := s.ensureProfile(ctx, req.Network); err != nil {
-		return localapi.AddResponse{}, undo(err)
-	}
-	w := s.buildEndpoint(req, orch, addrs)
-	if err := w.Validate(); err != nil {
-		return localapi.AddResponse{}, undo(badRequestf("building the endpoint of %s: %w", handle, err))
-	}
-	created, err := s.store.Create(ctx, w)
+	wep, err := s.createEndpoint(ctx, cniEndpoint(s.node, req, orch, addrs))
 	if datastore.IsAlreadyExists(err) {
 		// The view had not seen it yet: look again in the datastore.
 		cur, other, ferr := s.findEndpoint(ctx, req.Attachment, true)
@@ -120,10 +113,8 @@ func (s *service) addLocked(ctx context.Context, req localapi.AddRequest, orch s
 		}
 	}
 	if err != nil {
-		return localapi.AddResponse{}, undo(fmt.Errorf("writing endpoint %s: %w", w.Metadata.Name, err))
+		return localapi.AddResponse{}, undo(err)
 	}
-	wep := created.(*api.WorkloadEndpoint)
-	s.view.wroteEndpoint(wep)
 	s.log.Debug("endpoint created", "endpoint", wep.Metadata.Name, "handle", handle, "ips", wep.Spec.IPNetworks)
 	return s.addResponse(wep, handle, req.MTU), nil
 }
@@ -292,28 +283,85 @@ func (s *service) ensureProfile(ctx context.Context, network string) error {
 	return nil
 }
 
-// buildEndpoint returns the WorkloadEndpoint of a new attachment.
-func (s *service) buildEndpoint(req localapi.AddRequest, orch string, addrs []netip.Addr) *api.WorkloadEndpoint {
-	w := wepKind().New().(*api.WorkloadEndpoint)
-	w.Metadata.Name = endpointName(s.node, orch, req.ContainerID, req.IfName)
-	w.Metadata.Labels = maps.Clone(req.Labels)
-	if w.Metadata.Labels == nil {
-		w.Metadata.Labels = map[string]string{}
+// endpointSpec is an attachment as the endpoint lifecycle sees it,
+// whichever runtime asked for it: the CNI plugin (ADD) or Docker
+// (CreateEndpoint). Everything an endpoint records comes from it.
+type endpointSpec struct {
+	name, handle, orchestrator, network string
+	// workload, containerID and endpoint fill the endpoint's spec fields
+	// of the same names.
+	workload, containerID, endpoint string
+	labels                          map[string]string // the runtime's labels
+	annotations                     map[string]string // beyond the handle
+	addrs                           []netip.Addr
+	ports                           []api.EndpointPort
+	// mac is the container end's MAC.
+	mac string
+}
+
+// cniEndpoint is the endpoint spec of a CNI ADD.
+func cniEndpoint(node string, req localapi.AddRequest, orch string, addrs []netip.Addr) endpointSpec {
+	handle := req.Handle()
+	e := endpointSpec{
+		name: endpointName(node, orch, req.ContainerID, req.IfName), handle: handle, orchestrator: orch, network: req.Network,
+		workload: req.ContainerID, containerID: req.ContainerID, endpoint: req.IfName,
+		labels: req.Labels, addrs: addrs, ports: mappingPorts(req.PortMappings), mac: containerMAC(handle).String(),
 	}
-	w.Metadata.Labels[LabelNetwork] = networkLabelValue(req.Network)
-	w.Metadata.Labels[LabelOrchestrator] = orch
-	w.Metadata.Annotations = map[string]string{AnnotationHandle: req.Handle()}
 	if req.Netns != "" {
-		w.Metadata.Annotations[AnnotationNetns] = req.Netns
+		e.annotations = map[string]string{AnnotationNetns: req.Netns}
 	}
+	return e
+}
+
+// createEndpoint writes a new attachment's WorkloadEndpoint, creating its
+// network's profile on first use. An endpoint that exists already
+// satisfies datastore.IsAlreadyExists.
+func (s *service) createEndpoint(ctx context.Context, e endpointSpec) (*api.WorkloadEndpoint, error) {
+	if err := s.ensureProfile(ctx, e.network); err != nil {
+		return nil, err
+	}
+	w := buildEndpoint(s.node, e)
+	if err := w.Validate(); err != nil {
+		return nil, badRequestf("building the endpoint of %s: %w", e.handle, err)
+	}
+	created, err := s.store.Create(ctx, w)
+	if err != nil {
+		return nil, fmt.Errorf("writing endpoint %s: %w", w.Metadata.Name, err)
+	}
+	wep := created.(*api.WorkloadEndpoint)
+	s.view.wroteEndpoint(wep)
+	return wep, nil
+}
+
+// buildEndpoint returns the WorkloadEndpoint of a new attachment. Pure.
+func buildEndpoint(node string, e endpointSpec) *api.WorkloadEndpoint {
+	w := wepKind().New().(*api.WorkloadEndpoint)
+	w.Metadata.Name = e.name
+	w.Metadata.Labels = endpointLabels(e.labels, e.network, e.orchestrator)
+	w.Metadata.Annotations = maps.Clone(e.annotations)
+	if w.Metadata.Annotations == nil {
+		w.Metadata.Annotations = map[string]string{}
+	}
+	w.Metadata.Annotations[AnnotationHandle] = e.handle
 	w.Spec = api.WorkloadEndpointSpec{
-		Orchestrator: orch, Workload: req.ContainerID, Node: s.node, ContainerID: req.ContainerID,
-		Endpoint: req.IfName, InterfaceName: vethName(req.Handle()), IPNetworks: hostPrefixes(addrs),
-		MAC: containerMAC(req.Handle()).String(), Profiles: []string{profileName(req.Network)},
-		Ports: mappingPorts(req.PortMappings),
+		Orchestrator: e.orchestrator, Workload: e.workload, Node: node, ContainerID: e.containerID,
+		Endpoint: e.endpoint, InterfaceName: vethName(e.handle), IPNetworks: hostPrefixes(e.addrs),
+		MAC: e.mac, Profiles: []string{profileName(e.network)}, Ports: e.ports,
 	}
 	w.SetDefaults()
 	return w
+}
+
+// endpointLabels are an endpoint's labels: the runtime's, and the
+// network and orchestrator labels Calyx sets, which win.
+func endpointLabels(labels map[string]string, network, orch string) map[string]string {
+	out := maps.Clone(labels)
+	if out == nil {
+		out = map[string]string{}
+	}
+	out[LabelNetwork] = networkLabelValue(network)
+	out[LabelOrchestrator] = orch
+	return out
 }
 
 // portMappingProtocols are the protocols of a port mapping, as the ADD

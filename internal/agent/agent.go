@@ -18,6 +18,7 @@ import (
 	"github.com/calyx-net/calyx/internal/dataplane/route"
 	"github.com/calyx-net/calyx/internal/dataplane/vxlan"
 	"github.com/calyx-net/calyx/internal/datastore"
+	"github.com/calyx-net/calyx/internal/docker"
 	"github.com/calyx-net/calyx/internal/ipam"
 	"github.com/calyx-net/calyx/internal/localapi"
 	"github.com/calyx-net/calyx/internal/netns"
@@ -98,6 +99,14 @@ type Config struct {
 	// Netns is the network namespace calyx-node programs (a path such as
 	// /run/netns/host-a); empty: its own.
 	Netns string
+	// DockerPluginDir, when set, is where calyx-node serves Docker's
+	// network and IPAM plugins (calyx.sock and calyx-ipam.sock); empty:
+	// the Docker plugin is off. calyx-node's flags default it to
+	// /run/docker/plugins when /run/docker exists.
+	DockerPluginDir string
+	// DockerHost is dockerd's API, read for network names, container
+	// labels and garbage collection; default docker.DefaultHost.
+	DockerHost string
 	// Ready, if set, is called once the node is registered, the local API
 	// is listening and the datastore snapshot has been read.
 	Ready func()
@@ -147,6 +156,9 @@ func (c *Config) validate() error {
 	}
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
+	}
+	if c.DockerPluginDir != "" && c.DockerHost == "" {
+		c.DockerHost = docker.DefaultHost
 	}
 	if c.Socket == "" {
 		c.Socket = localapi.DefaultSocket
@@ -218,6 +230,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 		defer nk.Close()
 		kernel = nk
 		k.routes = nk
+		k.docker = netlinkDocker{h: nk.Handle()}
 		k.underlayMTU = func(a netip.Addr) (int, error) { return underlayMTU(nk.Handle(), a) }
 		if k.vx == nil {
 			vk, err := vxlan.NewNetlink(ns)
@@ -264,6 +277,15 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 		return err
 	}
 	defer apiL.Close()
+	var dl *dockerListeners
+	if cfg.DockerPluginDir != "" {
+		// Served before anything slower starts, so that a dockerd started
+		// alongside finds the plugins; requests wait for the datastore.
+		if dl, err = listenDocker(cfg); err != nil {
+			return err
+		}
+		defer dl.close()
+	}
 	var metricsL net.Listener
 	if cfg.MetricsAddr != "" {
 		if metricsL, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
@@ -302,7 +324,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 		return err
 	}
 	log.Info("node registered", "node", node.Metadata.Name, "resourceVersion", node.Metadata.ResourceVersion)
-	return serveNode(ctx, cfg, log, store, claim, k, policy, apiL, metricsL, h)
+	return serveNode(ctx, cfg, log, store, claim, k, policy, listeners{api: apiL, metrics: metricsL, docker: dl}, h)
 }
 
 // nodeKernels are the kernel interfaces calyx-node programs.
@@ -314,6 +336,14 @@ type nodeKernels struct {
 	routes *route.Netlink
 	// underlayMTU reads the MTU of the interface holding an address.
 	underlayMTU func(netip.Addr) (int, error)
+	// docker creates Docker endpoints' veths; nil with a fake kernel.
+	docker dockerKernel
+}
+
+// listeners are the sockets calyx-node serves.
+type listeners struct {
+	api, metrics net.Listener
+	docker       *dockerListeners // nil: the Docker plugin is off
 }
 
 // serveNode runs calyx-node's goroutines until ctx ends or one fails: the
@@ -321,7 +351,7 @@ type nodeKernels struct {
 // reconcile loop, and the garbage collectors. It returns after all have
 // stopped, so the caller closes the datastore client and the embedded etcd
 // only once nothing uses them.
-func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datastore.Client, claim *datastore.Claim, k nodeKernels, policy policyDataplane, apiL, metricsL net.Listener, h hooks) error {
+func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datastore.Client, claim *datastore.Claim, k nodeKernels, policy policyDataplane, ls listeners, h hooks) error {
 	view := newView(cfg.NodeName, time.Now)
 	view.expectAffinities()
 	syncer := datastore.NewSyncer(store, syncerKinds(), log.With("component", "syncer"))
@@ -399,9 +429,29 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 	}
 	status := nodeStatus{health: hl, loop: loop, bgp: speaker, syncers: []func() datastore.Status{syncer.Status, affSyncer.Status}}
 	local := apiHandler(svc, hl, map[string]http.Handler{localapi.PathNodeStatus: http.HandlerFunc(status.serve)})
-	g.Go(func() error { return serve(gctx, apiL, local, log) })
-	if metricsL != nil {
-		g.Go(func() error { return serve(gctx, metricsL, metricsHandler(gatherer, hl), log) })
+	g.Go(func() error { return serve(gctx, ls.api, local, log) })
+	if ls.metrics != nil {
+		g.Go(func() error { return serve(gctx, ls.metrics, metricsHandler(gatherer, hl), log) })
+	}
+	if ls.docker != nil {
+		if k.docker == nil {
+			return errors.New("the Docker plugin needs the netlink kernel: it creates veths")
+		}
+		engine, err := docker.NewEngineClient(cfg.DockerHost)
+		if err != nil {
+			return err
+		}
+		dlog := log.With("component", "docker")
+		be := newDockerBackend(svc, k.docker, dlog)
+		drv := docker.NewDriver(be, engine, dlog)
+		g.Go(func() error {
+			<-gctx.Done()
+			be.close()
+			return nil
+		})
+		g.Go(func() error { return serve(gctx, ls.docker.network, drv.NetworkHandler(), dlog) })
+		g.Go(func() error { return serve(gctx, ls.docker.ipam, drv.IPAMHandler(), dlog) })
+		gc.docker = engine.NetworkEndpoints
 	}
 	g.Go(func() error { return loop.run(gctx) })
 	g.Go(func() error { return gc.run(gctx, gcInterval(cfg.GCGrace)) })

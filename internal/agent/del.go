@@ -151,6 +151,10 @@ func (s *service) releaseStore(ctx context.Context, handle string, w *api.Worklo
 	if err := s.alloc.ReleaseByHandle(ctx, handle); err != nil {
 		errs = append(errs, fmt.Errorf("releasing the addresses of %s: %w", handle, err))
 	}
+	if w != nil && w.Metadata.Annotations[AnnotationDockerEndpoint] != "" {
+		// A Docker endpoint's addresses have handles of their own.
+		errs = append(errs, s.releaseDockerAddrs(ctx, w))
+	}
 	wg.Wait()
 	errs = append(errs, epErr)
 	if err := errors.Join(errs...); err != nil {

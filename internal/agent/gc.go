@@ -63,6 +63,11 @@ type collector struct {
 	log       *slog.Logger
 	grace     time.Duration
 	scanEvery time.Duration // between IPAM handle scans
+	// docker lists the endpoint IDs dockerd knows in calyx networks (nil:
+	// the Docker plugin is off). A Docker endpoint dockerd no longer
+	// knows (its sandbox was cleaned up while calyx-node was not
+	// listening) is collected like one whose veth vanished.
+	docker func(ctx context.Context) (map[string]bool, error)
 	vanished  map[string]time.Time
 	leaked    map[string]time.Time
 	// borrowed holds this node's allocations in other nodes' blocks as the
@@ -131,29 +136,66 @@ func (c *collector) pass(ctx context.Context, now time.Time) {
 // grace period.
 func (c *collector) collectEndpoints(ctx context.Context, now time.Time) {
 	s := c.s
+	known := c.dockerEndpoints(ctx)
 	var missing []string
 	for _, w := range s.view.endpoints() {
 		handle := w.Metadata.Annotations[AnnotationHandle]
 		if handle == "" || w.Spec.InterfaceName == "" || s.locks.busy(handle) {
 			continue
 		}
-		ok, err := s.host.HasLink(ctx, w.Spec.InterfaceName)
+		gone, err := c.gone(ctx, w, known)
 		if err != nil {
 			c.log.Warn("checking an endpoint's host interface", "endpoint", w.Metadata.Name, "err", err)
 			continue
 		}
-		if !ok {
+		if gone != "" {
 			missing = append(missing, w.Metadata.Name)
 		}
 	}
 	for _, name := range sweep(c.vanished, missing, now, c.grace) {
-		if err := c.collectEndpoint(ctx, name); err != nil && ctx.Err() == nil {
+		if err := c.collectEndpoint(ctx, name, known); err != nil && ctx.Err() == nil {
 			c.log.Warn("collecting an endpoint whose veth vanished", "endpoint", name, "err", err)
 		}
 	}
 }
 
-func (c *collector) collectEndpoint(ctx context.Context, name string) error {
+// dockerEndpoints returns the endpoint IDs dockerd knows, or nil when the
+// Docker plugin is off or dockerd does not answer (then Docker endpoints
+// are judged by their veths alone).
+func (c *collector) dockerEndpoints(ctx context.Context) map[string]bool {
+	if c.docker == nil {
+		return nil
+	}
+	known, err := c.docker(ctx)
+	if err != nil {
+		c.log.Debug("reading dockerd's endpoints", "err", err)
+		return nil
+	}
+	return known
+}
+
+// gone says why the endpoint is to be collected ("" if it is not): its
+// veth vanished, or it is a Docker endpoint dockerd (which answered with
+// known) no longer has.
+func (c *collector) gone(ctx context.Context, w *api.WorkloadEndpoint, known map[string]bool) (string, error) {
+	if id := w.Metadata.Annotations[AnnotationDockerEndpoint]; id != "" && known != nil && !known[id] {
+		return "dockerd no longer has the endpoint", nil
+	}
+	ok, err := c.s.host.HasLink(ctx, w.Spec.InterfaceName)
+	if err != nil || ok {
+		return "", err
+	}
+	if w.Metadata.Annotations[AnnotationDockerEndpoint] != "" && w.Spec.ContainerID == "" {
+		// Created, not yet joined: it has no veth yet, and dockerd (if
+		// it answered) still has it.
+		return "", nil
+	}
+	return "its host veth vanished", nil
+}
+
+// collectEndpoint releases the endpoint, once more found gone under its
+// attachment's lock.
+func (c *collector) collectEndpoint(ctx context.Context, name string, known map[string]bool) error {
 	s := c.s
 	w := s.view.endpoint(name)
 	if w == nil {
@@ -175,7 +217,8 @@ func (c *collector) collectEndpoint(ctx context.Context, name string) error {
 	if w == nil || !belongs(w, handle) {
 		return nil
 	}
-	if ok, err := s.host.HasLink(ctx, w.Spec.InterfaceName); ok || err != nil {
+	why, err := c.gone(ctx, w, known)
+	if why == "" || err != nil {
 		return err
 	}
 	// Bounded like a request, so that a DEL or ADD waiting for the
@@ -187,9 +230,11 @@ func (c *collector) collectEndpoint(ctx context.Context, name string) error {
 	}
 	delete(c.vanished, name)
 	s.m.gcReleased.WithLabelValues("endpoint").Inc()
-	c.log.Info("released an endpoint whose host veth vanished", "endpoint", name, "hostIf", w.Spec.InterfaceName, "ips", w.Spec.IPNetworks, "missingFor", ">= "+c.grace.String())
+	c.log.Info("released an endpoint: "+why, "endpoint", name, "hostIf", w.Spec.InterfaceName, "ips", w.Spec.IPNetworks, "missingFor", ">= "+c.grace.String())
 	return nil
 }
+
+// collectHandles releases this node's CNI handles that no endpoint has
 
 // collectHandles releases this node's CNI handles that no endpoint has
 // held for the grace period. Only every borrowedScanEvery-th scan reads the
@@ -222,7 +267,8 @@ func (c *collector) collectHandles(ctx context.Context, now time.Time) error {
 		// calyx-ipam's allocations under other plugins are for their DEL
 		// or a CNI GC; tunnel addresses and other non-CNI handles have no
 		// container.
-		if as[0].Attrs[ipam.AttrIPAMOnly] == "true" || as[0].Attrs["containerID"] == "" {
+		at := as[0].Attrs
+		if at[ipam.AttrIPAMOnly] == "true" || at["containerID"] == "" && at["orchestrator"] != api.OrchestratorDocker {
 			continue
 		}
 		candidates = append(candidates, handle)

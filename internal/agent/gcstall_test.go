@@ -182,7 +182,7 @@ func TestCollectorStuckOnEtcdDoesNotHoldUpDel(t *testing.T) {
 	defer cancelGC()
 	name := endpointName("node-a", api.OrchestratorCNI, att.ContainerID, att.IfName)
 	collected := make(chan error, 1)
-	go func() { collected <- col.collectEndpoint(gcCtx, name) }()
+	go func() { collected <- col.collectEndpoint(gcCtx, name, nil) }()
 	st.started(t, "Check")
 	if s.locks.busy(handle) {
 		t.Error("the collector holds the handle's lock while it checks the node claim")

@@ -61,7 +61,6 @@ func httpStatus(err error) int {
 }
 
 func TestBuildEndpointPortMappings(t *testing.T) {
-	s := &service{node: "node-a"}
 	req := localapi.AddRequest{
 		Attachment: attachment("c1", "eth0"), Orchestrator: api.OrchestratorMesos,
 		PortMappings: []localapi.PortMapping{
@@ -71,7 +70,7 @@ func TestBuildEndpointPortMappings(t *testing.T) {
 			{HostPort: 31003, ContainerPort: 9000, Protocol: "sctp"},
 		},
 	}
-	w := s.buildEndpoint(req, api.OrchestratorMesos, []netip.Addr{netip.MustParseAddr("10.65.0.7")})
+	w := buildEndpoint("node-a", cniEndpoint("node-a", req, api.OrchestratorMesos, []netip.Addr{netip.MustParseAddr("10.65.0.7")}))
 	want := []api.EndpointPort{
 		{Protocol: api.Protocol{Name: api.ProtocolTCP}, Port: 80, HostPort: 31001},
 		{Protocol: api.Protocol{Name: api.ProtocolUDP}, Port: 53, HostPort: 31001},
@@ -85,7 +84,7 @@ func TestBuildEndpointPortMappings(t *testing.T) {
 		t.Errorf("the endpoint does not validate: %v", err)
 	}
 	req.PortMappings = nil
-	if w := s.buildEndpoint(req, api.OrchestratorMesos, []netip.Addr{netip.MustParseAddr("10.65.0.7")}); w.Spec.Ports != nil {
+	if w := buildEndpoint("node-a", cniEndpoint("node-a", req, api.OrchestratorMesos, []netip.Addr{netip.MustParseAddr("10.65.0.7")})); w.Spec.Ports != nil {
 		t.Errorf("spec.ports without mappings: %v", w.Spec.Ports)
 	}
 }

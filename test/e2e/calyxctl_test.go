@@ -39,7 +39,7 @@ func startNode(t *testing.T, name string) *node {
 	// (--netns): the root namespace's kernel state is never touched.
 	hostNS := testnet.NewNS(t)
 	n.cmd = exec.Command(bin("calyx-node"), "--name", name, "--ip", "192.0.2.10/24", "--data-dir", n.dataDir,
-		"--netns", hostNS.Path(), "--bgp=false", "--socket", filepath.Join(n.dataDir, "calyx.sock"), "--metrics-addr", "",
+		"--netns", hostNS.Path(), "--bgp=false", "--docker=false", "--socket", filepath.Join(n.dataDir, "calyx.sock"), "--metrics-addr", "",
 		"--etcd-listen-client-url", n.endpoint, "--etcd-listen-peer-url", fmt.Sprintf("https://127.0.0.1:%d", pport))
 	n.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log

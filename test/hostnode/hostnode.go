@@ -114,6 +114,15 @@ type Config struct {
 	// NoUplink says the caller has given NS its interfaces, addresses
 	// and routes (a host on a test LAN); otherwise Start adds an uplink.
 	NoUplink bool
+	// DockerHost, when set, turns the Docker plugin on: calyx-node serves
+	// it in its default plugin directory and reads dockerd at this
+	// address. Otherwise it runs with --docker=false.
+	DockerHost string
+	// Command, when set, builds the calyx-node command instead of
+	// exec.Command: for one that runs in dockerd's mount namespace too
+	// (dockerd.Daemon.Command), where the plugin directory and the
+	// containers' sandboxes are.
+	Command func(name string, args ...string) *exec.Cmd
 }
 
 // Node is a running calyx-node.
@@ -151,7 +160,16 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
-	n.cmd = exec.Command(filepath.Join(cfg.BinDir, "calyx-node"), append(args, cfg.Args...)...)
+	if cfg.DockerHost != "" {
+		args = append(args, "--docker-host", cfg.DockerHost)
+	} else {
+		args = append(args, "--docker=false")
+	}
+	command := exec.Command
+	if cfg.Command != nil {
+		command = cfg.Command
+	}
+	n.cmd = command(filepath.Join(cfg.BinDir, "calyx-node"), append(args, cfg.Args...)...)
 	n.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
 	if err := StartIn(cfg.NS, n.cmd); err != nil {
