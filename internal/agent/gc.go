@@ -67,9 +67,9 @@ type collector struct {
 	// the Docker plugin is off). A Docker endpoint dockerd no longer
 	// knows (its sandbox was cleaned up while calyx-node was not
 	// listening) is collected like one whose veth vanished.
-	docker func(ctx context.Context) (map[string]bool, error)
-	vanished  map[string]time.Time
-	leaked    map[string]time.Time
+	docker   func(ctx context.Context) (map[string]bool, error)
+	vanished map[string]time.Time
+	leaked   map[string]time.Time
 	// borrowed holds this node's allocations in other nodes' blocks as the
 	// last full scan found them (see borrowedScanEvery).
 	borrowed []ipam.Allocation
