@@ -443,7 +443,13 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 		}
 		dlog := log.With("component", "docker")
 		be := newDockerBackend(svc, k.docker, dlog)
-		drv := docker.NewDriver(be, engine, dlog)
+		drv := docker.NewDriver(be, engine, dlog, func(method string, took time.Duration, err error) {
+			result := "ok"
+			if err != nil {
+				result = "error"
+			}
+			m.dockerSeconds.WithLabelValues(method, result).Observe(took.Seconds())
+		})
 		g.Go(func() error {
 			<-gctx.Done()
 			be.close()

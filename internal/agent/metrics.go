@@ -13,6 +13,8 @@ import (
 type metrics struct {
 	cniRequests *prometheus.CounterVec   // op, result
 	cniSeconds  *prometheus.HistogramVec // op
+	// dockerSeconds times Docker plugin requests, by method and result.
+	dockerSeconds *prometheus.HistogramVec
 	allocations *prometheus.CounterVec   // family
 	program     prometheus.Histogram
 	apply       *prometheus.HistogramVec // pass
@@ -38,6 +40,11 @@ func newMetrics(reg prometheus.Registerer, v *view, status func() datastore.Stat
 			Help:    "Time calyx-node spent answering local API requests, by operation.",
 			Buckets: kernelBuckets(),
 		}, []string{"op"}),
+		dockerSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "calyx_docker_request_seconds",
+			Help:    "Time calyx-node spent answering Docker plugin requests, by method (e.g. NetworkDriver.Join) and result (ok, error).",
+			Buckets: kernelBuckets(),
+		}, []string{"method", "result"}),
 		allocations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "calyx_ipam_allocations_total",
 			Help: "Addresses this node allocated for CNI attachments, by family (ipv4, ipv6).",
@@ -98,7 +105,7 @@ func newMetrics(reg prometheus.Registerer, v *view, status func() datastore.Stat
 			return 0
 		}),
 	}
-	for _, c := range append(gauges, m.cniRequests, m.cniSeconds, m.allocations, m.program, m.apply, m.gcReleased, m.dataplaneFailures) {
+	for _, c := range append(gauges, m.cniRequests, m.cniSeconds, m.dockerSeconds, m.allocations, m.program, m.apply, m.gcReleased, m.dataplaneFailures) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Backend is calyx-node's endpoint lifecycle as the driver drives it, in
@@ -47,81 +48,89 @@ type Engine interface {
 
 // Driver serves the network and IPAM plugin APIs.
 type Driver struct {
-	b   Backend
-	e   Engine
-	log *slog.Logger
+	b       Backend
+	e       Engine
+	log     *slog.Logger
+	observe Observer
 
 	mu    sync.Mutex        // guards names
 	names map[string]string // Docker network ID -> Calyx network name
 }
 
-// NewDriver returns a driver over calyx-node's backend and dockerd's API.
-func NewDriver(b Backend, e Engine, log *slog.Logger) *Driver {
-	return &Driver{b: b, e: e, log: log, names: map[string]string{}}
+// Observer is told how long each request took and whether it failed.
+type Observer func(method string, took time.Duration, err error)
+
+// NewDriver returns a driver over calyx-node's backend and dockerd's API;
+// observe (nil: none) sees every request.
+func NewDriver(b Backend, e Engine, log *slog.Logger, observe Observer) *Driver {
+	if observe == nil {
+		observe = func(string, time.Duration, error) {}
+	}
+	return &Driver{b: b, e: e, log: log, observe: observe, names: map[string]string{}}
 }
 
 // NetworkHandler serves the network driver socket (calyx.sock).
 func (d *Driver) NetworkHandler() http.Handler {
 	mux := http.NewServeMux()
-	handle(mux, d.log, "Plugin.Activate", func(context.Context, struct{}) (any, error) {
+	handle(mux, d, "Plugin.Activate", func(context.Context, struct{}) (any, error) {
 		return activateResponse{Implements: []string{"NetworkDriver"}}, nil
 	})
-	handle(mux, d.log, "NetworkDriver.GetCapabilities", func(context.Context, struct{}) (any, error) {
+	handle(mux, d, "NetworkDriver.GetCapabilities", func(context.Context, struct{}) (any, error) {
 		return capabilitiesResponse{Scope: "local", ConnectivityScope: "global"}, nil
 	})
-	handle(mux, d.log, "NetworkDriver.CreateNetwork", d.createNetwork)
-	handle(mux, d.log, "NetworkDriver.DeleteNetwork", func(_ context.Context, r networkRequest) (any, error) {
+	handle(mux, d, "NetworkDriver.CreateNetwork", d.createNetwork)
+	handle(mux, d, "NetworkDriver.DeleteNetwork", func(_ context.Context, r networkRequest) (any, error) {
 		d.mu.Lock()
 		delete(d.names, r.NetworkID)
 		d.mu.Unlock()
 		return struct{}{}, nil
 	})
-	handle(mux, d.log, "NetworkDriver.AllocateNetwork", func(context.Context, struct{}) (any, error) {
+	handle(mux, d, "NetworkDriver.AllocateNetwork", func(context.Context, struct{}) (any, error) {
 		return nil, errors.New("the calyx driver is a local-scope driver and does not take part in swarm network allocation")
 	})
-	handle(mux, d.log, "NetworkDriver.FreeNetwork", func(context.Context, struct{}) (any, error) {
+	handle(mux, d, "NetworkDriver.FreeNetwork", func(context.Context, struct{}) (any, error) {
 		return struct{}{}, nil
 	})
-	handle(mux, d.log, "NetworkDriver.CreateEndpoint", d.createEndpoint)
-	handle(mux, d.log, "NetworkDriver.EndpointOperInfo", func(context.Context, endpointRequest) (any, error) {
+	handle(mux, d, "NetworkDriver.CreateEndpoint", d.createEndpoint)
+	handle(mux, d, "NetworkDriver.EndpointOperInfo", func(context.Context, endpointRequest) (any, error) {
 		return operInfoResponse{Value: map[string]any{}}, nil
 	})
-	handle(mux, d.log, "NetworkDriver.DeleteEndpoint", func(ctx context.Context, r endpointRequest) (any, error) {
+	handle(mux, d, "NetworkDriver.DeleteEndpoint", func(ctx context.Context, r endpointRequest) (any, error) {
 		return struct{}{}, d.b.DeleteEndpoint(ctx, r.EndpointID)
 	})
-	handle(mux, d.log, "NetworkDriver.Join", d.join)
-	handle(mux, d.log, "NetworkDriver.Leave", func(ctx context.Context, r endpointRequest) (any, error) {
+	handle(mux, d, "NetworkDriver.Join", d.join)
+	handle(mux, d, "NetworkDriver.Leave", func(ctx context.Context, r endpointRequest) (any, error) {
 		return struct{}{}, d.b.Leave(ctx, r.EndpointID)
 	})
-	handle(mux, d.log, "NetworkDriver.ProgramExternalConnectivity", func(context.Context, endpointRequest) (any, error) {
+	handle(mux, d, "NetworkDriver.ProgramExternalConnectivity", func(context.Context, endpointRequest) (any, error) {
 		return struct{}{}, nil // routed: nothing to do for the outside to reach the container
 	})
-	handle(mux, d.log, "NetworkDriver.RevokeExternalConnectivity", func(context.Context, endpointRequest) (any, error) {
+	handle(mux, d, "NetworkDriver.RevokeExternalConnectivity", func(context.Context, endpointRequest) (any, error) {
 		return struct{}{}, nil
 	})
-	handle(mux, d.log, "NetworkDriver.DiscoverNew", func(context.Context, struct{}) (any, error) { return struct{}{}, nil })
-	handle(mux, d.log, "NetworkDriver.DiscoverDelete", func(context.Context, struct{}) (any, error) { return struct{}{}, nil })
+	handle(mux, d, "NetworkDriver.DiscoverNew", func(context.Context, struct{}) (any, error) { return struct{}{}, nil })
+	handle(mux, d, "NetworkDriver.DiscoverDelete", func(context.Context, struct{}) (any, error) { return struct{}{}, nil })
 	return mux
 }
 
 // IPAMHandler serves the IPAM driver socket (calyx-ipam.sock).
 func (d *Driver) IPAMHandler() http.Handler {
 	mux := http.NewServeMux()
-	handle(mux, d.log, "Plugin.Activate", func(context.Context, struct{}) (any, error) {
+	handle(mux, d, "Plugin.Activate", func(context.Context, struct{}) (any, error) {
 		return activateResponse{Implements: []string{"IpamDriver"}}, nil
 	})
-	handle(mux, d.log, "IpamDriver.GetCapabilities", func(context.Context, struct{}) (any, error) {
+	handle(mux, d, "IpamDriver.GetCapabilities", func(context.Context, struct{}) (any, error) {
 		return ipamCapabilitiesResponse{}, nil
 	})
-	handle(mux, d.log, "IpamDriver.GetDefaultAddressSpaces", func(context.Context, struct{}) (any, error) {
+	handle(mux, d, "IpamDriver.GetDefaultAddressSpaces", func(context.Context, struct{}) (any, error) {
 		return addressSpacesResponse{LocalDefaultAddressSpace: localAddressSpace, GlobalDefaultAddressSpace: globalAddressSpace}, nil
 	})
-	handle(mux, d.log, "IpamDriver.RequestPool", d.requestPool)
-	handle(mux, d.log, "IpamDriver.ReleasePool", func(context.Context, releasePoolRequest) (any, error) {
+	handle(mux, d, "IpamDriver.RequestPool", d.requestPool)
+	handle(mux, d, "IpamDriver.ReleasePool", func(context.Context, releasePoolRequest) (any, error) {
 		return struct{}{}, nil // pools belong to Calyx, not to a Docker network
 	})
-	handle(mux, d.log, "IpamDriver.RequestAddress", d.requestAddress)
-	handle(mux, d.log, "IpamDriver.ReleaseAddress", d.releaseAddress)
+	handle(mux, d, "IpamDriver.RequestAddress", d.requestAddress)
+	handle(mux, d, "IpamDriver.ReleaseAddress", d.releaseAddress)
 	return mux
 }
 
@@ -131,8 +140,10 @@ const maxRequestBytes = 1 << 20
 // handle routes POST /<method> to fn, decoding its JSON body (an empty
 // body is an empty request) and answering 200 with fn's result or 500
 // with {"Err": message}, which dockerd shows the user.
-func handle[Req any](mux *http.ServeMux, log *slog.Logger, method string, fn func(context.Context, Req) (any, error)) {
+func handle[Req any](mux *http.ServeMux, d *Driver, method string, fn func(context.Context, Req) (any, error)) {
+	log := d.log
 	mux.HandleFunc("/"+method, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		var req Req
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBytes))
 		if err == nil && len(strings.TrimSpace(string(body))) > 0 {
@@ -144,6 +155,7 @@ func handle[Req any](mux *http.ServeMux, log *slog.Logger, method string, fn fun
 		} else {
 			resp, err = fn(r.Context(), req)
 		}
+		d.observe(method, time.Since(start), err)
 		w.Header().Set("Content-Type", pluginContentType)
 		if err != nil {
 			log.Warn("docker plugin request failed", "method", method, "err", err)
