@@ -346,7 +346,11 @@ func (b *dockerBackend) Join(ctx context.Context, j docker.Join) (docker.Joined,
 			out.Gateway4 = netip.MustParseAddr(gateway4)
 			gws = append(gws, out.Gateway4)
 		} else {
+			// The host end's link-local address may still be tentative
+			// (duplicate address detection) when the container starts:
+			// the entry spares the container resolving it.
 			out.Gateway6 = netip.MustParseAddr(gateway6)
+			gws = append(gws, out.Gateway6)
 		}
 	}
 	b.startContainerSide(j.EndpointID, j.SandboxKey, mac, gws)

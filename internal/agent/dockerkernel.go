@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
@@ -30,7 +31,8 @@ type dockerKernel interface {
 	addVeth(host, peer string, peerMAC net.HardwareAddr, mtu int) error
 	// gatewayNeighbours adds permanent neighbour entries for gws, at
 	// hostVethMAC, on the interface with mac inside the namespace at
-	// sandbox. It reports false when no such interface is there yet.
+	// sandbox, once libnetwork has configured it and set it up. It
+	// reports false when no such interface is ready there yet.
 	gatewayNeighbours(sandbox string, mac net.HardwareAddr, gws []netip.Addr) (bool, error)
 }
 
@@ -94,7 +96,11 @@ func (netlinkDocker) gatewayNeighbours(sandbox string, mac net.HardwareAddr, gws
 	}
 	var link netlink.Link
 	for _, l := range links {
-		if bytes.Equal(l.Attrs().HardwareAddr, mac) {
+		// libnetwork moves the interface in, sets it down, renames and
+		// configures it, then sets it up: only then may the entries be
+		// added, as setting a link down flushes its neighbours, the
+		// permanent ones too.
+		if a := l.Attrs(); bytes.Equal(a.HardwareAddr, mac) && a.Flags&net.FlagUp != 0 && !strings.HasPrefix(a.Name, "tmp") {
 			link = l
 			break
 		}

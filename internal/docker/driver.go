@@ -329,7 +329,7 @@ func (d *Driver) requestPool(ctx context.Context, r requestPoolRequest) (any, er
 	var have []string
 	for _, p := range pools {
 		if p.CIDR == want.Masked() && p.CIDR.Addr().Is6() == r.V6 {
-			return requestPoolResponse{PoolID: poolIDPrefix + p.Name, Pool: p.CIDR.String(), Data: data}, nil
+			return requestPoolResponse{PoolID: poolID(p.Name, r.V6), Pool: p.CIDR.String(), Data: data}, nil
 		}
 		have = append(have, p.Name+" "+p.CIDR.String())
 	}
@@ -340,8 +340,20 @@ func (d *Driver) requestPool(ctx context.Context, r requestPoolRequest) (any, er
 	return nil, fmt.Errorf("--subnet %s: no Calyx IP pool has this CIDR (pools: %s); give a pool's CIDR, or create the pool first with calyxctl apply", r.Pool, list)
 }
 
-// poolIDPrefix starts the PoolID of a network created with --subnet.
-const poolIDPrefix = "calyx-pool:"
+// Prefixes of the PoolIDs of networks created with --subnet, by family:
+// RequestAddress names only the PoolID.
+const (
+	poolIDPrefix4 = "calyx-pool4:"
+	poolIDPrefix6 = "calyx-pool6:"
+)
+
+// poolID is the PoolID of a Calyx pool.
+func poolID(name string, v6 bool) string {
+	if v6 {
+		return poolIDPrefix6 + name
+	}
+	return poolIDPrefix4 + name
+}
 
 // addressRequest turns a PoolID and a wanted address into a Backend
 // request.
@@ -351,8 +363,10 @@ func addressRequest(poolID, addr string) (AddressRequest, error) {
 	case poolID == anyPoolV4:
 	case poolID == anyPoolV6:
 		req.V6 = true
-	case strings.HasPrefix(poolID, poolIDPrefix):
-		req.Pool = strings.TrimPrefix(poolID, poolIDPrefix)
+	case strings.HasPrefix(poolID, poolIDPrefix4):
+		req.Pool = strings.TrimPrefix(poolID, poolIDPrefix4)
+	case strings.HasPrefix(poolID, poolIDPrefix6):
+		req.Pool, req.V6 = strings.TrimPrefix(poolID, poolIDPrefix6), true
 	default:
 		return req, fmt.Errorf("pool ID %q is not one of %s's (was the network created with another IPAM driver?)", poolID, IPAMDriverName)
 	}
@@ -360,6 +374,9 @@ func addressRequest(poolID, addr string) (AddressRequest, error) {
 		a, err := parseAddr(addr)
 		if err != nil {
 			return req, fmt.Errorf("--ip %q: expected an IP address", addr)
+		}
+		if req.Pool != "" && a.Is6() != req.V6 {
+			return req, fmt.Errorf("--ip %s: not an address of the pool's family", addr)
 		}
 		req.Addr = a
 		req.V6 = a.Is6()

@@ -1,8 +1,10 @@
 package docker
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestNetworkAndContainers: network create, two containers pinging each
@@ -31,7 +33,173 @@ func TestNetworkAndContainers(t *testing.T) {
 	}
 	h.mustDocker("rm", "-f", a, b)
 	h.mustDocker("network", "rm", "frontend")
-	if eps := h.endpoints(); len(eps) != 0 {
-		t.Errorf("endpoints left after the containers were removed: %v", eps)
+	h.checkClean()
+}
+
+// TestSubnetIPAndIPv6: --subnet picks a pool (and is refused, clearly,
+// when none matches), --ip requests an address, and a dual-stack network
+// carries IPv6 between containers.
+func TestSubnetIPAndIPv6(t *testing.T) {
+	h := newHost(t, "docker-2", hostOptions{})
+	h.ctl(pools, "apply", "-f", "-")
+
+	out, err := h.docker("network", "create", "-d", "calyx", "--ipam-driver", "calyx-ipam", "--subnet", "10.99.0.0/16", "nopool")
+	if err == nil || !strings.Contains(out+err.Error(), "no Calyx IP pool has this CIDR") || !strings.Contains(err.Error(), "docker-ipv4 10.68.0.0/16") {
+		t.Errorf("--subnet with no matching pool: got %v, want a refusal that lists the pools", err)
 	}
+	if _, err := h.docker("network", "inspect", "nopool"); err == nil {
+		t.Errorf("the refused network exists")
+	}
+	_, err = h.docker("network", "create", "-d", "calyx", "--ipam-driver", "calyx-ipam", "--subnet", "10.68.0.0/16", "--ip-range", "10.68.1.0/24", "ranged")
+	if err == nil || !strings.Contains(err.Error(), "--ip-range") {
+		t.Errorf("--ip-range: got %v, want a refusal naming --ip-range", err)
+	}
+	_, err = h.docker("network", "create", "-d", "calyx", "frontend-default-ipam")
+	if err == nil || !strings.Contains(err.Error(), "needs the IPAM driver calyx-ipam") {
+		t.Errorf("the calyx driver with Docker's default IPAM: got %v, want a refusal naming calyx-ipam", err)
+	}
+
+	h.mustDocker("network", "create", "-d", "calyx", "--ipam-driver", "calyx-ipam", "--ipv6",
+		"--subnet", "10.68.0.0/16", "--subnet", "fd00:68::/48", "dual")
+	a := h.run("--network", "dual", "--name", "fixed", "--ip", "10.68.200.5")
+	b := h.run("--network", "dual", "--name", "auto")
+	if ip := h.ip(a, "dual"); ip != "10.68.200.5" {
+		t.Errorf("docker run --ip 10.68.200.5 got %s", ip)
+	}
+	w := h.endpointOf(a)
+	if w == nil {
+		t.Fatalf("no endpoint for container %s", a)
+	}
+	nets := w["spec"].(map[string]any)["ipNetworks"].([]any)
+	if len(nets) != 2 || nets[0] != "10.68.200.5/32" || !strings.HasPrefix(nets[1].(string), "fd00:68:") {
+		t.Errorf("endpoint ipNetworks %v: want 10.68.200.5/32 and an address of fd00:68::/48", nets)
+	}
+	v6 := h.mustDocker("inspect", "-f", `{{(index .NetworkSettings.Networks "dual").GlobalIPv6Address}}`, b)
+	if !strings.HasPrefix(v6, "fd00:68:") {
+		t.Fatalf("container auto has IPv6 address %q, want one of fd00:68::/48", v6)
+	}
+	if !h.ping(a, h.ip(b, "dual")) {
+		t.Errorf("IPv4 ping between containers on the dual-stack network failed")
+	}
+	if _, err := h.docker("exec", a, "ping", "-6", "-c", "1", "-W", "2", v6); err != nil {
+		t.Errorf("IPv6 ping from fixed to auto (%s): %v", v6, err)
+		for _, c := range [][]string{{"exec", a, "ip", "-6", "addr"}, {"exec", a, "ip", "-6", "route"}, {"exec", a, "ip", "-6", "neigh"}, {"exec", b, "ip", "-6", "addr"}} {
+			out, _ := h.docker(c...)
+			t.Logf("%v:\n%s", c, out)
+		}
+		out, _ := h.d.Command(context.Background(), "sh", "-c", "ip -6 addr; ip -6 route; ip -6 neigh; sysctl net.ipv6.conf.all.forwarding").CombinedOutput()
+		t.Logf("host:\n%s", out)
+	}
+	// --ip of an address in use is refused and leaves nothing behind.
+	if _, err := h.docker("run", "--rm", "--network", "dual", "--ip", "10.68.200.5", "calyx-test/busybox", "true"); err == nil {
+		t.Errorf("a second container got the address 10.68.200.5 in use")
+	}
+	h.mustDocker("rm", "-f", a, b)
+	h.mustDocker("network", "rm", "dual")
+	h.checkClean()
+}
+
+// TestLabelsAndPolicy: calyx.label/ labels are on the endpoint before
+// the container's first packet, so a policy by label decides that packet.
+func TestLabelsAndPolicy(t *testing.T) {
+	h := newHost(t, "docker-3", hostOptions{noDefaultRoute: true})
+	h.ctl(pools, "apply", "-f", "-")
+	h.ctl(`apiVersion: calyx.dev/v1
+kind: GlobalNetworkPolicy
+metadata: {name: db-from-web}
+spec:
+  order: 100
+  selector: role == "db"
+  ingress:
+  - action: Allow
+    source: {selector: role == "web"}
+`, "apply", "-f", "-")
+	h.mustDocker("network", "create", "-d", "calyx", "--ipam-driver", "calyx-ipam", "shop")
+	db := h.run("--network", "shop", "--name", "db", "--label", "calyx.label/role=db")
+	dbIP := h.ip(db, "shop")
+	// Each container's first and only packet is the probe: it passes only
+	// if the container's label was in force when it was sent.
+	probe := func(labels ...string) error {
+		args := []string{"run", "--rm", "--network", "shop"}
+		for _, l := range labels {
+			args = append(args, "--label", l)
+		}
+		args = append(args, "calyx-test/busybox", "ping", "-c", "1", "-W", "2", dbIP)
+		_, err := h.docker(args...)
+		return err
+	}
+	for i := range 3 {
+		if err := probe("calyx.label/role=web"); err != nil {
+			t.Errorf("run %d: the first packet of a container labelled role=web did not reach db: %v", i, err)
+		}
+		if err := probe("calyx.label/role=batch"); err == nil {
+			t.Errorf("run %d: the first packet of a container labelled role=batch reached db", i)
+		}
+	}
+	// Labels without the prefix are not Calyx's.
+	if err := probe("role=web"); err == nil {
+		t.Errorf("a container labelled role=web without the calyx.label/ prefix reached db")
+	}
+	w := h.endpointOf(db)
+	if w == nil {
+		t.Fatalf("no endpoint for db")
+	}
+	meta := w["metadata"].(map[string]any)
+	if l := meta["labels"].(map[string]any); l["role"] != "db" || l["calyx.dev/orchestrator"] != "libnetwork" {
+		t.Errorf("db's endpoint labels %v", l)
+	}
+	if spec := w["spec"].(map[string]any); spec["workload"] != "db" {
+		t.Errorf("db's endpoint spec.workload %v, want the container name db", spec["workload"])
+	}
+	h.mustDocker("rm", "-f", db)
+	h.checkClean()
+}
+
+// TestRestarts: a calyx-node restart with containers running keeps them
+// connected, and a dockerd restart (which stops its containers) leaks no
+// endpoint and no address.
+func TestRestarts(t *testing.T) {
+	h := newHost(t, "docker-4", hostOptions{})
+	h.ctl(pools, "apply", "-f", "-")
+	h.mustDocker("network", "create", "-d", "calyx", "--ipam-driver", "calyx-ipam", "web")
+	a := h.run("--network", "web", "--name", "web-1")
+	b := h.run("--network", "web", "--name", "web-2")
+	ipB := h.ip(b, "web")
+	if !h.ping(a, ipB) {
+		t.Fatalf("web-1 cannot ping web-2 before any restart")
+	}
+
+	h.node.Kill()
+	if !h.ping(a, ipB) {
+		t.Errorf("web-1 cannot ping web-2 while calyx-node is down")
+	}
+	h.start()
+	if !h.ping(a, ipB) {
+		t.Errorf("web-1 cannot ping web-2 after calyx-node restarted")
+	}
+	c := h.run("--network", "web", "--name", "web-3")
+	if !h.ping(c, ipB) {
+		t.Errorf("a container started after the restart cannot ping web-2")
+	}
+	if n := len(h.endpoints()); n != 3 {
+		t.Errorf("%d endpoints after calyx-node restarted, want 3", n)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := h.d.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if eps := h.endpoints(); len(eps) != 0 {
+		t.Errorf("dockerd restarted, its containers stopped, and %d endpoints are left", len(eps))
+	}
+	h.checkClean()
+	// The network survives the restart and serves new containers.
+	d := h.run("--network", "web", "--name", "web-4")
+	e := h.run("--network", "web", "--name", "web-5")
+	if !h.ping(d, h.ip(e, "web")) {
+		t.Errorf("containers started after dockerd restarted cannot ping each other")
+	}
+	h.mustDocker("rm", "-f", d, e, a, b, c)
+	h.checkClean()
 }

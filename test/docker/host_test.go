@@ -212,3 +212,18 @@ func addUplinkNoRoute(t *testing.T, netns ns.NetNS, cidr string) {
 		t.Fatal(err)
 	}
 }
+
+// checkClean says no endpoint is left and calyxctl ipam check finds
+// nothing wrong.
+func (h *host) checkClean() {
+	h.t.Helper()
+	if eps := h.endpoints(); len(eps) != 0 {
+		h.t.Errorf("%d endpoints are left: %v", len(eps), eps)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, stderr, err := h.node.Ctl(ctx, "", "ipam", "check")
+	if err != nil {
+		h.t.Errorf("calyxctl ipam check: %v\n%s%s", err, out, stderr)
+	}
+}
