@@ -15,10 +15,10 @@ type metrics struct {
 	cniSeconds  *prometheus.HistogramVec // op
 	// dockerSeconds times Docker plugin requests, by method and result.
 	dockerSeconds *prometheus.HistogramVec
-	allocations *prometheus.CounterVec   // family
-	program     prometheus.Histogram
-	apply       *prometheus.HistogramVec // pass
-	gcReleased  *prometheus.CounterVec   // what
+	allocations   *prometheus.CounterVec // family
+	program       prometheus.Histogram
+	apply         *prometheus.HistogramVec // pass
+	gcReleased    *prometheus.CounterVec   // what
 	// dataplaneFailures counts failed kernel writes by part (nftables,
 	// routes).
 	dataplaneFailures *prometheus.CounterVec
