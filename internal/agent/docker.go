@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -101,11 +102,11 @@ func (b *dockerBackend) begin(ctx context.Context, needStore bool) (context.Cont
 }
 
 func (b *dockerBackend) Pools(ctx context.Context) ([]docker.Pool, error) {
-	if _, cancel, err := b.begin(ctx, false); err != nil {
+	_, cancel, err := b.begin(ctx, false)
+	if err != nil {
 		return nil, err
-	} else {
-		cancel()
 	}
+	cancel()
 	_, pools := b.s.view.nodeAndPools()
 	var out []docker.Pool
 	for _, p := range pools {
@@ -159,7 +160,7 @@ func (b *dockerBackend) Allocate(ctx context.Context, req docker.AddressRequest)
 	if err != nil {
 		return netip.Addr{}, s.outageError(ctx, s.ipamError(err))
 	}
-	got := append(res.IPv4, res.IPv6...)
+	got := slices.Concat(res.IPv4, res.IPv6)
 	if len(got) != 1 {
 		return netip.Addr{}, fmt.Errorf("allocating an address: got %d addresses, expected one", len(got))
 	}
