@@ -90,11 +90,9 @@ cgroup_dirs() {
 	done
 }
 
-# stop_docker: remove the Docker containers and network (while calyx-node
-# still serves the plugins, so that their endpoints and addresses are
-# released), stop dockerd, kill anything left in its mount namespace or
-# cgroups (not calyx-node, which must be stopped first: see cleanup), and
-# let the namespace go.
+# stop_docker_containers removes the Docker containers and networks while
+# calyx-node still serves the plugins, so that their endpoints and
+# addresses are released, then stops dockerd (SIGKILL after 30 s).
 stop_docker_containers() {
 	local c name net
 	[ -n "$dockerd_pid" ] || return 0
@@ -110,8 +108,12 @@ stop_docker_containers() {
 	wait "$dockerd_pid" 2>/dev/null
 	dockerd_pid=""
 }
+# stop_docker_namespace kills whatever is left in the Docker host's mount
+# namespace or the containers' cgroups (containerd, shims, containers; and
+# h2's calyx-node, which cleanup has stopped before), ends the holder, with
+# which the namespace and its mounts go, and removes the cgroups.
 stop_docker_namespace() {
-	local mnt p pid left
+	local mnt p pid left d
 	[ -n "$holder" ] || return 0
 	mnt=$(readlink "/proc/$holder/ns/mnt")
 	for _ in $(seq 1 50); do
@@ -317,9 +319,9 @@ dk "${run[@]}" | cut -c1-12
 IP[dk-web]=$(dk inspect -f '{{.NetworkSettings.Networks.frontend.IPAddress}}' dk-web)
 echo "\$ docker inspect -f '{{.NetworkSettings.Networks.frontend.IPAddress}}' dk-web"
 echo "${IP[dk-web]}"
-echo "\$ docker exec dk-web ip -4 addr show eth0; docker exec dk-web ip route   (a /32; routed via the host's veth)"
-dk exec dk-web ip -4 addr show eth0
-dk exec dk-web ip route
+echo "\$ docker exec dk-web sh -c 'ip -4 addr show eth0; ip route; ip neigh'"
+echo "   (a /32; everything via 169.254.1.1, a permanent entry for the host's veth)"
+dk exec dk-web sh -c 'ip -4 addr show eth0; ip route; ip neigh'
 
 say "every endpoint, Mesos and Docker alike"
 ctl get workloadendpoints -o wide
@@ -410,7 +412,8 @@ cat "$work/no-web-to-db.yaml"
 ctl apply -f "$work/no-web-to-db.yaml"
 matrix
 ctl policy trace --from "${IP[web-1]}" --to "${IP[db-1]}"
-echo "dk-web (app=web from its Docker label) is now refused by db-1 as web-1..3 are."
+echo "dk-web, app=web by its Docker label calyx.label/app, is refused as web-1..3 are:"
+ctl policy trace --from "${IP[dk-web]}" --to "${IP[db-1]}"
 
 say "the kernel's side: Calyx's own nftables table on h1"
 echo "\$ nft list table inet calyx | grep -E '^\s*(chain|set|map) '   (the objects)"
