@@ -205,10 +205,7 @@ func (b *dockerBackend) releaseAddr(ctx context.Context, addr netip.Addr) error 
 	defer unlock()
 	for _, w := range s.view.endpoints() {
 		if w.Spec.Node == s.node && w.Metadata.Annotations[AnnotationDockerEndpoint] != "" && heldBy(w, addr) {
-			// Still the address of a live endpoint: a ReleaseAddress
-			// replayed after the address was handed out again.
-			b.log.Info("not releasing an address a Docker endpoint holds", "ip", addr, "endpoint", w.Metadata.Name)
-			return nil
+			return b.releaseHeld(ctx, w, addr)
 		}
 	}
 	as, err := s.alloc.GetAssignment(ctx, addr)
@@ -223,6 +220,41 @@ func (b *dockerBackend) releaseAddr(ctx context.Context, addr netip.Addr) error 
 	if err := s.alloc.ReleaseByHandle(ctx, as.Handle); err != nil {
 		return fmt.Errorf("releasing %s: %w", addr, err)
 	}
+	return nil
+}
+
+// releaseHeld answers a ReleaseAddress for an address a Docker endpoint
+// still holds. dockerd, restarted after a crash, releases the addresses
+// of the containers it stops without calling Leave or DeleteEndpoint (its
+// cleanup does not load the driver): when the endpoint's veth is gone
+// with its sandbox, the endpoint is released with its address now.
+// Otherwise the address is left alone (a ReleaseAddress replayed after
+// the address went to a new container), and garbage collection releases
+// the endpoint once dockerd no longer lists it.
+func (b *dockerBackend) releaseHeld(ctx context.Context, w *api.WorkloadEndpoint, addr netip.Addr) error {
+	s := b.s
+	handle := w.Metadata.Annotations[AnnotationHandle]
+	unlock, err := s.locks.lock(ctx, handle)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if w = s.view.endpoint(w.Metadata.Name); w == nil || !heldBy(w, addr) {
+		return nil // released meanwhile
+	}
+	joined := w.Spec.ContainerID != ""
+	up, err := s.host.HasLink(ctx, w.Spec.InterfaceName)
+	if err != nil {
+		return err
+	}
+	if !joined || up {
+		b.log.Info("not releasing an address a Docker endpoint holds", "ip", addr, "endpoint", w.Metadata.Name)
+		return nil
+	}
+	if err := s.release(ctx, handle, w); err != nil {
+		return err
+	}
+	b.log.Info("released a Docker endpoint whose sandbox is gone: dockerd released its address without leaving", "endpoint", w.Metadata.Name, "ip", addr)
 	return nil
 }
 

@@ -39,7 +39,8 @@ type Backend interface {
 
 // Engine is dockerd's API as the driver reads it.
 type Engine interface {
-	// NetworkName returns the name of the network with this ID.
+	// NetworkName returns the Calyx name of the network with this ID:
+	// its calyx.network option, else its Docker name.
 	NetworkName(ctx context.Context, networkID string) (string, error)
 	// EndpointContainer returns the container an endpoint of the network
 	// belongs to, with all its labels.
@@ -199,8 +200,8 @@ func (d *Driver) createNetwork(_ context.Context, r createNetworkRequest) (any, 
 }
 
 // networkName is the Calyx name of a Docker network: the calyx.network
-// option given at creation (while this calyx-node ran), or the network's
-// Docker name.
+// option given at creation, or the network's Docker name. Both are kept
+// by dockerd, which is asked once per network and calyx-node run.
 func (d *Driver) networkName(ctx context.Context, networkID string) (string, error) {
 	d.mu.Lock()
 	name, ok := d.names[networkID]

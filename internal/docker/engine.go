@@ -105,17 +105,22 @@ type networkJSON struct {
 	ID         string `json:"Id"`
 	Name       string
 	Driver     string
+	Options    map[string]string
 	Containers map[string]struct {
 		Name       string
 		EndpointID string
 	}
 }
 
-// NetworkName returns the name of the network with this ID.
+// NetworkName returns the Calyx name of the network with this ID: its
+// calyx.network option, else its Docker name.
 func (c *EngineClient) NetworkName(ctx context.Context, networkID string) (string, error) {
 	var n networkJSON
 	if err := c.get(ctx, "/networks/"+url.PathEscape(networkID), &n); err != nil {
 		return "", err
+	}
+	if name := n.Options[OptionNetworkName]; name != "" {
+		return name, nil
 	}
 	if n.Name == "" {
 		return "", fmt.Errorf("dockerd at %s: network %s has no name", c.host, shortID(networkID))

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/calyx-net/calyx/internal/testnet"
 )
 
 // TestNetworkAndContainers: network create, two containers pinging each
@@ -201,5 +203,127 @@ func TestRestarts(t *testing.T) {
 		t.Errorf("containers started after dockerd restarted cannot ping each other")
 	}
 	h.mustDocker("rm", "-f", d, e, a, b, c)
+	h.checkClean()
+}
+
+// TestDockerdCrash: dockerd killed with containers running calls no
+// plugin; started again, it stops them and releases their endpoints and
+// addresses through the plugin, leaving nothing behind.
+func TestDockerdCrash(t *testing.T) {
+	// A short grace: dockerd may release the addresses before the kernel
+	// has taken the sandboxes' veths away, and garbage collection then
+	// releases the endpoints it no longer lists.
+	h := newHost(t, "docker-5", hostOptions{args: []string{"--gc-grace", "2s"}})
+	h.ctl(pools, "apply", "-f", "-")
+	h.mustDocker("network", "create", "-d", "calyx", "--ipam-driver", "calyx-ipam", "web")
+	// Stopped at once when dockerd comes back (sleep, as PID 1, ignores
+	// SIGTERM).
+	a := h.run("--network", "web", "--name", "web-1", "--stop-timeout", "1")
+	b := h.run("--network", "web", "--name", "web-2", "--stop-timeout", "1")
+	if !h.ping(a, h.ip(b, "web")) {
+		t.Fatalf("web-1 cannot ping web-2")
+	}
+	if err := h.d.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.endpoints()); n != 2 {
+		t.Errorf("%d endpoints after dockerd crashed, want its 2 containers' (nothing told calyx-node)", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := h.d.StartAgain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testnet.WaitFor(t, "dockerd to release its stopped containers' endpoints", func() bool { return len(h.endpoints()) == 0 })
+	t.Logf("calyx-node on dockerd's cleanup:\n%s", grepLines(h.node.Log(), "releas"))
+	h.checkClean()
+	c := h.run("--network", "web", "--name", "web-3")
+	d := h.run("--network", "web", "--name", "web-4")
+	if !h.ping(c, h.ip(d, "web")) {
+		t.Errorf("containers started after the crash cannot ping each other")
+	}
+}
+
+// TestGarbageCollection: an endpoint dockerd no longer has (created, and
+// then forgotten by a dockerd that died before Join) is released with its
+// address after the grace period; a running container's endpoint is not.
+func TestGarbageCollection(t *testing.T) {
+	h := newHost(t, "docker-6", hostOptions{args: []string{"--gc-grace", "2s"}})
+	h.ctl(pools, "apply", "-f", "-")
+	h.mustDocker("network", "create", "-d", "calyx", "--ipam-driver", "calyx-ipam", "web")
+	a := h.run("--network", "web", "--name", "web-1")
+	b := h.run("--network", "web", "--name", "web-2")
+	netID := h.mustDocker("network", "inspect", "-f", "{{.Id}}", "web")
+
+	// libnetwork's first two calls for an endpoint dockerd then forgets.
+	var addr struct{ Address string }
+	h.plugin("calyx-ipam", "IpamDriver.RequestAddress", map[string]any{"PoolID": "calyx-ipv4"}, &addr)
+	h.plugin("calyx", "NetworkDriver.CreateEndpoint", map[string]any{"NetworkID": netID, "EndpointID": strings.Repeat("ab", 32),
+		"Interface": map[string]any{"Address": addr.Address}}, nil)
+	if n := len(h.endpoints()); n != 3 {
+		t.Fatalf("%d endpoints, want 3", n)
+	}
+	testnet.WaitFor(t, "the forgotten endpoint to be collected", func() bool { return len(h.endpoints()) == 2 })
+	for _, w := range h.endpoints() {
+		if id := w["spec"].(map[string]any)["containerID"]; id != a && id != b {
+			t.Errorf("endpoint %v is left, not a running container's", w["metadata"].(map[string]any)["name"])
+		}
+	}
+	testnet.WaitFor(t, "calyxctl ipam check to find nothing (the address released)", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, _, err := h.node.Ctl(ctx, "", "ipam", "check")
+		return err == nil
+	})
+	// Well past the grace period, the running containers still talk.
+	time.Sleep(3 * time.Second)
+	if !h.ping(a, h.ip(b, "web")) {
+		t.Errorf("web-1 cannot ping web-2 after garbage collection ran")
+	}
+	h.mustDocker("rm", "-f", a, b)
+	h.checkClean()
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestNetworkNameOption: -o calyx.network=NAME makes a Docker network of
+// another name one Calyx network with NAME, also after calyx-node
+// restarts (when the name comes from dockerd).
+func TestNetworkNameOption(t *testing.T) {
+	h := newHost(t, "docker-7", hostOptions{})
+	h.ctl(pools, "apply", "-f", "-")
+	h.mustDocker("network", "create", "-d", "calyx", "--ipam-driver", "calyx-ipam", "-o", "calyx.network=shared", "local-name")
+	a := h.run("--network", "local-name", "--name", "before")
+	h.node.Kill()
+	h.start()
+	b := h.run("--network", "local-name", "--name", "after")
+	for _, id := range []string{a, b} {
+		w := h.endpointOf(id)
+		if w == nil {
+			t.Fatalf("no endpoint for container %s", id)
+		}
+		labels := w["metadata"].(map[string]any)["labels"].(map[string]any)
+		profiles := w["spec"].(map[string]any)["profiles"].([]any)
+		if labels["calyx.dev/network"] != "shared" || len(profiles) != 1 || profiles[0] != "shared" {
+			t.Errorf("endpoint of %s: network label %v, profiles %v; want shared", id, labels["calyx.dev/network"], profiles)
+		}
+	}
+	if !h.ping(b, h.ip(a, "local-name")) {
+		t.Errorf("the containers on the network cannot ping each other")
+	}
+	_, err := h.docker("network", "create", "-d", "calyx", "--ipam-driver", "calyx-ipam", "-o", "mtu=1400", "bad-option")
+	if err == nil || !strings.Contains(err.Error(), "option -o mtu") {
+		t.Errorf("an unknown -o option: got %v, want a refusal naming it", err)
+	}
+	h.mustDocker("rm", "-f", a, b)
 	h.checkClean()
 }

@@ -1,10 +1,15 @@
 package docker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -225,5 +230,32 @@ func (h *host) checkClean() {
 	out, stderr, err := h.node.Ctl(ctx, "", "ipam", "check")
 	if err != nil {
 		h.t.Errorf("calyxctl ipam check: %v\n%s%s", err, out, stderr)
+	}
+}
+
+// plugin posts a plugin API call straight to calyx-node's socket, as
+// dockerd would, and decodes the answer into out (nil: ignored).
+func (h *host) plugin(sock, method string, body, out any) {
+	h.t.Helper()
+	b, _ := json.Marshal(body)
+	path := filepath.Join(h.d.PluginDir(), sock+".sock")
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}}, Timeout: 30 * time.Second}
+	defer c.CloseIdleConnections()
+	resp, err := c.Post("http://plugin/"+method, "application/json", bytes.NewReader(b))
+	if err != nil {
+		h.t.Fatalf("%s: %v", method, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		h.t.Fatalf("%s: %s: %s", method, resp.Status, raw)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			h.t.Fatalf("%s: %v: %s", method, err, raw)
+		}
 	}
 }

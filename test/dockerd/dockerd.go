@@ -132,9 +132,15 @@ func Start(t testing.TB, opts Options) *Daemon {
 			t.Fatalf("dockerd.Start: %v", err)
 		}
 	}
-	// An empty configuration file of its own: dockerd refuses to start
-	// when a flag repeats a setting of the machine's /etc/docker/daemon.json.
-	if err := os.WriteFile(filepath.Join(root, "daemon.json"), []byte("{}\n"), 0o600); err != nil {
+	// A configuration file of its own: dockerd refuses to start when a
+	// flag repeats a setting of the machine's /etc/docker/daemon.json.
+	// Docker before 23 writes its identity key to /etc/docker/key.json
+	// unless told another path (later ones refuse the setting).
+	conf := "{}\n"
+	if keyPathSetting(d.opts.Dockerd) {
+		conf = fmt.Sprintf("{\"deprecated-key-path\": %q}\n", filepath.Join(root, "key.json"))
+	}
+	if err := os.WriteFile(filepath.Join(root, "daemon.json"), []byte(conf), 0o600); err != nil {
 		t.Fatalf("dockerd.Start: %v", err)
 	}
 	if err := d.startHolder(); err != nil {
@@ -428,4 +434,21 @@ func (d *Daemon) Stop() error {
 		errs = append(errs, fmt.Errorf("removing %s: %w", d.root, err))
 	}
 	return errors.Join(errs...)
+}
+
+// keyPathSetting reports whether the dockerd binary is older than 23, the
+// versions that take deprecated-key-path ("Docker version 20.10.24+dfsg1,
+// build ...").
+func keyPathSetting(dockerd string) bool {
+	out, err := exec.Command(dockerd, "--version").Output()
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(out))
+	if len(f) < 3 {
+		return false
+	}
+	major, _, _ := strings.Cut(f[2], ".")
+	n, err := strconv.Atoi(major)
+	return err == nil && n < 23
 }
