@@ -17,7 +17,9 @@
 // calyx-ipam, on an IPPool applied with calyxctl), bench-bridge (Docker's
 // own bridge driver and IPAM: a user-defined bridge network; the daemon's
 // default bridge is off) and bench-base (a bridge network the connect
-// test's container lives on). Per round:
+// test's container lives on). Before measuring, it checks that a
+// container on each of the first two gets an address of the network's
+// subnet and pings another. Per round:
 //
 //   - run: `docker run --rm --network X busybox true`, wall time of the
 //     docker CLI, -runs times for each of X = bench-calyx, bench-bridge and
@@ -177,12 +179,16 @@ func (w *world) env(ctx context.Context, o options) (map[string]any, error) {
 	if out, err := exec.CommandContext(ctx, "/bin/busybox").Output(); err == nil || len(out) > 0 {
 		busybox = strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
 	}
+	load, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return nil, err
+	}
 	parts := "run, connect"
 	if o.only != "" {
 		parts = o.only
 	}
 	return map[string]any{
-		"rounds": o.rounds, "runs": o.runs, "parts": parts,
+		"rounds": o.rounds, "runs": o.runs, "parts": parts, "loadavg": strings.Join(strings.Fields(string(load))[:3], " "),
 		"dockerd": strings.TrimSpace(server), "docker_cli": strings.TrimSpace(client), "docker_info": strings.TrimSpace(info),
 		"dockerd_flags": flags, "image": dockerd.BusyboxImage + " from " + busybox,
 	}, nil

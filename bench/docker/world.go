@@ -92,36 +92,37 @@ func newWorld(ctx context.Context, binDir, work string) (_ *world, err error) {
 			return nil, err
 		}
 	}
-	// A container on each network has an address of its subnet: what is
-	// measured below is a container that was networked.
+	// A container on each network has an address of its subnet and
+	// reaches another: what is measured below is a networked container.
 	for net, pool := range map[string]string{oursNet: oursPool, peerNet: peerPool} {
-		if err := w.checkAddress(ctx, net, pool); err != nil {
+		if err := w.checkNetwork(ctx, net, pool); err != nil {
 			return nil, err
 		}
 	}
 	return w, nil
 }
 
-// checkAddress runs a container on net and checks its eth0 has an
-// address of pool.
-func (w *world) checkAddress(ctx context.Context, net, pool string) error {
-	out, err := w.d.Docker(ctx, "run", "--rm", "--network", net, dockerd.BusyboxImage, "ip", "-4", "-o", "addr", "show", "dev", "eth0")
+// checkNetwork starts a container on net, checks it has an address of
+// pool, and that a second container on net pings it; then removes it.
+func (w *world) checkNetwork(ctx context.Context, net, pool string) error {
+	name := "bench-check-" + net
+	if _, err := w.d.Docker(ctx, "run", "-d", "--name", name, "--network", net, dockerd.BusyboxImage, "sleep", "600"); err != nil {
+		return err
+	}
+	defer func() { _, _ = w.d.Docker(context.WithoutCancel(ctx), "rm", "-f", name) }()
+	out, err := w.d.Docker(ctx, "inspect", "-f", "{{(index .NetworkSettings.Networks \""+net+"\").IPAddress}}", name)
 	if err != nil {
 		return err
 	}
-	// "2: eth0    inet 10.68.0.1/32 scope global eth0 ..."
-	f := strings.Fields(out)
-	for i := range len(f) - 1 {
-		if f[i] != "inet" {
-			continue
-		}
-		a, err := netip.ParsePrefix(f[i+1])
-		if err == nil && netip.MustParsePrefix(pool).Contains(a.Addr()) {
-			logf("a container on %s has %s", net, a)
-			return nil
-		}
+	ip, err := netip.ParseAddr(strings.TrimSpace(out))
+	if err != nil || !netip.MustParsePrefix(pool).Contains(ip) {
+		return fmt.Errorf("a container on %s has the address %q, want one of %s", net, strings.TrimSpace(out), pool)
 	}
-	return fmt.Errorf("a container on %s has no address of %s: %q", net, pool, strings.TrimSpace(out))
+	if _, err := w.d.Docker(ctx, "run", "--rm", "--network", net, dockerd.BusyboxImage, "ping", "-c", "1", "-W", "2", ip.String()); err != nil {
+		return fmt.Errorf("a container on %s cannot ping another (%s): %w", net, ip, err)
+	}
+	logf("containers on %s get addresses of %s and reach each other", net, pool)
+	return nil
 }
 
 // close removes the containers and networks while calyx-node still
