@@ -28,6 +28,11 @@
 // `--docker-plugin-dir <PluginDir>` (hostnode.StartIn), or in both
 // namespaces with the default directory (Daemon.Command); dockerd meets
 // the same sockets either way.
+//
+// Start is for tests (it skips, fails and cleans up through a
+// testing.TB); StartDaemon is the same daemon for a program that is not a
+// test, such as bench/docker, which returns errors and leaves Stop to its
+// caller.
 package dockerd
 
 import (
@@ -70,11 +75,14 @@ type Options struct {
 	Busybox string
 	// Args are extra dockerd flags (for example --storage-driver=vfs).
 	Args []string
+	// Logf receives what Stop reports: processes it had to kill. Start
+	// uses the test's Logf when it is nil; StartDaemon drops the lines.
+	Logf func(format string, args ...any)
 }
 
 // Daemon is a running private dockerd and the namespaces it runs in.
 type Daemon struct {
-	t      testing.TB
+	logf   func(format string, args ...any)
 	opts   Options
 	root   string // every file of the daemon's; short, for socket paths
 	holder *exec.Cmd
@@ -88,6 +96,10 @@ type Daemon struct {
 	stopped bool          // by Stop: the daemon is gone for good
 }
 
+// ErrNotInstalled is wrapped by StartDaemon's error when dockerd, docker
+// or the static busybox is missing; Start skips its test then.
+var ErrNotInstalled = errors.New("not installed")
+
 // Start starts a private dockerd in opts.NS for t, waits until it answers
 // `docker version`, imports the busybox image (BusyboxImage) and stops
 // everything when t ends. It skips t when not root or when dockerd,
@@ -98,27 +110,16 @@ func Start(t testing.TB, opts Options) *Daemon {
 	if opts.NS == nil {
 		t.Fatal("dockerd.Start: Options.NS is required")
 	}
-	opts.Dockerd = lookPath(t, opts.Dockerd, "dockerd", "docker.io")
-	opts.CLI = lookPath(t, opts.CLI, "docker", "docker.io")
-	if opts.Busybox == "" {
-		opts.Busybox = "/bin/busybox"
+	if opts.Logf == nil {
+		opts.Logf = t.Logf
 	}
-	if _, err := os.Stat(opts.Busybox); err != nil {
-		t.Skipf("no static busybox to build the test image from (install Debian's busybox-static, see hack/install-deps.sh): %v", err)
+	d, err := newDaemon(opts)
+	if errors.Is(err, ErrNotInstalled) {
+		t.Skip(err.Error())
 	}
-	for _, bin := range []string{"nsenter", "unshare"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Fatalf("dockerd.Start: %v (util-linux)", err)
-		}
-	}
-	// Not t.TempDir: the test's name would make the containerd socket
-	// path (under the exec root) longer than a unix socket may be. The
-	// cleanup below removes it.
-	root, err := os.MkdirTemp("", "calyx-dockerd-") //nolint:usetesting // see above: t.TempDir's path is too long for sockets
 	if err != nil {
 		t.Fatalf("dockerd.Start: %v", err)
 	}
-	d := &Daemon{t: t, opts: opts, root: root, log: &testnet.SyncBuffer{}}
 	t.Cleanup(func() {
 		if err := d.Stop(); err != nil {
 			t.Errorf("stopping dockerd: %v", err)
@@ -127,9 +128,78 @@ func Start(t testing.TB, opts Options) *Daemon {
 			t.Logf("dockerd log (%s):\n%s", d.root, d.Log())
 		}
 	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := d.boot(ctx); err != nil {
+		t.Fatalf("dockerd.Start: %v", err)
+	}
+	return d
+}
+
+// StartDaemon is Start for a program that is not a test (a benchmark):
+// it starts a private dockerd in opts.NS, waits until it answers `docker
+// version` and imports the busybox image, and returns an error where
+// Start would fail or skip its test (errors.Is(err, ErrNotInstalled) when
+// a binary is missing). The caller must Stop the daemon, on its error
+// paths and after an interrupt too: Stop is what kills the containers and
+// removes the daemon's cgroups and files. Should the caller die without
+// Stop, dockerd gets SIGTERM and the namespace holder ends as its stdin
+// closes, as under Start. On error StartDaemon has stopped and removed
+// whatever it had started, and the error carries the end of dockerd's log.
+func StartDaemon(ctx context.Context, opts Options) (*Daemon, error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("starting dockerd: needs root to enter network namespaces and mount")
+	}
+	if opts.NS == nil {
+		return nil, errors.New("starting dockerd: Options.NS is required")
+	}
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	d, err := newDaemon(opts)
+	if err != nil {
+		return nil, fmt.Errorf("starting dockerd: %w", err)
+	}
+	if err := d.boot(ctx); err != nil {
+		log := lastLines(d.Log(), 20)
+		return nil, fmt.Errorf("starting dockerd: %w; the end of its log:\n%s", errors.Join(err, d.Stop()), log)
+	}
+	return d, nil
+}
+
+// newDaemon resolves opts' binaries and makes the daemon's directory; it
+// starts nothing.
+func newDaemon(opts Options) (*Daemon, error) {
+	var err error
+	if opts.Dockerd, err = lookPath(opts.Dockerd, "dockerd", "docker.io"); err != nil {
+		return nil, err
+	}
+	if opts.CLI, err = lookPath(opts.CLI, "docker", "docker.io"); err != nil {
+		return nil, err
+	}
+	if opts.Busybox == "" {
+		opts.Busybox = "/bin/busybox"
+	}
+	if _, err := os.Stat(opts.Busybox); err != nil {
+		return nil, fmt.Errorf("no static busybox to build the test image from (install Debian's busybox-static, see hack/install-deps.sh): %w: %w", ErrNotInstalled, err)
+	}
+	for _, bin := range []string{"nsenter", "unshare"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			return nil, fmt.Errorf("%w (util-linux)", err)
+		}
+	}
+	// Not a test's TempDir: the test's name would make the containerd
+	// socket path (under the exec root) longer than a unix socket may be.
+	// Stop removes it.
+	root, err := os.MkdirTemp("", "calyx-dockerd-")
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{logf: opts.Logf, opts: opts, root: root, log: &testnet.SyncBuffer{}}
 	for _, dir := range []string{"run-docker/plugins", "data", "exec", "cli"} {
 		if err := os.MkdirAll(filepath.Join(root, dir), 0o700); err != nil {
-			t.Fatalf("dockerd.Start: %v", err)
+			_ = os.RemoveAll(root)
+			return nil, err
 		}
 	}
 	// A configuration file of its own: dockerd refuses to start when a
@@ -137,36 +207,44 @@ func Start(t testing.TB, opts Options) *Daemon {
 	// Docker before 23 writes its identity key to /etc/docker/key.json
 	// unless told another path (later ones refuse the setting).
 	conf := "{}\n"
-	if keyPathSetting(d.opts.Dockerd) {
+	if keyPathSetting(opts.Dockerd) {
 		conf = fmt.Sprintf("{\"deprecated-key-path\": %q}\n", filepath.Join(root, "key.json"))
 	}
 	if err := os.WriteFile(filepath.Join(root, "daemon.json"), []byte(conf), 0o600); err != nil {
-		t.Fatalf("dockerd.Start: %v", err)
+		_ = os.RemoveAll(root)
+		return nil, err
 	}
-	if err := d.startHolder(); err != nil {
-		t.Fatalf("dockerd.Start: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := d.start(ctx); err != nil {
-		t.Fatalf("dockerd.Start: %v", err)
-	}
-	if err := d.LoadBusybox(ctx); err != nil {
-		t.Fatalf("dockerd.Start: %v", err)
-	}
-	return d
+	return d, nil
 }
 
-func lookPath(t testing.TB, bin, def, pkg string) string {
-	t.Helper()
+// boot starts the namespace holder and dockerd, and imports the image.
+func (d *Daemon) boot(ctx context.Context) error {
+	if err := d.startHolder(); err != nil {
+		return err
+	}
+	if err := d.start(ctx); err != nil {
+		return err
+	}
+	return d.LoadBusybox(ctx)
+}
+
+// lookPath finds bin, or def when bin is "", in $PATH; pkg is the Debian
+// package that installs it.
+func lookPath(bin, def, pkg string) (string, error) {
 	if bin == "" {
 		bin = def
 	}
 	path, err := exec.LookPath(bin)
 	if err != nil {
-		t.Skipf("%s not found (install Debian's %s, see hack/install-deps.sh): %v", bin, pkg, err)
+		return "", fmt.Errorf("%s not found (install Debian's %s, see hack/install-deps.sh): %w: %w", bin, pkg, ErrNotInstalled, err)
 	}
-	return path
+	return path, nil
+}
+
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // holderScript runs in the new mount namespace, with the daemon's root
@@ -405,7 +483,7 @@ func (d *Daemon) killContainers() {
 // Stop kills the running containers, stops dockerd, kills whatever is left in its namespaces and
 // cgroups (containerd, shims, containers, processes started with
 // Command), lets the mount namespace go and removes the daemon's cgroups
-// and files. It is safe to call more than once; t's cleanup calls it.
+// and files. It is safe to call more than once; Start's cleanup calls it.
 func (d *Daemon) Stop() error {
 	d.mu.Lock()
 	if d.stopped {

@@ -208,3 +208,29 @@ func sameFile(t *testing.T, a, b string) bool {
 	}
 	return os.SameFile(fa, fb)
 }
+
+// TestStartDaemon starts a daemon without a testing.TB, as a benchmark
+// does, and stops it.
+func TestStartDaemon(t *testing.T) {
+	netns := testnet.NewNS(t)
+	if _, err := dockerd.StartDaemon(t.Context(), dockerd.Options{NS: netns, Dockerd: "calyx-no-such-dockerd"}); !errors.Is(err, dockerd.ErrNotInstalled) {
+		t.Errorf("StartDaemon without dockerd: %v, want ErrNotInstalled", err)
+	}
+	d, err := dockerd.StartDaemon(t.Context(), dockerd.Options{NS: netns, Logf: t.Logf})
+	if errors.Is(err, dockerd.ErrNotInstalled) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := d.Root()
+	if _, err := d.Docker(t.Context(), "run", "--rm", "--network", "none", dockerd.BusyboxImage, "true"); err != nil {
+		t.Error(err)
+	}
+	if err := d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(root); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s is still there after Stop: %v", root, err)
+	}
+}

@@ -52,7 +52,7 @@ func (d *Daemon) sweep() error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("processes left in dockerd's namespaces or cgroups after SIGKILL: %s", describe(left))
 		}
-		d.t.Logf("dockerd: killing what is left in its namespaces or cgroups: %s", describe(left))
+		d.logf("dockerd: killing what is left in its namespaces or cgroups: %s", describe(left))
 		for _, pid := range left {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
