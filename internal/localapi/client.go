@@ -1,20 +1,39 @@
 package localapi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
-	"net/http"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 )
 
 // Client calls calyx-node's local API over its unix socket.
+//
+// It speaks just enough HTTP/1.1 itself (a POST with a JSON body; an
+// answer with Content-Length or chunked) rather than use net/http, whose
+// client drags TLS and X.509 into every binary that links it: the CNI
+// plugins start once per container, and their start-up is part of every
+// ADD. It keeps one connection open between calls, so an ADD's two calls
+// share it.
 type Client struct {
 	socket string
-	http   *http.Client
+
+	mu   sync.Mutex // guards idle
+	idle *conn      // a connection the last answer left open
+}
+
+// conn is one connection to calyx-node.
+type conn struct {
+	c net.Conn
+	r *bufio.Reader
 }
 
 // NewClient returns a client for the socket at path ("" = DefaultSocket).
@@ -22,15 +41,7 @@ func NewClient(path string) *Client {
 	if path == "" {
 		path = DefaultSocket
 	}
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
-		},
-		MaxIdleConns:    1,
-		IdleConnTimeout: 30 * time.Second,
-	}
-	return &Client{socket: path, http: &http.Client{Transport: tr}}
+	return &Client{socket: path}
 }
 
 // Socket returns the socket path the client dials.
@@ -63,6 +74,9 @@ type APIError struct {
 
 func (e *APIError) Error() string { return "calyx-node: " + e.Body.Message }
 
+// statusRequestTooLarge is HTTP's 413.
+const statusRequestTooLarge = 413
+
 // Do posts req to path and decodes the answer into resp (which may be nil).
 func (c *Client) Do(ctx context.Context, path string, req, resp any) error {
 	body, err := json.Marshal(req)
@@ -71,36 +85,204 @@ func (c *Client) Do(ctx context.Context, path string, req, resp any) error {
 	}
 	if len(body) > MaxRequestBytes {
 		// calyx-node would refuse it; say so without sending it.
-		return &APIError{Status: http.StatusRequestEntityTooLarge, Body: Error{Code: CodeInvalidNetworkConfig, Message: fmt.Sprintf(
+		return &APIError{Status: statusRequestTooLarge, Body: Error{Code: CodeInvalidNetworkConfig, Message: fmt.Sprintf(
 			"the %s request is %d bytes, more than calyx-node accepts (%d): the network config makes it so (Mesos labels, pool lists or the GC's list of valid attachments); shorten it",
 			path, len(body), MaxRequestBytes)}}
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://calyx-node"+path, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("building request for %s: %w", path, err)
-	}
-	hreq.Header.Set("Content-Type", "application/json")
-	hresp, err := c.http.Do(hreq)
+	status, answer, err := c.roundTrip(ctx, path, body)
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("calling calyx-node %s: %w", path, ctx.Err())
 		}
 		return &UnreachableError{Socket: c.socket, Err: err}
 	}
-	defer hresp.Body.Close()
-	dec := json.NewDecoder(hresp.Body)
-	if hresp.StatusCode != http.StatusOK {
+	if status != 200 {
 		var e Error
-		if err := dec.Decode(&e); err != nil || e.Message == "" {
-			e.Message = fmt.Sprintf("%s answered HTTP %d", path, hresp.StatusCode)
+		if err := json.Unmarshal(answer, &e); err != nil || e.Message == "" {
+			e.Message = fmt.Sprintf("%s answered HTTP %d", path, status)
 		}
-		return &APIError{Status: hresp.StatusCode, Body: e}
+		return &APIError{Status: status, Body: e}
 	}
 	if resp == nil {
 		return nil
 	}
-	if err := dec.Decode(resp); err != nil {
+	if err := json.Unmarshal(answer, resp); err != nil {
 		return fmt.Errorf("decoding calyx-node's answer to %s: %w", path, err)
 	}
 	return nil
+}
+
+// roundTrip sends one request and reads its answer, on the idle
+// connection when there is one (and on a new one should that turn out
+// closed before anything was read), else on a new connection.
+func (c *Client) roundTrip(ctx context.Context, path string, body []byte) (int, []byte, error) {
+	c.mu.Lock()
+	cn := c.idle
+	c.idle = nil
+	c.mu.Unlock()
+	if cn != nil {
+		status, answer, keep, fresh, err := cn.exchange(ctx, path, body)
+		if err == nil {
+			c.release(cn, keep)
+			return status, answer, nil
+		}
+		_ = cn.c.Close()
+		if !fresh || ctx.Err() != nil {
+			return 0, nil, err
+		}
+		// The server closed the idle connection: try a new one.
+	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "unix", c.socket)
+	if err != nil {
+		return 0, nil, err
+	}
+	cn = &conn{c: nc, r: bufio.NewReader(nc)}
+	status, answer, keep, _, err := cn.exchange(ctx, path, body)
+	if err != nil {
+		_ = nc.Close()
+		return 0, nil, err
+	}
+	c.release(cn, keep)
+	return status, answer, nil
+}
+
+// release keeps cn for the next call, or closes it.
+func (c *Client) release(cn *conn, keep bool) {
+	if !keep {
+		_ = cn.c.Close()
+		return
+	}
+	c.mu.Lock()
+	old := c.idle
+	c.idle = cn
+	c.mu.Unlock()
+	if old != nil {
+		_ = old.c.Close()
+	}
+}
+
+// CloseIdle closes the connection kept between calls, if any.
+func (c *Client) CloseIdle() {
+	c.mu.Lock()
+	cn := c.idle
+	c.idle = nil
+	c.mu.Unlock()
+	if cn != nil {
+		_ = cn.c.Close()
+	}
+}
+
+// exchange writes the request and reads the answer. fresh reports that
+// nothing at all was read back, so that a request sent on a connection the
+// server had already closed can be sent again.
+func (cn *conn) exchange(ctx context.Context, path string, body []byte) (status int, answer []byte, keep, fresh bool, err error) {
+	// The connection times out when ctx ends (not at its deadline: the
+	// error must come after ctx.Err() is set, so that Do reports it).
+	_ = cn.c.SetDeadline(time.Time{})
+	stop := context.AfterFunc(ctx, func() { _ = cn.c.SetDeadline(time.Unix(1, 0)) })
+	defer func() {
+		if !stop() {
+			keep = false // ctx ended meanwhile: its deadline may yet land on the connection
+		}
+	}()
+	var req bytes.Buffer
+	fmt.Fprintf(&req, "POST %s HTTP/1.1\r\nHost: calyx-node\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", path, len(body))
+	req.Write(body)
+	if _, err := cn.c.Write(req.Bytes()); err != nil {
+		return 0, nil, false, true, err
+	}
+	line, err := cn.r.ReadString('\n')
+	if err != nil {
+		return 0, nil, false, line == "", err
+	}
+	status, err = parseStatusLine(line)
+	if err != nil {
+		return 0, nil, false, false, err
+	}
+	length, chunked, closeAfter := -1, false, false
+	for {
+		h, err := cn.r.ReadString('\n')
+		if err != nil {
+			return 0, nil, false, false, fmt.Errorf("reading the answer's headers: %w", err)
+		}
+		h = strings.TrimRight(h, "\r\n")
+		if h == "" {
+			break
+		}
+		name, value, ok := strings.Cut(h, ":")
+		if !ok {
+			return 0, nil, false, false, fmt.Errorf("malformed header %q", h)
+		}
+		value = strings.TrimSpace(value)
+		switch strings.ToLower(name) {
+		case "content-length":
+			if length, err = strconv.Atoi(value); err != nil || length < 0 {
+				return 0, nil, false, false, fmt.Errorf("malformed Content-Length %q", value)
+			}
+		case "transfer-encoding":
+			chunked = strings.EqualFold(value, "chunked")
+		case "connection":
+			closeAfter = strings.EqualFold(value, "close")
+		}
+	}
+	switch {
+	case chunked:
+		answer, err = readChunked(cn.r)
+	case length >= 0:
+		answer = make([]byte, length)
+		_, err = io.ReadFull(cn.r, answer)
+	default:
+		answer, err = io.ReadAll(cn.r)
+		closeAfter = true
+	}
+	if err != nil {
+		return 0, nil, false, false, fmt.Errorf("reading the answer: %w", err)
+	}
+	return status, answer, !closeAfter, false, nil
+}
+
+// parseStatusLine reads the status code of "HTTP/1.1 200 OK".
+func parseStatusLine(line string) (int, error) {
+	f := strings.Fields(line)
+	if len(f) < 2 || !strings.HasPrefix(f[0], "HTTP/1.") {
+		return 0, fmt.Errorf("malformed status line %q", strings.TrimSpace(line))
+	}
+	code, err := strconv.Atoi(f[1])
+	if err != nil || code < 100 || code > 999 {
+		return 0, fmt.Errorf("malformed status line %q", strings.TrimSpace(line))
+	}
+	return code, nil
+}
+
+// readChunked reads a chunked body and its (empty) trailer.
+func readChunked(r *bufio.Reader) ([]byte, error) {
+	var out []byte
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return nil, err
+		}
+		sizeStr, _, _ := strings.Cut(strings.TrimSpace(line), ";")
+		size, err := strconv.ParseInt(sizeStr, 16, 32)
+		if err != nil || size < 0 || int64(len(out))+size > 64<<20 {
+			return nil, fmt.Errorf("malformed chunk size %q", strings.TrimSpace(line))
+		}
+		if size == 0 {
+			for {
+				t, err := r.ReadString('\n')
+				if err != nil {
+					return nil, err
+				}
+				if strings.TrimRight(t, "\r\n") == "" {
+					return out, nil
+				}
+			}
+		}
+		chunk := make([]byte, size+2)
+		if _, err := io.ReadFull(r, chunk); err != nil {
+			return nil, err
+		}
+		out = append(out, chunk[:size]...)
+	}
 }
