@@ -82,7 +82,40 @@ func (s *service) addLocked(ctx context.Context, req localapi.AddRequest, orch s
 		return localapi.AddResponse{}, err
 	}
 
-	addrs, err := s.allocate(ctx, req.Attachment, orch, req.IPAM, nil)
+	if err := s.ensureProfile(ctx, req.Network); err != nil {
+		return localapi.AddResponse{}, err
+	}
+	// The endpoint is written with the addresses, in IPAM's transaction,
+	// when IPAM writes one (see ipam.AutoAssignArgs.Also).
+	var prepared *datastore.PreparedCreate
+	also := func(res ipam.AssignResult) ([]datastore.RawPut, []datastore.Cond, error) {
+		w := buildEndpoint(s.node, cniEndpoint(s.node, req, orch, slices.Concat(res.IPv4, res.IPv6)))
+		if err := w.Validate(); err != nil {
+			return nil, nil, badRequestf("building the endpoint of %s: %w", handle, err)
+		}
+		pc, err := s.store.PrepareCreate(w)
+		if err != nil {
+			return nil, nil, err
+		}
+		prepared = &pc
+		return []datastore.RawPut{pc.Put}, []datastore.Cond{pc.Cond}, nil
+	}
+	addrs, rev, err := s.allocate(ctx, req.Attachment, orch, req.IPAM, nil, also)
+	if ipam.IsAlsoConflict(err) {
+		// The endpoint exists, which the view had not seen yet: nothing
+		// was allocated. Look again in the datastore.
+		cur, other, ferr := s.findEndpoint(ctx, req.Attachment, true)
+		switch {
+		case ferr != nil:
+			return localapi.AddResponse{}, ferr
+		case cur != nil:
+			return s.readd(ctx, req, cur)
+		case other != nil:
+			return localapi.AddResponse{}, attachmentExistsf("container %s already has interface %s on another network (endpoint %s): DEL that attachment first",
+				req.ContainerID, req.IfName, other.Metadata.Name)
+		}
+		return localapi.AddResponse{}, fmt.Errorf("writing the endpoint of %s: %w", handle, err)
+	}
 	if err != nil {
 		return localapi.AddResponse{}, err
 	}
@@ -98,22 +131,30 @@ func (s *service) addLocked(ctx context.Context, req localapi.AddRequest, orch s
 		}
 		return why
 	}
-	wep, err := s.createEndpoint(ctx, cniEndpoint(s.node, req, orch, addrs))
-	if datastore.IsAlreadyExists(err) {
-		// The view had not seen it yet: look again in the datastore.
-		cur, other, ferr := s.findEndpoint(ctx, req.Attachment, true)
-		switch {
-		case ferr != nil:
-			return localapi.AddResponse{}, undo(ferr)
-		case cur != nil:
-			return s.readd(ctx, req, cur)
-		case other != nil:
-			return localapi.AddResponse{}, undo(attachmentExistsf("container %s already has interface %s on another network (endpoint %s): DEL that attachment first",
-				req.ContainerID, req.IfName, other.Metadata.Name))
+	var wep *api.WorkloadEndpoint
+	if rev != 0 && prepared != nil {
+		wep = prepared.Written(rev).(*api.WorkloadEndpoint)
+		s.view.wroteEndpoint(wep)
+	} else {
+		// Addresses asked for by CNI_ARGS, or held already by the handle
+		// (an ADD retried after a failure that left them): IPAM wrote
+		// nothing, so the endpoint is written on its own.
+		wep, err = s.createEndpoint(ctx, cniEndpoint(s.node, req, orch, addrs))
+		if datastore.IsAlreadyExists(err) {
+			cur, other, ferr := s.findEndpoint(ctx, req.Attachment, true)
+			switch {
+			case ferr != nil:
+				return localapi.AddResponse{}, undo(ferr)
+			case cur != nil:
+				return s.readd(ctx, req, cur)
+			case other != nil:
+				return localapi.AddResponse{}, undo(attachmentExistsf("container %s already has interface %s on another network (endpoint %s): DEL that attachment first",
+					req.ContainerID, req.IfName, other.Metadata.Name))
+			}
 		}
-	}
-	if err != nil {
-		return localapi.AddResponse{}, undo(err)
+		if err != nil {
+			return localapi.AddResponse{}, undo(err)
+		}
 	}
 	s.log.Debug("endpoint created", "endpoint", wep.Metadata.Name, "handle", handle, "ips", wep.Spec.IPNetworks)
 	return s.addResponse(wep, handle, req.MTU), nil
@@ -167,7 +208,13 @@ func (s *service) attrs(a localapi.Attachment, orch string, ipamOnly bool) map[s
 // allocate assigns an attachment's addresses: the requested ones, or one
 // IPv4 and/or one IPv6 address from the pools. extra attributes are added
 // to the allocation. All or nothing: a failure releases what it took.
-func (s *service) allocate(ctx context.Context, a localapi.Attachment, orch string, req localapi.IPAMRequest, extra map[string]string) ([]netip.Addr, error) {
+//
+// also, when set, is passed to IPAM as AutoAssignArgs.Also (pool
+// allocations only; CNI_ARGS IP= addresses are assigned without it); rev
+// is the revision IPAM wrote at, 0 when it wrote nothing with also.
+func (s *service) allocate(ctx context.Context, a localapi.Attachment, orch string, req localapi.IPAMRequest, extra map[string]string,
+	also func(ipam.AssignResult) ([]datastore.RawPut, []datastore.Cond, error),
+) (addrs []netip.Addr, rev int64, err error) {
 	handle := a.Handle()
 	attrs := s.attrs(a, orch, false)
 	maps.Copy(attrs, extra)
@@ -182,7 +229,7 @@ func (s *service) allocate(ctx context.Context, a localapi.Attachment, orch stri
 				}
 			}
 			if err != nil {
-				return nil, badRequestf("requested IP %q is not an address", r)
+				return nil, 0, badRequestf("requested IP %q is not an address", r)
 			}
 			if ip.Unmap().Is4() {
 				n4++
@@ -190,26 +237,26 @@ func (s *service) allocate(ctx context.Context, a localapi.Attachment, orch stri
 			ips = append(ips, ip)
 		}
 		if n4 > 1 || len(ips)-n4 > 1 {
-			return nil, &apiError{status: http.StatusBadRequest, err: &tooManyAddressesError{n4: n4, n6: len(ips) - n4}}
+			return nil, 0, &apiError{status: http.StatusBadRequest, err: &tooManyAddressesError{n4: n4, n6: len(ips) - n4}}
 		}
 		var out []netip.Addr
 		for _, ip := range ips {
 			if err := s.alloc.AssignIP(ctx, ipam.AssignIPArgs{IP: ip, Handle: handle, Attrs: attrs, Node: s.node}); err != nil {
 				if isOutage(err) {
 					s.leaveToGC(handle, err)
-					return nil, err
+					return nil, 0, err
 				}
 				uctx, cancel := undoContext(ctx)
 				if rerr := s.alloc.ReleaseByHandle(uctx, handle); rerr != nil {
 					s.log.Warn("releasing the addresses of a failed ADD", "handle", handle, "err", rerr)
 				}
 				cancel()
-				return nil, s.ipamError(err)
+				return nil, 0, s.ipamError(err)
 			}
 			out = append(out, ip.Unmap())
 		}
 		s.countAllocations(out)
-		return out, nil
+		return out, 0, nil
 	}
 	n4, n6 := 0, 0
 	if req.AssignIPv4 || !req.AssignIPv6 {
@@ -220,14 +267,20 @@ func (s *service) allocate(ctx context.Context, a localapi.Attachment, orch stri
 	}
 	res, err := s.alloc.AutoAssign(ctx, ipam.AutoAssignArgs{
 		Num4: n4, Num6: n6, Handle: handle, Attrs: attrs, Node: s.node,
-		IPv4Pools: req.IPv4Pools, IPv6Pools: req.IPv6Pools,
+		IPv4Pools: req.IPv4Pools, IPv6Pools: req.IPv6Pools, Also: also,
 	})
-	if err != nil {
-		return nil, s.ipamError(err)
+	if ipam.IsAlsoConflict(err) {
+		return nil, 0, err
 	}
-	out := append(slices.Clone(res.IPv4), res.IPv6...)
+	if err != nil {
+		return nil, 0, s.ipamError(err)
+	}
+	out := slices.Concat(res.IPv4, res.IPv6)
 	s.countAllocations(out)
-	return out, nil
+	if also == nil {
+		return out, 0, nil
+	}
+	return out, res.Revision, nil
 }
 
 func (s *service) countAllocations(addrs []netip.Addr) {

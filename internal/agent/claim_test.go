@@ -439,20 +439,20 @@ func TestClaimLapsedAddAndDel(t *testing.T) {
 	}
 }
 
-// hookAlloc is an allocator that calls assigned after each successful
-// AutoAssign: a test changes the claim between an ADD's allocation and
-// its endpoint write with it.
+// hookAlloc is an allocator that calls assigning before each AutoAssign:
+// a test changes the claim between an ADD's first writes (its network's
+// profile) and the transaction that allocates its addresses and writes
+// its endpoint.
 type hookAlloc struct {
 	allocator
-	assigned func()
+	assigning func()
 }
 
-func (a hookAlloc) AutoAssign(ctx context.Context, args ipam.AutoAssignArgs) (ipam.AssignResult, error) {
-	res, err := a.allocator.AutoAssign(ctx, args)
-	if err == nil && a.assigned != nil {
-		a.assigned()
+func (a *hookAlloc) AutoAssign(ctx context.Context, args ipam.AutoAssignArgs) (ipam.AssignResult, error) {
+	if a.assigning != nil {
+		a.assigning()
 	}
-	return res, err
+	return a.allocator.AutoAssign(ctx, args)
 }
 
 // Endpoint (and profile) creates and updates are fenced by the node claim
@@ -501,10 +501,11 @@ func TestEndpointWritesNeedTheClaim(t *testing.T) {
 		t.Fatalf("endpoints after an ADD holding the claim: %v", got)
 	}
 
-	// The claim lapses (its key is gone) after the allocation of an ADD
-	// on a new network: neither its profile nor its endpoint is written.
+	// The claim lapses (its key is gone) before the allocation of an ADD
+	// on a new network: its addresses and endpoint, one transaction, are
+	// not written (its profile was, while the claim held).
 	var before int64
-	alloc.assigned = func() {
+	alloc.assigning = func() {
 		if ok, _, err := store.CAS(ctx, nil, nil, []string{key}); err != nil || !ok {
 			t.Error("deleting the claim:", ok, err)
 		}
@@ -514,20 +515,17 @@ func TestEndpointWritesNeedTheClaim(t *testing.T) {
 	lapsed.Network = "net2"
 	_, err = svc.add(ctx, lapsed)
 	if status, code := classify(err); !errors.Is(err, errClaimLapsed) || status != 503 || code != cniTryAgainLater {
-		t.Errorf("ADD whose claim lapsed after its allocation: %v (HTTP %d, code %d), want try again later (503, 11)", err, status, code)
+		t.Errorf("ADD whose claim lapsed before its allocation: %v (HTTP %d, code %d), want try again later (503, 11)", err, status, code)
 	}
 	if rev := mustRevision(t, store); rev != before {
-		t.Errorf("ADD whose claim lapsed wrote after its allocation: revision %d -> %d", before, rev)
-	}
-	if _, err := store.Get(ctx, profileKind(), profileName("net2")); !datastore.IsNotFound(err) {
-		t.Errorf("profile of a new network after the claim lapsed: %v, want none", err)
+		t.Errorf("ADD whose claim lapsed wrote after the claim lapsed: revision %d -> %d", before, rev)
 	}
 
-	// Taken again, then taken over by another host after the allocation
-	// of an ADD: no endpoint is written, and the ADD fails for good.
+	// Taken again, then taken over by another host before the allocation
+	// of an ADD: nothing is written, and the ADD fails for good.
 	again := claimAsHostA(t, store, key)
 	current.Store(again)
-	alloc.assigned = func() {
+	alloc.assigning = func() {
 		if ok, _, err := store.CAS(ctx, nil, []datastore.RawPut{{Key: key, Value: []byte(`{"hostID":"b"}`)}}, nil); err != nil || !ok {
 			t.Error("replacing the claim:", ok, err)
 		}
@@ -535,15 +533,16 @@ func TestEndpointWritesNeedTheClaim(t *testing.T) {
 	}
 	_, err = svc.add(ctx, addReq(attachment("ctr-lost", "eth0")))
 	if status, code := classify(err); !errors.Is(err, errClaimLost) || errors.Is(err, errClaimLapsed) || status != 500 || code != 0 {
-		t.Errorf("ADD whose claim was taken over after its allocation: %v (HTTP %d, code %d), want the claim lost (500, 0)", err, status, code)
+		t.Errorf("ADD whose claim was taken over before its allocation: %v (HTTP %d, code %d), want the claim lost (500, 0)", err, status, code)
 	}
 	if rev := mustRevision(t, store); rev != before {
-		t.Errorf("ADD whose claim was taken over wrote after its allocation: revision %d -> %d", before, rev)
+		t.Errorf("ADD whose claim was taken over wrote after it was: revision %d -> %d", before, rev)
 	}
 	if got := endpoints(); !slices.Equal(got, []string{held.Endpoint}) {
 		t.Errorf("endpoints after ADDs without the claim: %v, want only %s", got, held.Endpoint)
 	}
 
+	alloc.assigning = nil
 	// READY's update of the endpoint's MAC writes nothing either.
 	w := getEndpoint(t, store, held.Endpoint)
 	if err := svc.recordMAC(ctx, w, "02:00:00:00:00:01"); !errors.Is(err, errClaimLost) {

@@ -34,6 +34,9 @@ func (failing) Get(context.Context, api.KindInfo, string) (api.Resource, error) 
 }
 func (failing) Create(context.Context, api.Resource) (api.Resource, error) { return nil, errNoBackend }
 func (failing) Update(context.Context, api.Resource) (api.Resource, error) { return nil, errNoBackend }
+func (failing) PrepareCreate(api.Resource) (datastore.PreparedCreate, error) {
+	return datastore.PreparedCreate{}, errNoBackend
+}
 func (failing) Delete(context.Context, api.KindInfo, string, string) (api.Resource, error) {
 	return nil, errNoBackend
 }

@@ -70,6 +70,10 @@ func (s *stalledStore) Update(ctx context.Context, _ api.Resource) (api.Resource
 	return nil, s.wait(ctx, "Update")
 }
 
+func (s *stalledStore) PrepareCreate(api.Resource) (datastore.PreparedCreate, error) {
+	return datastore.PreparedCreate{}, errors.New("stalledStore: no PrepareCreate")
+}
+
 func (s *stalledStore) Delete(ctx context.Context, _ api.KindInfo, _, _ string) (api.Resource, error) {
 	return nil, s.wait(ctx, "Delete")
 }

@@ -28,7 +28,7 @@ func (s *service) ipamAdd(ctx context.Context, req localapi.IPAMAddRequest) (loc
 	if err := s.completeDeferred(ctx, req.Handle()); err != nil {
 		return localapi.IPAMAddResponse{}, err
 	}
-	addrs, err := s.allocate(ctx, req.Attachment, api.OrchestratorCNI, req.IPAM, map[string]string{ipam.AttrIPAMOnly: "true"})
+	addrs, _, err := s.allocate(ctx, req.Attachment, api.OrchestratorCNI, req.IPAM, map[string]string{ipam.AttrIPAMOnly: "true"}, nil)
 	if err != nil {
 		return localapi.IPAMAddResponse{}, err
 	}

@@ -26,6 +26,9 @@ type resourceStore interface {
 	Create(ctx context.Context, r api.Resource) (api.Resource, error)
 	Update(ctx context.Context, r api.Resource) (api.Resource, error)
 	Delete(ctx context.Context, kind api.KindInfo, name, resourceVersion string) (api.Resource, error)
+	// PrepareCreate encodes a resource for creation inside IPAM's
+	// transaction (ipam.AutoAssignArgs.Also).
+	PrepareCreate(r api.Resource) (datastore.PreparedCreate, error)
 }
 
 // allocator hands out and takes back addresses.

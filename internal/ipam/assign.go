@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/calyx-net/calyx/internal/api"
+	"github.com/calyx-net/calyx/internal/datastore"
 )
 
 // AutoAssignArgs is a request for addresses from pools.
@@ -32,6 +33,15 @@ type AutoAssignArgs struct {
 	// default when empty) or api.IPPoolUseTunnel (a VXLAN device's
 	// address); only pools whose allowedUses include it are used.
 	Use string
+	// Also, when set, is called with the addresses planned for the
+	// handle (those it already held included) and returns keys to write
+	// in the same transaction, with their guards: CNI ADD writes the
+	// endpoint that holds the addresses with them, one etcd commit for
+	// both. When one of its guards fails, AutoAssign writes nothing and
+	// returns an error satisfying IsAlsoConflict. It is not called when
+	// the handle already holds every address asked for: nothing is
+	// written then.
+	Also func(AssignResult) ([]datastore.RawPut, []datastore.Cond, error)
 }
 
 // use returns the request's use, defaulted.
@@ -45,6 +55,9 @@ func (a AutoAssignArgs) use() string {
 // AssignResult is what a handle holds after AutoAssign.
 type AssignResult struct {
 	IPv4, IPv6 []netip.Addr
+	// Revision is the etcd revision of the transaction that wrote them
+	// (and Also's keys); 0 when nothing was written.
+	Revision int64
 }
 
 // AssignIPArgs is a request for one particular address.
@@ -288,11 +301,29 @@ func (a *Allocator) autoAssignOnce(ctx context.Context, st *nodeState, args Auto
 	if err != nil {
 		return AssignResult{}, false, err
 	}
+	res := AssignResult{IPv4: append(have4, p.v4...), IPv6: append(have6, p.v6...)}
+	var alsoKeys []string
+	if args.Also != nil {
+		puts, conds, err := args.Also(res)
+		if err != nil {
+			return AssignResult{}, false, err
+		}
+		for _, c := range conds {
+			t.guard(c.Key, c.ModRevision)
+			alsoKeys = append(alsoKeys, c.Key)
+		}
+		t.puts = append(t.puts, puts...)
+	}
 	ok, rev, changed, err := a.commit(ctx, t)
 	if err != nil {
 		return AssignResult{}, false, err
 	}
 	if !ok {
+		for _, k := range alsoKeys {
+			if _, found := changed[k]; found {
+				return AssignResult{}, false, &AlsoConflictError{Key: k}
+			}
+		}
 		a.absorb(st, changed)
 		if kv, found := changed[HandleKey(args.Handle)]; found {
 			if err := h.fromKV(kv); err != nil {
@@ -302,7 +333,8 @@ func (a *Allocator) autoAssignOnce(ctx context.Context, st *nodeState, args Auto
 		return AssignResult{}, false, nil
 	}
 	a.apply(st, p, rev)
-	return AssignResult{IPv4: append(have4, p.v4...), IPv6: append(have6, p.v6...)}, true, nil
+	res.Revision = rev
+	return res, true, nil
 }
 
 // handleAddrs returns the addresses h (the handle as last read) holds, its

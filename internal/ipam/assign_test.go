@@ -2,6 +2,7 @@ package ipam_test
 
 import (
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/calyx-net/calyx/internal/api"
+	"github.com/calyx-net/calyx/internal/datastore"
 	"github.com/calyx-net/calyx/internal/ipam"
 	"github.com/calyx-net/calyx/internal/testnet"
 )
@@ -97,6 +99,10 @@ func TestAutoAssignDualStackAndIdempotent(t *testing.T) {
 	// an allocator that never saw it (a restarted calyx-node).
 	for _, al := range []*ipam.Allocator{a, e.alloc()} {
 		again := mustAssign(t, al, args)
+		if again.Revision != 0 {
+			t.Errorf("a request the handle already satisfies wrote at revision %d", again.Revision)
+		}
+		again.Revision = first.Revision
 		if diff := cmp.Diff(first, again, netipComparers); diff != "" {
 			t.Errorf("second AutoAssign (-first +second):\n%s", diff)
 		}
@@ -402,4 +408,50 @@ func TestAssignIP(t *testing.T) {
 	mustCheckClean(t, a,
 		ipam.Endpoint{Name: "e1", Node: "node-a", IPs: []netip.Addr{ip, ip2}},
 		ipam.Endpoint{Name: "e2", Node: "node-b", IPs: append(r.IPv4, ip6)})
+}
+
+// TestAutoAssignAlso: keys Also returns are written in the allocation's
+// transaction, and a failed guard of theirs writes nothing.
+func TestAutoAssignAlso(t *testing.T) {
+	e := newEnv(t)
+	e.apply(testnet.IPPool("v4", "10.65.0.0/16", 26))
+	a := e.alloc()
+	ctx := testCtx(t)
+	var seen ipam.AssignResult
+	also := func(r ipam.AssignResult) ([]datastore.RawPut, []datastore.Cond, error) {
+		seen = r
+		v, _ := json.Marshal(r.IPv4)
+		return []datastore.RawPut{{Key: "/test/ep1", Value: v}}, []datastore.Cond{{Key: "/test/ep1"}}, nil
+	}
+	res := mustAssign(t, a, ipam.AutoAssignArgs{Num4: 1, Handle: "net.c1.eth0", Node: "node-a", Also: also})
+	if len(seen.IPv4) != 1 || seen.IPv4[0] != res.IPv4[0] {
+		t.Errorf("Also saw %v, the result is %v", seen, res)
+	}
+	got, _, err := e.c.ReadRanges(ctx, []datastore.RawRange{{Key: "/test/ep1"}})
+	if err != nil || len(got[0]) != 1 || got[0][0].ModRevision != res.Revision {
+		t.Fatalf("the Also key: %v %v; want it written at the allocation's revision %d", got, err, res.Revision)
+	}
+	// Its guard fails now (the key exists): nothing is written.
+	before := e.revision(t)
+	_, err = a.AutoAssign(ctx, ipam.AutoAssignArgs{Num4: 1, Handle: "net.c2.eth0", Node: "node-a", Also: also})
+	if !ipam.IsAlsoConflict(err) {
+		t.Fatalf("Also's key exists: %v, want an Also conflict", err)
+	}
+	if after := e.revision(t); after != before {
+		t.Errorf("a failed Also guard wrote: revision %d -> %d", before, after)
+	}
+	if ips, err := a.IPsByHandle(ctx, "net.c2.eth0"); !ipam.IsNotFound(err) || len(ips) != 0 {
+		t.Errorf("handle of the failed request holds %v (%v)", ips, err)
+	}
+	// An error of Also's fails the request, writing nothing.
+	_, err = a.AutoAssign(ctx, ipam.AutoAssignArgs{Num4: 1, Handle: "net.c3.eth0", Node: "node-a",
+		Also: func(ipam.AssignResult) ([]datastore.RawPut, []datastore.Cond, error) {
+			return nil, nil, errors.New("no endpoint")
+		}})
+	if err == nil || !strings.Contains(err.Error(), "no endpoint") {
+		t.Errorf("Also failing: %v", err)
+	}
+	if after := e.revision(t); after != before {
+		t.Errorf("a failed Also wrote: revision %d -> %d", before, after)
+	}
 }

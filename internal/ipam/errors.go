@@ -96,3 +96,19 @@ func notFoundf(format string, args ...any) error {
 func contention(what string, attempts int) error {
 	return &ipamError{code: codeContention, msg: fmt.Sprintf("%s: gave up after %d compare-and-swap attempts, other writers kept changing the same keys", what, attempts)}
 }
+
+// AlsoConflictError says that a guard of AutoAssignArgs.Also failed (the
+// endpoint it would create exists, say): nothing was written.
+type AlsoConflictError struct {
+	Key string
+}
+
+func (e *AlsoConflictError) Error() string {
+	return fmt.Sprintf("%s changed under the allocation: nothing was written", e.Key)
+}
+
+// IsAlsoConflict reports whether err is an *AlsoConflictError.
+func IsAlsoConflict(err error) bool {
+	var e *AlsoConflictError
+	return errors.As(err, &e)
+}

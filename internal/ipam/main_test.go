@@ -133,3 +133,13 @@ func mustCheckClean(t *testing.T, a *ipam.Allocator, eps ...ipam.Endpoint) {
 		t.Fatalf("Check found %d problems: %+v", r.Problems(), r)
 	}
 }
+
+// revision is etcd's current revision.
+func (e *env) revision(t *testing.T) int64 {
+	t.Helper()
+	rev, err := e.c.Revision(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rev
+}
