@@ -106,7 +106,9 @@ func (w *world) writeConfs(ours, peer, floor impl) error {
 		return err
 	}
 	confs := map[string]map[string]any{
-		ours.name: {"cniVersion": "1.0.0", "name": ours.name, "type": "calyx", "log_level": "warning",
+		// info: the plugin logs each ADD's and DEL's time and steps, which
+		// the sequential runs read (pluginSteps).
+		ours.name: {"cniVersion": "1.0.0", "name": ours.name, "type": "calyx", "log_level": "info",
 			"agent_socket": w.node.Socket(), "ipam": map[string]any{"type": "calyx-ipam"}},
 		// Flannel's delegate config: a gateway bridge, default route, no
 		// masquerade (no iptables on the path), host-local addresses.
@@ -130,35 +132,74 @@ func (w *world) writeConfs(ours, peer, floor impl) error {
 // cnitool runs one cnitool command in the host namespace and returns its
 // wall time.
 func (w *world) cnitool(ctx context.Context, cmdName, network, netns string) (time.Duration, error) {
+	d, _, err := w.cnitoolOut(ctx, cmdName, network, netns)
+	return d, err
+}
+
+// cnitoolOut is cnitool, also returning what the command printed.
+func (w *world) cnitoolOut(ctx context.Context, cmdName, network, netns string) (time.Duration, string, error) {
 	cmd := exec.CommandContext(ctx, w.tool, cmdName, network, netns)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "NETCONFPATH=" + w.confDir, "CNI_PATH=" + w.cniPath}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
 	if err := hostnode.RunIn(w.host, cmd); err != nil {
-		return 0, fmt.Errorf("cnitool %s %s %s: %w: %s", cmdName, network, netns, err, strings.TrimSpace(out.String()))
+		return 0, "", fmt.Errorf("cnitool %s %s %s: %w: %s", cmdName, network, netns, err, strings.TrimSpace(out.String()))
 	}
-	return time.Since(start), nil
+	return time.Since(start), out.String(), nil
 }
 
-type seqResult struct{ add, del []time.Duration }
+// seqResult is a sequential run: wall times, and the calyx plugin's own
+// account of each call (its "took" and steps, from its log), by name.
+type seqResult struct {
+	add, del []time.Duration
+	steps    map[string][]time.Duration // "add took", "add agent_add", ...
+}
+
+// pluginSteps reads the calyx plugin's log line of an ADD ("attached")
+// or DEL ("detached"): took=1.2ms steps="check=... agent_add=..." into
+// steps under "<cmd> took" and "<cmd> <step>".
+func pluginSteps(cmdName, out string, steps map[string][]time.Duration) {
+	for line := range strings.SplitSeq(out, "\n") {
+		if !strings.Contains(line, "msg=attached") && !strings.Contains(line, "msg=detached") {
+			continue
+		}
+		if i := strings.Index(line, " took="); i >= 0 {
+			f, _, _ := strings.Cut(line[i+len(" took="):], " ")
+			if d, err := time.ParseDuration(f); err == nil {
+				steps[cmdName+" took"] = append(steps[cmdName+" took"], d)
+			}
+		}
+		if i := strings.Index(line, ` steps="`); i >= 0 {
+			list, _, _ := strings.Cut(line[i+len(` steps="`):], `"`)
+			for kv := range strings.FieldsSeq(list) {
+				k, v, _ := strings.Cut(kv, "=")
+				if d, err := time.ParseDuration(v); err == nil {
+					steps[cmdName+" "+k] = append(steps[cmdName+" "+k], d)
+				}
+			}
+		}
+	}
+}
 
 // sequential ADDs n containers one after another, then DELs them.
 func (w *world) sequential(ctx context.Context, im impl, n int) (seqResult, error) {
-	var r seqResult
+	r := seqResult{steps: map[string][]time.Duration{}}
 	for i := range n {
-		d, err := w.cnitool(ctx, "add", im.name, w.ctrs[i])
+		d, out, err := w.cnitoolOut(ctx, "add", im.name, w.ctrs[i])
 		if err != nil {
 			return r, err
 		}
 		r.add = append(r.add, d)
+		pluginSteps("add", out, r.steps)
 	}
 	for i := range n {
-		d, err := w.cnitool(ctx, "del", im.name, w.ctrs[i])
+		d, out, err := w.cnitoolOut(ctx, "del", im.name, w.ctrs[i])
 		if err != nil {
 			return r, err
 		}
 		r.del = append(r.del, d)
+		pluginSteps("del", out, r.steps)
 	}
 	return r, nil
 }
@@ -218,11 +259,13 @@ type counters struct {
 	programSum, programCount float64
 	addSum, addCount         float64
 	readySum, readyCount     float64
+	delSum, delCount         float64
 }
 
 func (c counters) sub(o counters) counters {
 	return counters{c.programSum - o.programSum, c.programCount - o.programCount,
-		c.addSum - o.addSum, c.addCount - o.addCount, c.readySum - o.readySum, c.readyCount - o.readyCount}
+		c.addSum - o.addSum, c.addCount - o.addCount, c.readySum - o.readySum, c.readyCount - o.readyCount,
+		c.delSum - o.delSum, c.delCount - o.delCount}
 }
 
 // scrape reads calyx-node's metrics. The connection is dialled on a
@@ -272,6 +315,10 @@ func (w *world) scrape(ctx context.Context) (counters, error) {
 			c.readySum = v
 		case strings.HasPrefix(name, "calyx_cni_request_seconds_count") && strings.Contains(name, `op="ready"`):
 			c.readyCount = v
+		case strings.HasPrefix(name, "calyx_cni_request_seconds_sum") && strings.Contains(name, `op="del"`):
+			c.delSum = v
+		case strings.HasPrefix(name, "calyx_cni_request_seconds_count") && strings.Contains(name, `op="del"`):
+			c.delCount = v
 		}
 	}
 	return c, sc.Err()

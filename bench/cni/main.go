@@ -146,6 +146,14 @@ func run(ctx context.Context) error {
 					rep.Add("agent_add_ms", 1000*d.addSum/d.addCount)
 					rep.Add("agent_ready_ms", 1000*d.readySum/d.readyCount)
 				}
+				if d.delCount > 0 {
+					rep.Add("agent_del_ms", 1000*d.delSum/d.delCount)
+				}
+				for _, st := range pluginStepFigures {
+					if ds := seq.steps[st.step]; len(ds) > 0 {
+						rep.Add(st.metric, p50(ds))
+					}
+				}
 			}
 			record(add, seq, burst)
 			logf("round %d %-12s seq ADD p50 %.1f ms, DEL p50 %.1f ms; burst %.0f ADD/s", r+1, im.name,
@@ -159,6 +167,19 @@ func run(ctx context.Context) error {
 		rep.Add(floorDel, p50(fl.del))
 	}
 	return writeReport(rep, ours, peer)
+}
+
+// pluginStepFigures are the calyx plugin's own step times reported, as
+// p50s over a round's sequential calls.
+var pluginStepFigures = []struct{ metric, step string }{
+	{"plugin_add_took_p50_ms", "add took"},
+	{"plugin_add_check_p50_ms", "add check"},
+	{"plugin_add_agent_add_p50_ms", "add agent_add"},
+	{"plugin_add_veth_p50_ms", "add veth"},
+	{"plugin_add_agent_ready_p50_ms", "add agent_ready"},
+	{"plugin_del_took_p50_ms", "del took"},
+	{"plugin_del_netns_p50_ms", "del netns"},
+	{"plugin_del_agent_del_p50_ms", "del agent_del"},
 }
 
 // record adds one implementation's round to the figures.
