@@ -134,6 +134,9 @@ type nodeState struct {
 	view   *view
 	blocks map[netip.Prefix]*ownBlock
 
+	queueMu sync.Mutex   // guards queue
+	queue   []*assignReq // AutoAssign requests waiting for a batch
+
 	lateMu sync.Mutex // guards late
 	// late holds the blocks written outside the node's lock while another
 	// operation held it (see learn); the next holder applies them.

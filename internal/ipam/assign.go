@@ -78,6 +78,10 @@ type plan struct {
 	blocks map[netip.Prefix]*planBlock
 	order  []netip.Prefix
 	v4, v6 []netip.Addr
+	// cur is the handle take assigns to; counts what each handle was
+	// given, per block.
+	cur    string
+	counts map[string]map[netip.Prefix]int
 }
 
 // planBlock is one block to write: a clone of what was read, changed.
@@ -89,7 +93,9 @@ type planBlock struct {
 	added int
 }
 
-func newPlan() *plan { return &plan{blocks: map[netip.Prefix]*planBlock{}} }
+func newPlan() *plan {
+	return &plan{blocks: map[netip.Prefix]*planBlock{}, counts: map[string]map[netip.Prefix]int{}}
+}
 
 // add returns the plan's copy of a block, cloning it on first use.
 func (p *plan) add(b *Block, rev int64, pl *pool, own *ownBlock) *planBlock {
@@ -112,6 +118,10 @@ func (p *plan) take(pb *planBlock, n int, at Attribute) int {
 		p.record(pb.b.Addr(o))
 	}
 	pb.added += n
+	if p.counts[p.cur] == nil {
+		p.counts[p.cur] = map[netip.Prefix]int{}
+	}
+	p.counts[p.cur][pb.b.CIDR] += n
 	return n
 }
 
@@ -207,134 +217,6 @@ func affRevAfter(ob *ownBlock, rev int64) int64 {
 		return rev
 	}
 	return ob.affRev
-}
-
-// AutoAssign assigns Num4 IPv4 and Num6 IPv6 addresses to a handle, from
-// blocks affine to the node, claiming new blocks as needed and, unless
-// strictAffinity is set, borrowing from other nodes' blocks when it can
-// claim none. All of them are written in one transaction with the handle:
-// the request gets every address or none.
-//
-// It is idempotent per handle: addresses the handle already holds count
-// toward the request and are returned, so retrying after an error whose
-// outcome is unknown (a cut connection) neither leaks nor doubles.
-func (a *Allocator) AutoAssign(ctx context.Context, args AutoAssignArgs) (AssignResult, error) {
-	what := fmt.Sprintf("assigning %d IPv4 and %d IPv6 addresses to handle %q on node %q", args.Num4, args.Num6, args.Handle, args.Node)
-	if err := checkArgs(args.Handle, args.Node); err != nil {
-		return AssignResult{}, fmt.Errorf("%s: %w", what, err)
-	}
-	if args.Num4 < 0 || args.Num6 < 0 || args.Num4+args.Num6 == 0 {
-		return AssignResult{}, fmt.Errorf("%s: %w", what, invalidf("ask for at least one address and no negative count"))
-	}
-	at := attribute(args.Handle, args.Node, args.Attrs)
-	st := a.node(args.Node)
-	if err := a.lockNode(ctx, st); err != nil {
-		return AssignResult{}, fmt.Errorf("%s: %w", what, err)
-	}
-	defer st.mu.Unlock()
-	if err := a.ensureView(ctx, st, false); err != nil {
-		return AssignResult{}, fmt.Errorf("%s: %w", what, err)
-	}
-	var h handleState // assumed new: the common case needs no read
-	refreshed := false
-	for range a.attempts {
-		res, done, err := a.autoAssignOnce(ctx, st, args, at, &h)
-		switch {
-		case done:
-			return res, nil
-		case errors.Is(err, errReplan):
-			if err := a.ensureView(ctx, st, true); err != nil {
-				return AssignResult{}, fmt.Errorf("%s: %w", what, err)
-			}
-		case err != nil && !refreshed && (IsExhausted(err) || IsPoolNotFound(err) || IsPoolDisabled(err)):
-			// Check against a fresh view before failing: a pool may have
-			// been added, enabled or extended since the view was read.
-			refreshed = true
-			if err := a.ensureView(ctx, st, true); err != nil {
-				return AssignResult{}, fmt.Errorf("%s: %w", what, err)
-			}
-		case err != nil:
-			return AssignResult{}, fmt.Errorf("%s: %w", what, err)
-		case st.view.stale:
-			if err := a.ensureView(ctx, st, true); err != nil {
-				return AssignResult{}, fmt.Errorf("%s: %w", what, err)
-			}
-		}
-	}
-	return AssignResult{}, contention(what, a.attempts)
-}
-
-// autoAssignOnce makes one attempt. It reports done with the result, or an
-// error, or neither when the compare-and-swap found something changed
-// (already absorbed into the cache and h): try again.
-func (a *Allocator) autoAssignOnce(ctx context.Context, st *nodeState, args AutoAssignArgs, at Attribute, h *handleState) (AssignResult, bool, error) {
-	v := st.view
-	sel, err := selectPools(v.pools, v.labels, args.use(), args.IPv4Pools, args.IPv6Pools)
-	if err != nil {
-		return AssignResult{}, false, err
-	}
-	have, rec, consulted, err := a.handleAddrs(ctx, st, args.Handle, h)
-	if err != nil {
-		return AssignResult{}, false, err
-	}
-	var have4, have6 []netip.Addr
-	for _, ip := range have {
-		if ip.Is4() {
-			have4 = append(have4, ip)
-		} else {
-			have6 = append(have6, ip)
-		}
-	}
-	need4, need6 := max(args.Num4-len(have4), 0), max(args.Num6-len(have6), 0)
-	if need4 == 0 && need6 == 0 {
-		return AssignResult{IPv4: have4, IPv6: have6}, true, nil
-	}
-	p := newPlan()
-	if err := a.fill(ctx, st, p, sel.v4, need4, at, "IPv4"); err != nil {
-		return AssignResult{}, false, err
-	}
-	if err := a.fill(ctx, st, p, sel.v6, need6, at, "IPv6"); err != nil {
-		return AssignResult{}, false, err
-	}
-	t, err := p.txn(writeContext{node: st.name, handle: args.Handle, h: &handleState{rec: rec, rev: h.rev},
-		settings: v.settings, nodeRev: v.nodeRev, byLabels: sel.byLabels, consulted: consulted})
-	if err != nil {
-		return AssignResult{}, false, err
-	}
-	res := AssignResult{IPv4: append(have4, p.v4...), IPv6: append(have6, p.v6...)}
-	var alsoKeys []string
-	if args.Also != nil {
-		puts, conds, err := args.Also(res)
-		if err != nil {
-			return AssignResult{}, false, err
-		}
-		for _, c := range conds {
-			t.guard(c.Key, c.ModRevision)
-			alsoKeys = append(alsoKeys, c.Key)
-		}
-		t.puts = append(t.puts, puts...)
-	}
-	ok, rev, changed, err := a.commit(ctx, t)
-	if err != nil {
-		return AssignResult{}, false, err
-	}
-	if !ok {
-		for _, k := range alsoKeys {
-			if _, found := changed[k]; found {
-				return AssignResult{}, false, &AlsoConflictError{Key: k}
-			}
-		}
-		a.absorb(st, changed)
-		if kv, found := changed[HandleKey(args.Handle)]; found {
-			if err := h.fromKV(kv); err != nil {
-				return AssignResult{}, false, fmt.Errorf("handle %q: %w", args.Handle, err)
-			}
-		}
-		return AssignResult{}, false, nil
-	}
-	a.apply(st, p, rev)
-	res.Revision = rev
-	return res, true, nil
 }
 
 // handleAddrs returns the addresses h (the handle as last read) holds, its
