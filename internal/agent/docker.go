@@ -19,6 +19,7 @@ import (
 	"github.com/calyx-net/calyx/internal/datastore"
 	"github.com/calyx-net/calyx/internal/docker"
 	"github.com/calyx-net/calyx/internal/ipam"
+	"github.com/calyx-net/calyx/internal/localapi"
 )
 
 // Docker endpoints. libnetwork drives the endpoint lifecycle the CNI
@@ -54,9 +55,7 @@ func dockerEndpointName(node, endpointID string) string {
 
 // dockerTempName is the container end of a Docker endpoint's veth while
 // it is in the host's namespace: "tmp" and the hash the host end has.
-func dockerTempName(handle string) string {
-	return "tmp" + strings.TrimPrefix(vethName(handle), "calyx")
-}
+func dockerTempName(handle string) string { return localapi.TempIfName(handle) }
 
 // Labels and annotations of Docker endpoints.
 const (

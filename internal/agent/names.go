@@ -7,7 +7,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/calyx-net/calyx/internal/dataplane/route"
+	"github.com/calyx-net/calyx/internal/localapi"
 )
 
 // Names calyx-node derives for a CNI attachment. All are pure functions
@@ -53,18 +53,13 @@ const (
 	AnnotationNetns = "calyx.dev/netns"
 )
 
-// vethName returns the host veth of the attachment with this handle.
-func vethName(handle string) string {
-	sum := sha256.Sum256([]byte(handle))
-	return route.InterfacePrefix + hex.EncodeToString(sum[:])[:10]
-}
+// vethName returns the host veth of the attachment with this handle
+// (localapi.HostIfName: the plugin derives it too).
+func vethName(handle string) string { return localapi.HostIfName(handle) }
 
 // containerMAC returns the MAC of the container end of the attachment
-// with this handle.
-func containerMAC(handle string) net.HardwareAddr {
-	sum := sha256.Sum256([]byte(handle))
-	return append(net.HardwareAddr{0x02}, sum[:5]...)
-}
+// with this handle (localapi.ContainerMAC).
+func containerMAC(handle string) net.HardwareAddr { return localapi.ContainerMAC(handle) }
 
 // endpointName returns the WorkloadEndpoint name of an attachment.
 func endpointName(node, orchestrator, containerID, ifName string) string {

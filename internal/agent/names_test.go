@@ -3,6 +3,9 @@ package agent
 import (
 	"strings"
 	"testing"
+
+	"github.com/calyx-net/calyx/internal/dataplane/route"
+	"github.com/calyx-net/calyx/internal/localapi"
 )
 
 func TestEndpointName(t *testing.T) {
@@ -86,5 +89,17 @@ func TestContainerMAC(t *testing.T) {
 	}
 	if a.String() == b.String() {
 		t.Errorf("distinct handles share MAC %s", a)
+	}
+}
+
+// The plugin derives host veth names with localapi.HostIfPrefix; the
+// dataplane owns the links that start with route.InterfacePrefix: one
+// prefix.
+func TestHostIfPrefix(t *testing.T) {
+	if localapi.HostIfPrefix != route.InterfacePrefix {
+		t.Errorf("localapi.HostIfPrefix %q, route.InterfacePrefix %q: the plugin's veths would not be the dataplane's", localapi.HostIfPrefix, route.InterfacePrefix)
+	}
+	if got := vethName("net.ctr.eth0"); !strings.HasPrefix(got, route.InterfacePrefix) || len(got) != 15 {
+		t.Errorf("vethName = %q", got)
 	}
 }

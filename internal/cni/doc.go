@@ -17,13 +17,22 @@
 //	refuse CNI_NETNS if it is the plugin's own
 //	parse stdin + env
 //	check CNI_IFNAME is free in the netns
-//	POST /v1/cni/add ---------------------> allocate, write endpoint, profile
-//	veth pair created in place (one call)
+//	POST /v1/cni/add ---------------------> profile on first use; addresses
+//	meanwhile: veth pair created in place     and endpoint in ONE etcd commit
+//	  (one call), host end "tmp<hash>"
+//	host end renamed "calyx<hash>", MTU
+//	and MAC as calyx-node answered;
 //	container addresses, routes and
 //	permanent gateway neighbour entries
 //	POST /v1/cni/ready -------------------> host route, neighbour, proxy ARP,
 //	                                        policy; answers when programmed
 //	print the result in the asked version
+//
+// The veth is made while calyx-node allocates, as the container's MAC and
+// the host end's names derive from the attachment (localapi.HostIfName,
+// TempIfName, ContainerMAC); the host end keeps its temporary name until
+// calyx-node has accepted the ADD, which it refuses while the attachment's
+// host end exists. Both requests travel on one kept connection.
 //
 // Anything after the first request that fails is undone: the veth is
 // deleted and /v1/cni/del releases the addresses and the endpoint.

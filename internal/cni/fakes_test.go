@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -129,6 +130,7 @@ type fakeKernel struct {
 	links     map[string]bool
 	attachErr error
 	problems  []string
+	created   []vethSpec
 	attached  []vethSpec
 	detached  [][3]string
 }
@@ -146,10 +148,23 @@ func (k *fakeKernel) LinkExists(_ context.Context, netns, ifName string) (bool, 
 	return k.links[netns+"/"+ifName], nil
 }
 
-func (k *fakeKernel) Attach(_ context.Context, s vethSpec) (string, error) {
+func (k *fakeKernel) Create(_ context.Context, s vethSpec) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	k.links[s.Netns+"/"+s.IfName] = true
+	k.links["host/"+s.HostIfName] = true
+	k.created = append(k.created, s)
+	return nil
+}
+
+func (k *fakeKernel) Configure(_ context.Context, s vethSpec) (string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if s.TempHostIfName != "" {
+		delete(k.links, "host/"+s.TempHostIfName)
+	}
 	if k.attachErr != nil {
+		delete(k.links, s.Netns+"/"+s.IfName)
 		return "", k.attachErr
 	}
 	k.attached = append(k.attached, s)
@@ -167,7 +182,7 @@ func (k *fakeKernel) Detach(_ context.Context, netns, ifName, hostIfName string)
 	k.detached = append(k.detached, [3]string{netns, ifName, hostIfName})
 	if hostIfName != "" {
 		// A veth pair goes as one.
-		for _, a := range k.attached {
+		for _, a := range append(slices.Clone(k.created), k.attached...) {
 			if a.HostIfName == hostIfName && k.links["host/"+hostIfName] {
 				delete(k.links, a.Netns+"/"+a.IfName)
 			}

@@ -1,6 +1,7 @@
 package cni
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -54,16 +55,27 @@ func (netlinkKernel) LinkExists(_ context.Context, netns, ifName string) (bool, 
 	return exists, err
 }
 
-// Attach creates the veth pair with one RTM_NEWLINK sent from this (the
+// Attach creates the veth pair and configures it: Create, then Configure.
+func (k netlinkKernel) Attach(ctx context.Context, s vethSpec) (string, error) {
+	if err := k.Create(ctx, s); err != nil {
+		return "", err
+	}
+	s.TempHostIfName = ""
+	return k.Configure(ctx, s)
+}
+
+// Create creates the veth pair with one RTM_NEWLINK sent from this (the
 // host's) namespace: the container end is created directly in the
 // container's namespace, the host end here. Moving a device between
 // namespaces afterwards would unregister and re-register it under the
 // kernel's rtnl lock, which costs milliseconds and serialises every
 // concurrent ADD on the host (Calico #7705, amazon-vpc-cni-k8s #3764).
-func (netlinkKernel) Attach(_ context.Context, s vethSpec) (string, error) {
+// The container end gets s.MAC and both ends s.MTU (0: the kernel's
+// default), which Configure corrects should calyx-node answer others.
+func (netlinkKernel) Create(_ context.Context, s vethSpec) error {
 	netns, err := ns.GetNS(s.Netns)
 	if err != nil {
-		return "", fmt.Errorf("opening %s: %w", s.Netns, err)
+		return fmt.Errorf("opening %s: %w", s.Netns, err)
 	}
 	defer netns.Close()
 	hostMAC, _ := net.ParseMAC(HostVethMAC)
@@ -80,12 +92,33 @@ func (netlinkKernel) Attach(_ context.Context, s vethSpec) (string, error) {
 		// name is derived from it) that crashed half-way. Looked for only
 		// now, so that the usual ADD pays no lookup for it.
 		if derr := deleteLink(s.HostIfName); derr != nil {
-			return "", fmt.Errorf("deleting stale %s: %w", s.HostIfName, derr)
+			return fmt.Errorf("deleting stale %s: %w", s.HostIfName, derr)
 		}
 		err = netlink.LinkAdd(veth)
 	}
 	if err != nil {
-		return "", fmt.Errorf("creating veth %s (host) / %s (container): %w", s.HostIfName, s.IfName, err)
+		return fmt.Errorf("creating veth %s (host) / %s (container): %w", s.HostIfName, s.IfName, err)
+	}
+	return nil
+}
+
+// Configure brings the host end up and sets up the container side of a
+// pair Create made: the MTU and MAC s names when the pair has others,
+// then addresses, gateway neighbours and routes. On error it deletes the
+// pair.
+func (netlinkKernel) Configure(_ context.Context, s vethSpec) (string, error) {
+	netns, err := ns.GetNS(s.Netns)
+	if err != nil {
+		return "", fmt.Errorf("opening %s: %w", s.Netns, err)
+	}
+	defer netns.Close()
+	if s.TempHostIfName != "" && s.TempHostIfName != s.HostIfName {
+		if err := renameHostEnd(s.TempHostIfName, s.HostIfName); err != nil {
+			if derr := deleteLink(s.TempHostIfName); derr != nil {
+				err = errors.Join(err, fmt.Errorf("deleting %s: %w", s.TempHostIfName, derr))
+			}
+			return "", err
+		}
 	}
 	mac, err := configure(netns, s)
 	if err != nil {
@@ -97,11 +130,38 @@ func (netlinkKernel) Attach(_ context.Context, s vethSpec) (string, error) {
 	return mac, nil
 }
 
+// renameHostEnd gives the host end Create made (down, under a temporary
+// name) its name. A link of that name left by an earlier ADD of the same
+// attachment that crashed half-way is replaced: calyx-node has just
+// accepted the ADD, which it refuses while the attachment's veth exists.
+func renameHostEnd(temp, name string) error {
+	l, err := netlink.LinkByName(temp)
+	if err != nil {
+		return fmt.Errorf("finding %s: %w", temp, err)
+	}
+	err = netlink.LinkSetName(l, name)
+	if errors.Is(err, syscall.EEXIST) {
+		if derr := deleteLink(name); derr != nil {
+			return fmt.Errorf("deleting stale %s: %w", name, derr)
+		}
+		err = netlink.LinkSetName(l, name)
+	}
+	if err != nil {
+		return fmt.Errorf("renaming %s to %s: %w", temp, name, err)
+	}
+	return nil
+}
+
 // configure brings the host end up and sets up the container side.
 func configure(netns ns.NetNS, s vethSpec) (string, error) {
 	host, err := netlink.LinkByName(s.HostIfName)
 	if err != nil {
 		return "", fmt.Errorf("finding %s: %w", s.HostIfName, err)
+	}
+	if s.MTU > 0 && host.Attrs().MTU != s.MTU {
+		if err := netlink.LinkSetMTU(host, s.MTU); err != nil {
+			return "", fmt.Errorf("setting the MTU of %s to %d: %w", s.HostIfName, s.MTU, err)
+		}
 	}
 	if err := netlink.LinkSetUp(host); err != nil {
 		return "", fmt.Errorf("setting %s up: %w", s.HostIfName, err)
@@ -112,6 +172,19 @@ func configure(netns ns.NetNS, s vethSpec) (string, error) {
 		link, err := netlink.LinkByName(s.IfName)
 		if err != nil {
 			return fmt.Errorf("finding %s in the container: %w", s.IfName, err)
+		}
+		if s.MTU > 0 && link.Attrs().MTU != s.MTU {
+			if err := netlink.LinkSetMTU(link, s.MTU); err != nil {
+				return fmt.Errorf("setting the MTU of %s to %d: %w", s.IfName, s.MTU, err)
+			}
+		}
+		if s.MAC != nil && !bytes.Equal(link.Attrs().HardwareAddr, s.MAC) {
+			if err := netlink.LinkSetHardwareAddr(link, s.MAC); err != nil {
+				return fmt.Errorf("setting the MAC of %s to %s: %w", s.IfName, s.MAC, err)
+			}
+			if link, err = netlink.LinkByName(s.IfName); err != nil {
+				return fmt.Errorf("finding %s in the container: %w", s.IfName, err)
+			}
 		}
 		mac = link.Attrs().HardwareAddr.String()
 		return configureContainer(link, s, hostMAC)

@@ -31,10 +31,14 @@ const undoTimeout = 15 * time.Second
 type kernel interface {
 	// LinkExists reports whether ifName exists in the namespace at netns.
 	LinkExists(ctx context.Context, netns, ifName string) (bool, error)
-	// Attach creates the veth pair and configures the container side,
-	// returning the container interface's MAC. On error it has removed
-	// whatever it created.
-	Attach(ctx context.Context, s vethSpec) (string, error)
+	// Create creates the veth pair (the container end with s.MAC and
+	// s.MTU, no addresses), before calyx-node has answered the ADD.
+	Create(ctx context.Context, s vethSpec) error
+	// Configure finishes a pair Create made, as calyx-node's answer says:
+	// MTU and MAC if they differ, the host end up, the container side's
+	// addresses, neighbours and routes. It returns the container
+	// interface's MAC. On error it has removed the pair.
+	Configure(ctx context.Context, s vethSpec) (string, error)
 	// Detach deletes hostIfName in this namespace and ifName in the
 	// namespace at netns, each only when named; missing is not an error.
 	Detach(ctx context.Context, netns, ifName, hostIfName string) error
@@ -54,6 +58,9 @@ type vethSpec struct {
 	// MAC is the container end's MAC, as calyx-node chose it; nil lets
 	// the kernel pick one.
 	MAC net.HardwareAddr
+	// TempHostIfName, for Configure, is the name Create gave the host end,
+	// which Configure renames to HostIfName.
+	TempHostIfName string
 }
 
 // Plugin runs the calyx CNI plugin's commands.
@@ -139,21 +146,41 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) error {
 	steps.mark("check")
 
 	client := localapi.NewClient(conf.AgentSocket)
+	defer client.CloseIdle()
 	att := localapi.Attachment{Network: conf.Name, ContainerID: args.ContainerID, IfName: args.IfName}
+	// The veth is created while calyx-node allocates: the container's
+	// MAC derives from the attachment (localapi.ContainerMAC), and the
+	// host end has a temporary name until calyx-node has answered (its
+	// check for an existing host end must see only older ones).
+	tempIf := localapi.TempIfName(att.Handle())
+	created := make(chan error, 1)
+	go func() {
+		created <- p.kernel.Create(ctx, vethSpec{Netns: args.Netns, IfName: args.IfName, HostIfName: tempIf,
+			MTU: conf.MTU, MAC: localapi.ContainerMAC(att.Handle())})
+	}()
 	var resp localapi.AddResponse
 	err = client.Do(ctx, localapi.PathCNIAdd, localapi.AddRequest{
 		Attachment: att, IPAM: conf.IPAM, Netns: args.Netns,
 		Orchestrator: conf.Orchestrator, Labels: conf.Labels, MTU: conf.MTU,
 		PortMappings: conf.PortMappings,
 	}, &resp)
+	createErr := <-created
 	if err != nil {
+		if createErr == nil {
+			p.deleteVeth(ctx, tempIf, log)
+		}
 		return agentError("adding the endpoint", err)
 	}
 	steps.mark("agent_add")
 	log.Debug("calyx-node allocated", "endpoint", resp.Endpoint, "hostIfName", resp.HostIfName, "ips", resp.IPs)
+	if createErr != nil {
+		p.undoAdd(ctx, client, att, "", log)
+		return types.NewError(types.ErrInternal, fmt.Sprintf("creating the veth %s/%s: %v", tempIf, args.IfName, createErr), "")
+	}
 
 	a, err := p.finishAdd(ctx, client, att, args, conf, resp, steps)
 	if err != nil {
+		p.deleteVeth(ctx, tempIf, log) // not renamed yet, if it failed before
 		p.undoAdd(ctx, client, att, resp.HostIfName, log)
 		return err
 	}
@@ -177,8 +204,8 @@ func (p *Plugin) finishAdd(ctx context.Context, client *localapi.Client, att loc
 		return nil, types.NewError(types.ErrInternal, err.Error(), "")
 	}
 	spec := vethSpec{Netns: a.Netns, IfName: a.IfName, HostIfName: a.HostIfName, MTU: a.MTU,
-		IPs: a.IPs, Gateway4: a.Gateway4, Gateway6: a.Gateway6, MAC: a.ChosenMAC}
-	a.ContainerMAC, err = p.kernel.Attach(ctx, spec)
+		IPs: a.IPs, Gateway4: a.Gateway4, Gateway6: a.Gateway6, MAC: a.ChosenMAC, TempHostIfName: localapi.TempIfName(att.Handle())}
+	a.ContainerMAC, err = p.kernel.Configure(ctx, spec)
 	if err != nil {
 		return nil, types.NewError(types.ErrInternal, fmt.Sprintf("creating the veth %s/%s: %v", a.HostIfName, a.IfName, err), "")
 	}
@@ -252,6 +279,15 @@ func attachmentFromResponse(resp localapi.AddResponse, args *skel.CmdArgs, conf 
 		*g.dst = addr
 	}
 	return a, nil
+}
+
+// deleteVeth deletes a veth pair this ADD created, on a fresh deadline.
+func (p *Plugin) deleteVeth(ctx context.Context, hostIfName string, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+	defer cancel()
+	if err := p.kernel.Detach(ctx, "", "", hostIfName); err != nil {
+		log.Error("undoing a failed ADD: deleting the veth", "hostIfName", hostIfName, "err", err)
+	}
 }
 
 // undoAdd removes what a failed ADD did. It runs on a fresh deadline
