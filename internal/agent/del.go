@@ -52,7 +52,11 @@ func (s *service) del(ctx context.Context, req localapi.DelRequest) error {
 		}
 		down = err
 	}
-	if err := s.releaseHost(ctx, handle, w); err != nil {
+	release := s.releaseHost
+	if req.PluginDeletesVeth {
+		release = s.unrouteHost
+	}
+	if err := release(ctx, handle, w); err != nil {
 		return err
 	}
 	if down == nil {
@@ -132,6 +136,17 @@ func (s *service) releaseHost(ctx context.Context, handle string, w *api.Workloa
 		ep = hostEndpoint(w)
 	}
 	return s.dp.removeEndpoint(ctx, ep)
+}
+
+// unrouteHost is releaseHost for a DEL whose plugin deletes the veth
+// itself meanwhile: only the endpoint's routes go here, before its
+// addresses are released.
+func (s *service) unrouteHost(ctx context.Context, handle string, w *api.WorkloadEndpoint) error {
+	ep := route.Endpoint{Name: handle, IfName: vethName(handle)}
+	if w != nil {
+		ep = hostEndpoint(w)
+	}
+	return s.dp.unrouteEndpoint(ctx, ep)
 }
 
 // releaseStore deletes an attachment's endpoint (w, nil: none) and releases

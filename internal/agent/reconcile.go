@@ -21,6 +21,7 @@ type hostReconciler interface {
 	Resync(ctx context.Context) error
 	Update(ctx context.Context, ep route.Endpoint) error
 	Delete(ctx context.Context, ep route.Endpoint) error
+	Unroute(ctx context.Context, ep route.Endpoint) error
 	Prune(ctx context.Context, desired []route.Endpoint, now time.Time) error
 	NextPrune() (time.Time, bool)
 }
@@ -158,6 +159,15 @@ func (l *reconcileLoop) removeEndpoint(ctx context.Context, ep route.Endpoint) e
 	return l.do(ctx, func(ctx context.Context) error {
 		delete(l.done, ep.Name)
 		return l.host.Delete(ctx, ep)
+	})
+}
+
+// unrouteEndpoint removes an endpoint's routes, leaving its veth to the
+// CNI plugin, which deletes it meanwhile.
+func (l *reconcileLoop) unrouteEndpoint(ctx context.Context, ep route.Endpoint) error {
+	return l.do(ctx, func(ctx context.Context) error {
+		delete(l.done, ep.Name)
+		return l.host.Unroute(ctx, ep)
 	})
 }
 

@@ -39,6 +39,11 @@ func (f *fakeHost) Delete(_ context.Context, ep route.Endpoint) error {
 	return nil
 }
 
+func (f *fakeHost) Unroute(_ context.Context, ep route.Endpoint) error {
+	f.calls = append(f.calls, "unroute "+ep.Name)
+	return nil
+}
+
 func (f *fakeHost) Prune(_ context.Context, desired []route.Endpoint, _ time.Time) error {
 	f.calls = append(f.calls, "prune "+strconv.Itoa(len(desired)))
 	return nil

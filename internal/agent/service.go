@@ -55,6 +55,9 @@ type dataplaneWriter interface {
 	waitProgrammed(ctx context.Context, name string, seq uint64) error
 	// removeEndpoint removes an endpoint's veth, routes and neighbours.
 	removeEndpoint(ctx context.Context, ep route.Endpoint) error
+	// unrouteEndpoint removes an endpoint's routes and leaves its veth,
+	// which the caller is deleting.
+	unrouteEndpoint(ctx context.Context, ep route.Endpoint) error
 }
 
 var (

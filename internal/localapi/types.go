@@ -108,6 +108,12 @@ type ReadyRequest struct {
 // including when nothing was there.
 type DelRequest struct {
 	Attachment
+	// PluginDeletesVeth says that the plugin is deleting the veth (its
+	// container end, and with it the pair) while it asks: calyx-node then
+	// removes the endpoint's routes and leaves the link, so that the
+	// kernel's slow link deletion overlaps calyx-node's datastore work
+	// instead of preceding it.
+	PluginDeletesVeth bool `json:"pluginDeletesVeth,omitempty"`
 }
 
 // CheckRequest asks calyx-node to check the host side of an attachment.

@@ -312,6 +312,44 @@ func (r *Reconciler) Delete(_ context.Context, ep Endpoint) error {
 	return nil
 }
 
+// Unroute removes the routes the reconciler programmed on the endpoint's
+// link and forgets the link, leaving the link itself to whoever is
+// deleting it (the CNI plugin deletes the container end, and so the pair,
+// at the same time): a DEL then waits for the kernel's slow link deletion
+// once, not once per side. A link already gone is fine.
+func (r *Reconciler) Unroute(_ context.Context, ep Endpoint) error {
+	l, err := r.k.LinkByName(ep.IfName)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case IsLinkNotFound(err):
+		if ls := r.links[ep.IfName]; ls != nil {
+			r.forgetLocked(ls.link)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("unrouting endpoint %s: %w", ep.Name, err)
+	}
+	var errs []error
+	for _, rt := range r.routes {
+		if rt.LinkIndex != l.Index {
+			continue
+		}
+		if err := r.k.DeleteRoute(rt); err != nil {
+			errs = append(errs, fmt.Errorf("deleting route %s: %w", r.routeTextLocked(rt), err))
+		}
+		r.writes++
+	}
+	if len(errs) > 0 {
+		if _, lerr := r.k.LinkByName(ep.IfName); !IsLinkNotFound(lerr) {
+			return fmt.Errorf("unrouting endpoint %s: %w", ep.Name, errors.Join(errs...))
+		}
+		// The link went meanwhile, and its routes with it.
+	}
+	r.forgetLocked(l)
+	return nil
+}
+
 // HasLink reports whether the named interface exists.
 func (r *Reconciler) HasLink(_ context.Context, name string) (bool, error) {
 	_, err := r.k.LinkByName(name)

@@ -479,3 +479,38 @@ func TestPathIndependence(t *testing.T) {
 		}
 	}
 }
+
+// Unroute removes an endpoint's routes and leaves its link (the CNI
+// plugin is deleting it), and is idempotent.
+func TestUnroute(t *testing.T) {
+	f := NewFake()
+	f.AddLink("calyxaaaaaaaaaa")
+	f.AddLink("calyxbbbbbbbbbb")
+	a := Endpoint{Name: "a", IfName: "calyxaaaaaaaaaa", MAC: mac("02:00:00:00:00:0a"), Addrs: addrs("10.65.0.10")}
+	b := Endpoint{Name: "b", IfName: "calyxbbbbbbbbbb", MAC: mac("02:00:00:00:00:0b"), Addrs: addrs("10.65.0.11")}
+	r := newTestReconciler(t, f)
+	for _, ep := range []Endpoint{a, b} {
+		if err := r.Update(t.Context(), ep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		if err := r.Unroute(t.Context(), a); err != nil {
+			t.Fatalf("Unroute: %v", err)
+		}
+	}
+	if err := r.Unroute(t.Context(), Endpoint{Name: "never", IfName: "calyxcccccccccc"}); err != nil {
+		t.Fatalf("Unroute of an endpoint that never existed: %v", err)
+	}
+	for _, l := range f.Render() {
+		if strings.Contains(l, "10.65.0.10") && strings.HasPrefix(l, "route") {
+			t.Errorf("a route to a is left: %s", l)
+		}
+	}
+	if ok, err := r.HasLink(t.Context(), a.IfName); !ok || err != nil {
+		t.Errorf("HasLink after Unroute = %v, %v: the link is the plugin's to delete", ok, err)
+	}
+	if !slices.ContainsFunc(f.Render(), func(l string) bool { return strings.Contains(l, "10.65.0.11") }) {
+		t.Errorf("b's routes went too:\n%s", strings.Join(f.Render(), "\n"))
+	}
+}
