@@ -30,7 +30,8 @@
 //   - selector_ns_per_op / selector_allocs_per_op: ten typical selectors via
 //     testing.Benchmark vs closures doing the same map lookups.
 //
-// Usage: go run ./bench/datastore [-rounds 3] [-n 2000]. A readable table
+// Usage: go run ./bench/datastore [-rounds 3] [-n 2000] [-only REGEXP]
+// [-cpuprofile FILE] [-memprofile FILE]. A readable table
 // goes to stderr; stdout gets one JSON line of environment and then one per
 // figure (bench/report), medians over the rounds.
 package main
@@ -42,6 +43,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
+	"runtime"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -68,13 +72,69 @@ func main() {
 	n := flag.Int("n", 2000, "resources or events per measurement")
 	conc := flag.Int("conc", 16, "concurrent writers")
 	benchtime := flag.Duration("benchtime", 200*time.Millisecond, "time per selector benchmark")
+	only := flag.String("only", "", "measure only the figures whose names match this regular expression")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (etcd included) to this file")
+	memProfile := flag.String("memprofile", "", "write an allocation profile of the whole run to this file")
 	flag.Parse()
 	if err := flag.Set("test.benchtime", benchtime.String()); err != nil {
 		fail(err)
 	}
-	if err := run(*rounds, *n, *conc); err != nil {
+	filter, err := regexp.Compile(*only)
+	if err != nil {
 		fail(err)
 	}
+	stop, err := startProfiles(*cpuProfile, *memProfile)
+	if err != nil {
+		fail(err)
+	}
+	err = run(*rounds, *n, *conc, filter)
+	if perr := stop(); err == nil {
+		err = perr
+	}
+	if err != nil {
+		fail(err)
+	}
+}
+
+// startProfiles starts a CPU profile to cpu and arranges an allocation
+// profile to mem (either may be ""); the function it returns writes and
+// closes them.
+func startProfiles(cpu, mem string) (func() error, error) {
+	var cpuFile *os.File
+	if cpu != "" {
+		f, err := os.Create(cpu)
+		if err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			_ = f.Close()
+			return nil, err
+		}
+		cpuFile = f
+	}
+	if mem != "" {
+		runtime.MemProfileRate = 4096
+	}
+	return func() error {
+		if cpuFile != nil {
+			pprof.StopCPUProfile()
+			if err := cpuFile.Close(); err != nil {
+				return err
+			}
+		}
+		if mem == "" {
+			return nil
+		}
+		f, err := os.Create(mem)
+		if err != nil {
+			return err
+		}
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			_ = f.Close()
+			return err
+		}
+		return f.Close()
+	}, nil
 }
 
 func fail(err error) {
@@ -92,7 +152,7 @@ type bench struct {
 	round int
 }
 
-func run(rounds, n, conc int) error {
+func run(rounds, n, conc int, only *regexp.Regexp) error {
 	ctx := context.Background()
 	if err := emitEnv(rounds, n, conc); err != nil {
 		return err
@@ -150,6 +210,9 @@ func run(rounds, n, conc int) error {
 			{"apply_replace_per_s", b.applyReplace},
 			{"syncer_events_per_s", b.events},
 		} {
+			if !only.MatchString(m.name) {
+				continue
+			}
 			if err := b.clear(ctx); err != nil {
 				return err
 			}
@@ -161,7 +224,9 @@ func run(rounds, n, conc int) error {
 			rep.AddPeer(m.name, peer)
 			fmt.Fprintf(os.Stderr, "  %-22s calyx %10.0f  raw %10.0f  ratio %.3f\n", m.name, ours, peer, ours/peer)
 		}
-		runSelectors(rep)
+		if only.MatchString("selector_ns_per_op") {
+			runSelectors(rep)
+		}
 	}
 	lines := rep.Lines()
 	if err := report.WriteTable(os.Stderr, lines); err != nil {
