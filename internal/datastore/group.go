@@ -118,10 +118,7 @@ func (c *Client) commit(ctx context.Context, w *groupWrite) (int64, error) {
 			return w.rev, w.err
 		case writeLeading:
 			batch := w.batch
-			w.batch = nil
-			for _, m := range batch {
-				m.state = writeInFlight
-			}
+			w.state, w.batch = writeInFlight, nil
 			g.mu.Unlock()
 			c.send(batch)
 			g.mu.Lock()
@@ -150,6 +147,9 @@ func (g *group) scheduleLocked() {
 	for g.inFlight < groupInFlight && len(g.queue) > 0 {
 		batch := g.takeLocked()
 		g.inFlight++
+		for _, w := range batch {
+			w.state = writeInFlight
+		}
 		lead := batch[0]
 		lead.state, lead.batch = writeLeading, batch
 		signal(lead)

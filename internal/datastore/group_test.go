@@ -169,3 +169,58 @@ func TestGroupCommitTooLarge(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupCommitNoLostUpdates checks that read-modify-write loops of many
+// goroutines on one resource, whose updates share transactions with other
+// writes, lose no increment.
+func TestGroupCommitNoLostUpdates(t *testing.T) {
+	c := setup(t)
+	ctx := testCtx(t)
+	k := kind(t, api.KindIPPool)
+	mustCreate(t, c, pool("counter", "10.1.0.0/16", map[string]string{"n": "0"}))
+	const writers, each = 16, 8
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*writers)
+	for g := range writers {
+		wg.Go(func() {
+			for range each {
+				for {
+					cur, err := c.Get(ctx, k, "counter")
+					if err != nil {
+						errs <- err
+						return
+					}
+					var n int
+					_, _ = fmt.Sscan(cur.GetObjectMeta().Labels["n"], &n)
+					cur.GetObjectMeta().Labels["n"] = fmt.Sprint(n + 1)
+					if _, err = c.Update(ctx, cur); err == nil {
+						break
+					} else if !datastore.IsConflict(err) {
+						errs <- err
+						return
+					}
+				}
+			}
+		})
+		wg.Go(func() {
+			for i := range each {
+				if _, err := c.Apply(ctx, pool(fmt.Sprintf("w%d-%d", g, i), "10.2.0.0/16", nil)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	got, err := c.Get(ctx, k, "counter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := got.GetObjectMeta().Labels["n"]; n != fmt.Sprint(writers*each) {
+		t.Errorf("counter is %s after %d increments", n, writers*each)
+	}
+}
