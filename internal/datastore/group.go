@@ -17,10 +17,10 @@ import (
 // Why: Create, Update and Apply each write one key under a guard, one etcd
 // transaction apiece. Most of what such a transaction costs (the gRPC
 // request over TLS, the raft entry, the apply, the reply) does not depend on
-// how many keys it writes, and a guarded transaction costs etcd about a
-// fifth more CPU than a plain put. When several goroutines of one process
-// write at once (concurrent CNI ADDs, calyxctl and the agent's own
-// writers), their writes are put in one transaction instead: every guard in
+// how many keys it writes, and a guarded transaction costs etcd and its
+// client about a fifth more CPU than a plain put. When several goroutines
+// write through one Client at once (an agent's concurrent CNI ADDs and its
+// other writers), their writes are put in one transaction instead: every guard in
 // its If, every put in its Then, and the reads that explain a failed guard
 // in its Else. Each write keeps its own guard, so no write can overwrite a
 // newer one; the group only shares the round trip.
