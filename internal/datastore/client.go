@@ -38,6 +38,7 @@ type Client struct {
 	endpoints []string
 	now       func() time.Time
 	health    healthState
+	group     group
 	closeOnce sync.Once
 	closeErr  error
 }

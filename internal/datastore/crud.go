@@ -8,6 +8,7 @@ import (
 
 	"github.com/calyx-net/calyx/internal/api"
 	"github.com/calyx-net/calyx/internal/selector"
+	etcdserverpb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -149,23 +150,29 @@ func (c *Client) create(ctx context.Context, r api.Resource, fence *Cond) (api.R
 		return nil, err
 	}
 	name := r.GetObjectMeta().Name
-	what := fmt.Sprintf("creating %s %q", kind.Kind, name)
 	out, val, err := encode(r, newUID(), c.timestamp())
 	if err != nil {
 		return nil, err
 	}
-	cmps, orElse := withFence([]clientv3.Cmp{clientv3.Compare(clientv3.Version(key), "=", 0)}, nil, fence)
-	resp, err := c.cli.Txn(ctx).If(cmps...).Then(clientv3.OpPut(key, string(val))).Else(orElse...).Commit()
-	if err != nil {
-		return nil, c.wrapErr(what, err)
-	}
-	if !resp.Succeeded {
-		if lost := fenceLost(resp, fence); lost != nil {
-			return nil, fmt.Errorf("%s: %w", what, lost)
+	w := &groupWrite{verb: "creating", kind: kind.Kind, name: name, key: key, size: len(key) + len(val)}
+	w.cmps, w.reads = withFence(
+		[]clientv3.Cmp{clientv3.Compare(clientv3.Version(key), "=", 0)},
+		[]clientv3.Op{clientv3.OpGet(key, clientv3.WithKeysOnly())}, fence)
+	w.put = clientv3.OpPut(key, string(val))
+	w.judge = func(reads []*etcdserverpb.ResponseOp) (bool, error) {
+		if lost := fenceLostIn(reads, fence); lost != nil {
+			return false, fmt.Errorf("%s: %w", w.describe(), lost)
 		}
-		return nil, alreadyExists(kind.Kind, name)
+		if len(reads[0].GetResponseRange().GetKvs()) > 0 {
+			return false, alreadyExists(kind.Kind, name)
+		}
+		return true, nil
 	}
-	return written(out, resp.Header.Revision), nil
+	rev, err := c.commit(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	return written(out, rev), nil
 }
 
 // Update replaces r if the stored copy is still at r's resourceVersion,
@@ -218,24 +225,30 @@ func (c *Client) update(ctx context.Context, r api.Resource, fence *Cond) (api.R
 	if err != nil {
 		return nil, err
 	}
-	cmps, orElse := withFence(
+	w := &groupWrite{verb: "updating", kind: kind.Kind, name: m.Name, key: key, size: len(key) + len(val)}
+	w.cmps, w.reads = withFence(
 		[]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", rev)},
 		[]clientv3.Op{clientv3.OpGet(key, clientv3.WithKeysOnly())}, fence)
-	resp, err := c.cli.Txn(ctx).If(cmps...).Then(clientv3.OpPut(key, string(val))).Else(orElse...).Commit()
-	if err != nil {
-		return nil, c.wrapErr(what, err)
-	}
-	if !resp.Succeeded {
-		if lost := fenceLost(resp, fence); lost != nil {
-			return nil, fmt.Errorf("%s: %w", what, lost)
+	w.put = clientv3.OpPut(key, string(val))
+	given := m.ResourceVersion
+	w.judge = func(reads []*etcdserverpb.ResponseOp) (bool, error) {
+		if lost := fenceLostIn(reads, fence); lost != nil {
+			return false, fmt.Errorf("%s: %w", w.describe(), lost)
 		}
-		kvs := resp.Responses[0].GetResponseRange().GetKvs()
+		kvs := reads[0].GetResponseRange().GetKvs()
 		if len(kvs) == 0 {
-			return nil, notFound(kind.Kind, m.Name)
+			return false, notFound(kind.Kind, w.name)
 		}
-		return nil, conflict(kind.Kind, m.Name, kvs[0].ModRevision, m.ResourceVersion)
+		if kvs[0].ModRevision != rev {
+			return false, conflict(kind.Kind, w.name, kvs[0].ModRevision, given)
+		}
+		return true, nil
 	}
-	return written(out, resp.Header.Revision), nil
+	wrev, err := c.commit(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	return written(out, wrev), nil
 }
 
 func firstNonEmpty(a, b string) string {
@@ -313,7 +326,9 @@ func (c *Client) applyNext(kv *mvccpb.KeyValue) (applyGuard, string, string) {
 // guess is wrong the failed transaction returns the stored value, and the
 // second attempt writes over that incarnation of the key with its identity;
 // only a concurrent delete makes Apply retry again, at most 10 attempts in
-// all.
+// all. Like Create and Update, Apply shares its transaction with the
+// writes of other goroutines that happen at the same time (see group.go);
+// each keeps its own guard.
 func (c *Client) Apply(ctx context.Context, r api.Resource) (api.Resource, error) {
 	kind, key, err := target(r)
 	if err != nil {
@@ -321,26 +336,45 @@ func (c *Client) Apply(ctx context.Context, r api.Resource) (api.Resource, error
 	}
 	m := r.GetObjectMeta()
 	guard, uid, created := c.applyStart(kind, m)
-	for range maxApplyAttempts {
-		out, val, err := encode(r, uid, created)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := c.cli.Txn(ctx).If(guard.cmp(key)).Then(clientv3.OpPut(key, string(val))).Else(clientv3.OpGet(key)).Commit()
-		if err != nil {
-			return nil, c.wrapErr(fmt.Sprintf("applying %s %q", kind.Kind, m.Name), err)
-		}
-		if resp.Succeeded {
-			return written(out, resp.Header.Revision), nil
-		}
+	out, val, err := encode(r, uid, created)
+	if err != nil {
+		return nil, err
+	}
+	w := &groupWrite{verb: "applying", kind: kind.Kind, name: m.Name, key: key}
+	attempt := func() {
+		w.size = len(key) + len(val)
+		w.cmps = []clientv3.Cmp{guard.cmp(key)}
+		w.put = clientv3.OpPut(key, string(val))
+	}
+	attempt()
+	w.reads = []clientv3.Op{clientv3.OpGet(key)}
+	attempts := 1
+	w.judge = func(reads []*etcdserverpb.ResponseOp) (bool, error) {
 		var cur *mvccpb.KeyValue
-		if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
+		if kvs := reads[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
 			cur = kvs[0]
 		}
+		if guard.holds(cur) {
+			return true, nil
+		}
+		if attempts == maxApplyAttempts {
+			return false, &storeError{code: codeConflict, msg: fmt.Sprintf(
+				"%s: gave up after %d attempts, another writer kept deleting and re-creating it", w.describe(), maxApplyAttempts)}
+		}
+		attempts++
 		guard, uid, created = c.applyNext(cur)
+		var err error
+		if out, val, err = encode(r, uid, created); err != nil {
+			return false, err
+		}
+		attempt()
+		return false, nil
 	}
-	return nil, &storeError{code: codeConflict, msg: fmt.Sprintf(
-		"applying %s %q: gave up after %d attempts, another writer kept deleting and re-creating it", kind.Kind, m.Name, maxApplyAttempts)}
+	rev, err := c.commit(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	return written(out, rev), nil
 }
 
 // Delete removes the named resource of kind and returns it as it was

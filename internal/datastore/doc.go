@@ -27,7 +27,10 @@
 //     to create (one round trip for a new key) and otherwise re-reads and
 //     retries the CAS a bounded number of times. Batch puts every guard of
 //     several operations in one transaction's If and every write in its Then,
-//     so a batch is written entirely or not at all.
+//     so a batch is written entirely or not at all. Create, Update and Apply
+//     calls made at the same time by several goroutines share transactions
+//     (group commit, group.go): each keeps its own guard and its own
+//     outcome, and a lone call is sent at once.
 //   - The Syncer delivers one consistent Snapshot (a single read at one
 //     revision) and then every change as an Event in revision order from a
 //     watch started at the snapshot's revision+1. When the watch cannot

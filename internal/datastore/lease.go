@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/calyx-net/calyx/internal/api"
+	etcdserverpb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -425,10 +426,16 @@ func withFence(cmps []clientv3.Cmp, orElse []clientv3.Op, fence *Cond) ([]client
 // with withFence whose fence did not hold, nil when it held (or there was
 // none).
 func fenceLost(resp *clientv3.TxnResponse, fence *Cond) *ClaimLostError {
-	if fence == nil || len(resp.Responses) == 0 {
+	return fenceLostIn(resp.Responses, fence)
+}
+
+// fenceLostIn is fenceLost for the failure branch's responses (the
+// fence's read last).
+func fenceLostIn(reads []*etcdserverpb.ResponseOp, fence *Cond) *ClaimLostError {
+	if fence == nil || len(reads) == 0 {
 		return nil
 	}
-	kvs := resp.Responses[len(resp.Responses)-1].GetResponseRange().GetKvs()
+	kvs := reads[len(reads)-1].GetResponseRange().GetKvs()
 	var cur int64 // 0: missing, as a Cond has it
 	if len(kvs) > 0 {
 		cur = kvs[0].ModRevision
