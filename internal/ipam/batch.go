@@ -114,6 +114,7 @@ func (a *Allocator) AutoAssign(ctx context.Context, args AutoAssignArgs) (Assign
 			return AssignResult{}, fmt.Errorf("%s: %w", what, err)
 		}
 		<-r.done // a batch took it: its outcome is the answer
+		r.settle()
 		return r.res, r.err
 	}
 	// Either r is queued, or a batch that held the lock before has
@@ -123,13 +124,31 @@ func (a *Allocator) AutoAssign(ctx context.Context, args AutoAssignArgs) (Assign
 	}
 	st.mu.Unlock()
 	<-r.done
+	r.settle()
 	return r.res, r.err
+}
+
+// settle makes r's context report its end when the batch ran out of time
+// with it: the batch's deadline is the latest of its callers', so r's has
+// passed too, but its timer may not have fired yet, and callers read the
+// cause of their context to explain a timeout.
+func (r *assignReq) settle() {
+	if !errors.Is(r.err, context.DeadlineExceeded) {
+		return
+	}
+	if d, ok := r.ctx.Deadline(); ok && !time.Now().Before(d) {
+		<-r.ctx.Done()
+	}
 }
 
 // batchContext bounds a batch's work: it ends when every caller's context
 // has (not when one has: the others still want their addresses), or at
 // the latest of their deadlines.
 func batchContext(batch []*assignReq) (context.Context, context.CancelFunc) {
+	if len(batch) == 1 {
+		// The caller's own: its cancellation and cause stay as they are.
+		return batch[0].ctx, func() {}
+	}
 	var latest time.Time
 	for _, r := range batch {
 		d, ok := r.ctx.Deadline()
