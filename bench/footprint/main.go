@@ -34,8 +34,9 @@
 // CPU, % of one core), samples /proc/<pid>/status and smaps_rollup (RSS,
 // PSS; the median of the samples is reported) and, after the window,
 // calyx-node's /metrics (goroutines, Go heap), so that the scrape's own
-// cost is outside it. Per endpoint is the RSS (and Go heap) at N
-// endpoints less that at 0 endpoints of the same run, divided by N. The
+// cost is outside it. Per endpoint is the RSS (and the live Go heap, as
+// of the last collection) at N endpoints less that at 0 endpoints of the
+// same run, divided by N. The
 // window's default is calyx-node's full-resync interval, so that each
 // window holds one periodic resync, the main periodic cost.
 //
@@ -218,7 +219,7 @@ func measureAll(ctx context.Context, w *world, s settings, rep *report.Report) e
 	full.record(rep, "")
 	n := float64(s.endpoints)
 	rep.Add("per_endpoint_kib", (float64(full.rss)-float64(base.rss))/n/1024)
-	rep.Add("per_endpoint_heap_kib", (full.metrics[heapInuse]-base.metrics[heapInuse])/n/1024)
+	rep.Add("per_endpoint_heap_kib", (liveHeap(full.metrics)-liveHeap(base.metrics))/n/1024)
 	return nil
 }
 

@@ -192,8 +192,13 @@ const (
 	heapIdle     = "go_memstats_heap_idle_bytes"
 	heapReleased = "go_memstats_heap_released_bytes"
 	nextGC       = "go_memstats_next_gc_bytes"
+	gogc         = "go_gc_gogc_percent"
 	goroutines   = "go_goroutines"
 )
+
+// liveHeap is the Go heap that survived the last collection, from the
+// heap goal that collection set: goal = live * (1 + GOGC/100).
+func liveHeap(m map[string]float64) float64 { return m[nextGC] / (1 + m[gogc]/100) }
 
 func (w window) record(rep *report.Report, prefix string) {
 	rep.Add(prefix+"idle_cpu_pct", w.cpuPct)
@@ -204,7 +209,7 @@ func (w window) record(rep *report.Report, prefix string) {
 	rep.Add(prefix+"rss_file_mb", mb(w.rssFile))
 	rep.Add(prefix+"go_heap_inuse_mb", w.metrics[heapInuse]/1e6)
 	rep.Add(prefix+"go_heap_unreleased_mb", (w.metrics[heapIdle]-w.metrics[heapReleased])/1e6)
-	rep.Add(prefix+"go_next_gc_mb", w.metrics[nextGC]/1e6)
+	rep.Add(prefix+"go_heap_live_mb", liveHeap(w.metrics)/1e6)
 	rep.Add(prefix+"goroutines", w.metrics[goroutines])
 	rep.Add(prefix+"threads", float64(w.threads))
 }
@@ -337,7 +342,7 @@ func (w *world) scrape(ctx context.Context) (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range []string{heapInuse, heapIdle, heapReleased, nextGC, goroutines} {
+	for _, k := range []string{heapInuse, heapIdle, heapReleased, nextGC, gogc, goroutines} {
 		if _, ok := m[k]; !ok {
 			return nil, fmt.Errorf("calyx-node's metrics have no %s", k)
 		}

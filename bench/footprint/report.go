@@ -25,7 +25,7 @@ func newReport() *report.Report {
 		{Metric: "idle_cpu_pct", Goal: "<= 1 % of a core", Met: atMost(1), Note: at + "; utime+stime over the window"},
 		{Metric: "rss_mb", Goal: "<= 100 MB", Met: atMost(100), Note: at + "; median VmRSS over the window, embedded etcd included"},
 		{Metric: "per_endpoint_kib", Goal: "<= 10 KiB", Met: atMost(10), Note: "(rss at N endpoints - rss at 0) / N"},
-		{Metric: "per_endpoint_heap_kib", Goal: "-", Note: "the same for the Go heap in use"},
+		{Metric: "per_endpoint_heap_kib", Goal: "-", Note: "the same for the live Go heap (go_heap_live_mb)"},
 	}
 	for _, st := range []struct{ prefix, note string }{{"", at}, {"baseline_", base}} {
 		for _, m := range []struct{ metric, note string }{
@@ -37,7 +37,7 @@ func newReport() *report.Report {
 			{"rss_file_mb", "; mapped files: the binary, etcd's bbolt database"},
 			{"go_heap_inuse_mb", ""},
 			{"go_heap_unreleased_mb", "; free heap the Go runtime has not returned to the OS"},
-			{"go_next_gc_mb", "; heap size at which the next collection starts"},
+			{"go_heap_live_mb", "; what survived the last collection: its heap goal / (1 + GOGC/100)"},
 			{"goroutines", ""},
 			{"threads", ""},
 		} {
