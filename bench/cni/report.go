@@ -33,10 +33,10 @@ func newReport(peerIs string) *report.Report {
 		{Metric: "plugin_add_took_p50_ms", Goal: "-", Note: "the calyx plugin's own time in an ADD, from its log (the rest of add_p50_ms is exec and cnitool)"},
 		{Metric: "plugin_add_check_p50_ms", Goal: "-"},
 		{Metric: "plugin_add_agent_add_p50_ms", Goal: "-"},
-		{Metric: "plugin_add_veth_p50_ms", Goal: "-"},
-		{Metric: "plugin_add_agent_ready_p50_ms", Goal: "-"},
+		{Metric: "plugin_add_host_p50_ms", Goal: "-", Note: "host end renamed, MTU, up"},
+		{Metric: "plugin_add_container_ready_p50_ms", Goal: "-", Note: "container side set up while calyx-node programs the host side (READY)"},
 		{Metric: "plugin_del_took_p50_ms", Goal: "-"},
-		{Metric: "plugin_del_netns_p50_ms", Goal: "-"},
+		{Metric: "plugin_del_netns_p50_ms", Goal: "-", Note: "the wait for the container end's deletion after calyx-node answered"},
 		{Metric: "plugin_del_agent_del_p50_ms", Goal: "-"},
 		{Metric: floorAdd, Goal: "-", Note: "cnitool + loopback plugin: the cost every figure above includes"},
 	}

@@ -20,19 +20,23 @@
 //	POST /v1/cni/add ---------------------> profile on first use; addresses
 //	meanwhile: veth pair created in place     and endpoint in ONE etcd commit
 //	  (one call), host end "tmp<hash>"
-//	host end renamed "calyx<hash>", MTU
-//	and MAC as calyx-node answered;
-//	container addresses, routes and
-//	permanent gateway neighbour entries
+//	host end renamed "calyx<hash>", up
 //	POST /v1/cni/ready -------------------> host route, neighbour, proxy ARP,
-//	                                        policy; answers when programmed
+//	meanwhile: container MTU and MAC as       policy; answers when programmed
+//	  calyx-node answered, addresses,
+//	  routes, permanent gateway
+//	  neighbour entries
 //	print the result in the asked version
 //
 // The veth is made while calyx-node allocates, as the container's MAC and
 // the host end's names derive from the attachment (localapi.HostIfName,
 // TempIfName, ContainerMAC); the host end keeps its temporary name until
 // calyx-node has accepted the ADD, which it refuses while the attachment's
-// host end exists. Both requests travel on one kept connection.
+// host end exists. READY goes as soon as the host end is up, and the
+// container side is set up while calyx-node programs the host side; the
+// ADD answers once both are done, so the container (not yet started by the
+// runtime) never sends a packet its policy has not seen. Both requests
+// travel on one kept connection.
 //
 // Anything after the first request that fails is undone: the veth is
 // deleted and /v1/cni/del releases the addresses and the endpoint.

@@ -157,19 +157,26 @@ func (k *fakeKernel) Create(_ context.Context, s vethSpec) error {
 	return nil
 }
 
-func (k *fakeKernel) Configure(_ context.Context, s vethSpec) (string, error) {
+func (k *fakeKernel) HostUp(_ context.Context, s vethSpec) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if s.TempHostIfName != "" {
 		delete(k.links, "host/"+s.TempHostIfName)
 	}
+	k.links["host/"+s.HostIfName] = true
+	return nil
+}
+
+func (k *fakeKernel) ConfigureContainer(_ context.Context, s vethSpec) (string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	if k.attachErr != nil {
 		delete(k.links, s.Netns+"/"+s.IfName)
+		delete(k.links, "host/"+s.HostIfName)
 		return "", k.attachErr
 	}
 	k.attached = append(k.attached, s)
 	k.links[s.Netns+"/"+s.IfName] = true
-	k.links["host/"+s.HostIfName] = true
 	if s.MAC != nil {
 		return s.MAC.String(), nil
 	}

@@ -103,24 +103,46 @@ func (netlinkKernel) Create(_ context.Context, s vethSpec) error {
 }
 
 // Configure brings the host end up and sets up the container side of a
-// pair Create made: the MTU and MAC s names when the pair has others,
-// then addresses, gateway neighbours and routes. On error it deletes the
-// pair.
-func (netlinkKernel) Configure(_ context.Context, s vethSpec) (string, error) {
-	netns, err := ns.GetNS(s.Netns)
-	if err != nil {
-		return "", fmt.Errorf("opening %s: %w", s.Netns, err)
+// pair Create made: HostUp, then ConfigureContainer.
+func (k netlinkKernel) Configure(ctx context.Context, s vethSpec) (string, error) {
+	if err := k.HostUp(ctx, s); err != nil {
+		return "", err
 	}
-	defer netns.Close()
+	return k.ConfigureContainer(ctx, s)
+}
+
+// HostUp gives the host end of a pair Create made its name (from
+// s.TempHostIfName) and MTU and sets it up: calyx-node can program the
+// host side from then on. On error it deletes the pair.
+func (netlinkKernel) HostUp(_ context.Context, s vethSpec) error {
 	if s.TempHostIfName != "" && s.TempHostIfName != s.HostIfName {
 		if err := renameHostEnd(s.TempHostIfName, s.HostIfName); err != nil {
 			if derr := deleteLink(s.TempHostIfName); derr != nil {
 				err = errors.Join(err, fmt.Errorf("deleting %s: %w", s.TempHostIfName, derr))
 			}
-			return "", err
+			return err
 		}
 	}
-	mac, err := configure(netns, s)
+	err := hostUp(s)
+	if err != nil {
+		if derr := deleteLink(s.HostIfName); derr != nil {
+			err = errors.Join(err, fmt.Errorf("deleting %s: %w", s.HostIfName, derr))
+		}
+	}
+	return err
+}
+
+// ConfigureContainer sets up the container side of a pair whose host end
+// is up: the MTU and MAC s names when the container end has others, then
+// addresses, gateway neighbours and routes. It returns the container
+// end's MAC. On error it deletes the pair.
+func (netlinkKernel) ConfigureContainer(_ context.Context, s vethSpec) (string, error) {
+	netns, err := ns.GetNS(s.Netns)
+	if err != nil {
+		return "", fmt.Errorf("opening %s: %w", s.Netns, err)
+	}
+	defer netns.Close()
+	mac, err := containerSide(netns, s)
 	if err != nil {
 		if derr := deleteLink(s.HostIfName); derr != nil {
 			err = errors.Join(err, fmt.Errorf("deleting %s: %w", s.HostIfName, derr))
@@ -152,19 +174,28 @@ func renameHostEnd(temp, name string) error {
 	return nil
 }
 
-// configure brings the host end up and sets up the container side.
-func configure(netns ns.NetNS, s vethSpec) (string, error) {
+// hostUp sets the host end's MTU and brings it up.
+func hostUp(s vethSpec) error {
 	host, err := netlink.LinkByName(s.HostIfName)
 	if err != nil {
-		return "", fmt.Errorf("finding %s: %w", s.HostIfName, err)
+		return fmt.Errorf("finding %s: %w", s.HostIfName, err)
 	}
 	if s.MTU > 0 && host.Attrs().MTU != s.MTU {
 		if err := netlink.LinkSetMTU(host, s.MTU); err != nil {
-			return "", fmt.Errorf("setting the MTU of %s to %d: %w", s.HostIfName, s.MTU, err)
+			return fmt.Errorf("setting the MTU of %s to %d: %w", s.HostIfName, s.MTU, err)
 		}
 	}
 	if err := netlink.LinkSetUp(host); err != nil {
-		return "", fmt.Errorf("setting %s up: %w", s.HostIfName, err)
+		return fmt.Errorf("setting %s up: %w", s.HostIfName, err)
+	}
+	return nil
+}
+
+// containerSide sets up the container side; the host end is up.
+func containerSide(netns ns.NetNS, s vethSpec) (string, error) {
+	host, err := netlink.LinkByName(s.HostIfName)
+	if err != nil {
+		return "", fmt.Errorf("finding %s: %w", s.HostIfName, err)
 	}
 	hostMAC := host.Attrs().HardwareAddr
 	var mac string

@@ -34,11 +34,14 @@ type kernel interface {
 	// Create creates the veth pair (the container end with s.MAC and
 	// s.MTU, no addresses), before calyx-node has answered the ADD.
 	Create(ctx context.Context, s vethSpec) error
-	// Configure finishes a pair Create made, as calyx-node's answer says:
-	// MTU and MAC if they differ, the host end up, the container side's
-	// addresses, neighbours and routes. It returns the container
-	// interface's MAC. On error it has removed the pair.
-	Configure(ctx context.Context, s vethSpec) (string, error)
+	// HostUp finishes the host end of a pair Create made, as calyx-node's
+	// answer says: its name (from s.TempHostIfName), MTU, and up. On
+	// error it has removed the pair.
+	HostUp(ctx context.Context, s vethSpec) error
+	// ConfigureContainer then sets up the container side: MTU and MAC if
+	// they differ, addresses, neighbours and routes. It returns the
+	// container interface's MAC. On error it has removed the pair.
+	ConfigureContainer(ctx context.Context, s vethSpec) (string, error)
 	// Detach deletes hostIfName in this namespace and ifName in the
 	// namespace at netns, each only when named; missing is not an error.
 	Detach(ctx context.Context, netns, ifName, hostIfName string) error
@@ -205,16 +208,41 @@ func (p *Plugin) finishAdd(ctx context.Context, client *localapi.Client, att loc
 	}
 	spec := vethSpec{Netns: a.Netns, IfName: a.IfName, HostIfName: a.HostIfName, MTU: a.MTU,
 		IPs: a.IPs, Gateway4: a.Gateway4, Gateway6: a.Gateway6, MAC: a.ChosenMAC, TempHostIfName: localapi.TempIfName(att.Handle())}
-	a.ContainerMAC, err = p.kernel.Configure(ctx, spec)
+	if err := p.kernel.HostUp(ctx, spec); err != nil {
+		return nil, types.NewError(types.ErrInternal, fmt.Sprintf("creating the veth %s/%s: %v", a.HostIfName, a.IfName, err), "")
+	}
+	steps.mark("host")
+	// calyx-node programs the host side while the container side is set
+	// up here: they need nothing of each other, and the ADD answers only
+	// once both are done. The container's MAC is the one calyx-node
+	// chose (the container end was created with it); an older calyx-node
+	// that names none learns it after.
+	ready := make(chan error, 1)
+	readyMAC := ""
+	if a.ChosenMAC != nil {
+		readyMAC = a.ChosenMAC.String()
+		go func() {
+			ready <- client.Do(ctx, localapi.PathCNIReady, localapi.ReadyRequest{Attachment: att, HostIfName: a.HostIfName, ContainerMAC: readyMAC}, nil)
+		}()
+	}
+	a.ContainerMAC, err = p.kernel.ConfigureContainer(ctx, spec)
+	if a.ChosenMAC != nil {
+		rerr := <-ready
+		if err == nil && rerr != nil {
+			return nil, agentError("programming the host side", rerr)
+		}
+	}
 	if err != nil {
 		return nil, types.NewError(types.ErrInternal, fmt.Sprintf("creating the veth %s/%s: %v", a.HostIfName, a.IfName, err), "")
 	}
-	steps.mark("veth")
-	err = client.Do(ctx, localapi.PathCNIReady, localapi.ReadyRequest{
-		Attachment: att, HostIfName: a.HostIfName, ContainerMAC: a.ContainerMAC,
-	}, nil)
-	if err != nil {
-		return nil, agentError("programming the host side", err)
+	steps.mark("container")
+	if a.ContainerMAC != readyMAC {
+		err = client.Do(ctx, localapi.PathCNIReady, localapi.ReadyRequest{
+			Attachment: att, HostIfName: a.HostIfName, ContainerMAC: a.ContainerMAC,
+		}, nil)
+		if err != nil {
+			return nil, agentError("programming the host side", err)
+		}
 	}
 	steps.mark("agent_ready")
 	return a, nil

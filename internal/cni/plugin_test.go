@@ -280,3 +280,36 @@ func TestDel(t *testing.T) {
 		t.Errorf("stderr: %s", r.stderr)
 	}
 }
+
+// With the container's MAC from calyx-node, READY goes while the
+// container side is set up; a failure there still undoes everything.
+func TestAddReadyAlongsideContainerSide(t *testing.T) {
+	const mac = "02:1f:3a:5b:7c:9d"
+	for _, fail := range []bool{false, true} {
+		r := newRun(t)
+		r.agent.set(localapi.PathCNIAdd, func([]byte) (int, any) {
+			return 200, localapi.AddResponse{Endpoint: "host1-cni-c1-eth0", HostIfName: "calyx0123456789",
+				IPs: []string{"10.65.0.7/32"}, Gateway4: "169.254.1.1", MTU: 1450, ContainerMAC: mac}
+		})
+		if fail {
+			r.kernel.attachErr = errors.New("no route")
+		}
+		err := r.plugin.Add(t.Context(), cmdArgs(r.conf(t, "1.0.0", nil)))
+		want := []string{localapi.PathCNIAdd, localapi.PathCNIReady}
+		if fail {
+			checkCNIError(t, err, types.ErrInternal, "creating the veth calyx0123456789/eth0: no route")
+			want = append(want, localapi.PathCNIDel)
+			if len(r.kernel.links) != 0 {
+				t.Errorf("left behind: %v", r.kernel.links)
+			}
+		} else if err != nil {
+			t.Fatalf("ADD: %v", err)
+		}
+		if d := cmp.Diff(want, r.agent.paths()); d != "" {
+			t.Errorf("fail=%v: calls (-want +got):\n%s", fail, d)
+		}
+		if !fail && len(r.kernel.attached) != 1 {
+			t.Errorf("attached %+v", r.kernel.attached)
+		}
+	}
+}
