@@ -311,9 +311,16 @@ func (r *Reconciler) Apply(ctx context.Context, s *calc.State, d calc.Delta) err
 			}
 		}
 		if nf != nil {
-			for _, t := range nf.tiers {
+			for i, t := range nf.tiers {
+				// A tier chain's name derives from all it holds: keep one
+				// copy per name, not one per endpoint that uses it.
+				if cur := r.tiers[t.spec.Name]; cur != nil {
+					nf.tiers[i] = cur
+				} else if cur := used[t.spec.Name]; cur != nil {
+					nf.tiers[i] = cur
+				}
 				refs[t.spec.Name]++
-				used[t.spec.Name] = t
+				used[t.spec.Name] = nf.tiers[i]
 			}
 		}
 		r.diffFragment(p, key, r.frags[key], nf, owner)
@@ -563,8 +570,12 @@ func (r *Reconciler) resyncLocked(ctx context.Context, s *calc.State) error {
 		for _, c := range f.chains {
 			chains[c.spec.Name] = c
 		}
-		for _, c := range f.tiers {
-			chains[c.spec.Name], tiers[c.spec.Name] = c, c
+		for i, c := range f.tiers {
+			if cur := tiers[c.spec.Name]; cur != nil {
+				f.tiers[i] = cur // one copy per name (see Apply)
+			} else {
+				chains[c.spec.Name], tiers[c.spec.Name] = c, c
+			}
 			tierRefs[c.spec.Name]++
 		}
 		for _, st := range f.sets {
