@@ -56,6 +56,7 @@ func (failing) NodeAllocations(context.Context, string, bool) ([]ipam.Allocation
 
 func (failing) Check(context.Context, route.Endpoint) ([]string, error) { return nil, errNoBackend }
 func (failing) HasLink(context.Context, string) (bool, error)           { return false, errNoBackend }
+func (failing) LinkNames(context.Context) (map[string]bool, error)      { return nil, errNoBackend }
 func (failing) waitProgrammed(context.Context, string, uint64) error    { return errNoBackend }
 func (failing) removeEndpoint(context.Context, route.Endpoint) error    { return errNoBackend }
 func (failing) unrouteEndpoint(context.Context, route.Endpoint) error   { return errNoBackend }

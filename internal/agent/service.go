@@ -45,6 +45,8 @@ type allocator interface {
 type hostInspector interface {
 	Check(ctx context.Context, ep route.Endpoint) ([]string, error)
 	HasLink(ctx context.Context, name string) (bool, error)
+	// LinkNames lists every interface, in one dump.
+	LinkNames(ctx context.Context) (map[string]bool, error)
 }
 
 // dataplaneWriter is the reconcile loop as the local API uses it: the loop

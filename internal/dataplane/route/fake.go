@@ -192,6 +192,17 @@ func (f *Fake) LinkByName(name string) (Link, error) {
 	return Link{}, LinkNotFound(name)
 }
 
+// LinkNames implements Kernel.
+func (f *Fake) LinkNames() (map[string]bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[string]bool, len(f.links))
+	for _, l := range f.links {
+		out[l.Name] = true
+	}
+	return out, nil
+}
+
 // SetLinkUp implements Kernel.
 func (f *Fake) SetLinkUp(l Link) error {
 	f.mu.Lock()

@@ -59,6 +59,19 @@ func (k *Netlink) LinkByName(name string) (Link, error) {
 	return toLink(l), nil
 }
 
+// LinkNames implements Kernel.
+func (k *Netlink) LinkNames() (map[string]bool, error) {
+	links, err := nlsafe.LinkList(k.h)
+	if err != nil {
+		return nil, fmt.Errorf("listing links: %w", err)
+	}
+	out := make(map[string]bool, len(links))
+	for _, l := range links {
+		out[l.Attrs().Name] = true
+	}
+	return out, nil
+}
+
 func device(l Link) *netlink.Device {
 	return &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: l.Index, Name: l.Name}}
 }

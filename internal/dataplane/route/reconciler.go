@@ -350,6 +350,10 @@ func (r *Reconciler) Unroute(_ context.Context, ep Endpoint) error {
 	return nil
 }
 
+// LinkNames returns the names of every interface, in one dump: for
+// checking many endpoints' links at once.
+func (r *Reconciler) LinkNames(_ context.Context) (map[string]bool, error) { return r.k.LinkNames() }
+
 // HasLink reports whether the named interface exists.
 func (r *Reconciler) HasLink(_ context.Context, name string) (bool, error) {
 	_, err := r.k.LinkByName(name)

@@ -120,6 +120,8 @@ type Kernel interface {
 	// LinkByName returns the named link, or an error satisfying
 	// IsLinkNotFound.
 	LinkByName(name string) (Link, error)
+	// LinkNames returns the names of every link, in one dump.
+	LinkNames() (map[string]bool, error)
 	SetLinkUp(l Link) error
 	// DeleteLink deletes the link (a veth takes its peer with it).
 	DeleteLink(l Link) error
