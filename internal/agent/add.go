@@ -103,18 +103,8 @@ func (s *service) addLocked(ctx context.Context, req localapi.AddRequest, orch s
 	addrs, rev, err := s.allocate(ctx, req.Attachment, orch, req.IPAM, nil, also)
 	if ipam.IsAlsoConflict(err) {
 		// The endpoint exists, which the view had not seen yet: nothing
-		// was allocated. Look again in the datastore.
-		cur, other, ferr := s.findEndpoint(ctx, req.Attachment, true)
-		switch {
-		case ferr != nil:
-			return localapi.AddResponse{}, ferr
-		case cur != nil:
-			return s.readd(ctx, req, cur)
-		case other != nil:
-			return localapi.AddResponse{}, attachmentExistsf("container %s already has interface %s on another network (endpoint %s): DEL that attachment first",
-				req.ContainerID, req.IfName, other.Metadata.Name)
-		}
-		return localapi.AddResponse{}, fmt.Errorf("writing the endpoint of %s: %w", handle, err)
+		// was allocated.
+		return s.addExisting(ctx, req, err, func(e error) error { return e })
 	}
 	if err != nil {
 		return localapi.AddResponse{}, err
@@ -141,16 +131,7 @@ func (s *service) addLocked(ctx context.Context, req localapi.AddRequest, orch s
 		// nothing, so the endpoint is written on its own.
 		wep, err = s.createEndpoint(ctx, cniEndpoint(s.node, req, orch, addrs))
 		if datastore.IsAlreadyExists(err) {
-			cur, other, ferr := s.findEndpoint(ctx, req.Attachment, true)
-			switch {
-			case ferr != nil:
-				return localapi.AddResponse{}, undo(ferr)
-			case cur != nil:
-				return s.readd(ctx, req, cur)
-			case other != nil:
-				return localapi.AddResponse{}, undo(attachmentExistsf("container %s already has interface %s on another network (endpoint %s): DEL that attachment first",
-					req.ContainerID, req.IfName, other.Metadata.Name))
-			}
+			return s.addExisting(ctx, req, err, undo)
 		}
 		if err != nil {
 			return localapi.AddResponse{}, undo(err)
@@ -158,6 +139,23 @@ func (s *service) addLocked(ctx context.Context, req localapi.AddRequest, orch s
 	}
 	s.log.Debug("endpoint created", "endpoint", wep.Metadata.Name, "handle", handle, "ips", wep.Spec.IPNetworks)
 	return s.addResponse(wep, handle, req.MTU), nil
+}
+
+// addExisting answers an ADD whose endpoint turned out to exist when it
+// was written (why), which the view had not seen yet: it looks again in
+// the datastore. undo takes back what the ADD allocated, if anything.
+func (s *service) addExisting(ctx context.Context, req localapi.AddRequest, why error, undo func(error) error) (localapi.AddResponse, error) {
+	cur, other, err := s.findEndpoint(ctx, req.Attachment, true)
+	switch {
+	case err != nil:
+		return localapi.AddResponse{}, undo(err)
+	case cur != nil:
+		return s.readd(ctx, req, cur)
+	case other != nil:
+		return localapi.AddResponse{}, undo(attachmentExistsf("container %s already has interface %s on another network (endpoint %s): DEL that attachment first",
+			req.ContainerID, req.IfName, other.Metadata.Name))
+	}
+	return localapi.AddResponse{}, undo(fmt.Errorf("writing the endpoint of %s: %w", req.Handle(), why))
 }
 
 // readd answers an ADD for an attachment that already has an endpoint.

@@ -85,11 +85,8 @@ func newDockerBackend(s *service, k dockerKernel, log *slog.Logger) *dockerBacke
 // begin waits for calyx-node to have read the datastore and bounds the
 // request's datastore work, as the local API does for CNI requests.
 func (b *dockerBackend) begin(ctx context.Context, needStore bool) (context.Context, context.CancelFunc, error) {
-	wctx, cancel := context.WithTimeout(ctx, readyWait)
-	err := b.s.view.waitReady(wctx)
-	cancel()
-	if err != nil {
-		return nil, nil, errNotReady
+	if err := b.waitReady(ctx); err != nil {
+		return nil, nil, err
 	}
 	if needStore {
 		if err := b.s.unavailable(); err != nil {
@@ -100,12 +97,21 @@ func (b *dockerBackend) begin(ctx context.Context, needStore bool) (context.Cont
 	return dctx, dcancel, nil
 }
 
+// waitReady waits (at most readyWait) for calyx-node to have read the
+// datastore.
+func (b *dockerBackend) waitReady(ctx context.Context) error {
+	wctx, cancel := context.WithTimeout(ctx, readyWait)
+	defer cancel()
+	if b.s.view.waitReady(wctx) != nil {
+		return errNotReady
+	}
+	return nil
+}
+
 func (b *dockerBackend) Pools(ctx context.Context) ([]docker.Pool, error) {
-	_, cancel, err := b.begin(ctx, false)
-	if err != nil {
+	if err := b.waitReady(ctx); err != nil {
 		return nil, err
 	}
-	cancel()
 	_, pools := b.s.view.nodeAndPools()
 	var out []docker.Pool
 	for _, p := range pools {
@@ -207,19 +213,7 @@ func (b *dockerBackend) releaseAddr(ctx context.Context, addr netip.Addr) error 
 			return b.releaseHeld(ctx, w, addr)
 		}
 	}
-	as, err := s.alloc.GetAssignment(ctx, addr)
-	switch {
-	case ipam.IsNotInPool(err):
-		return nil
-	case err != nil:
-		return fmt.Errorf("releasing %s: %w", addr, err)
-	case !as.Allocated || !strings.HasPrefix(as.Handle, dockerAddrPrefix) || as.Attrs["node"] != s.node:
-		return nil
-	}
-	if err := s.alloc.ReleaseByHandle(ctx, as.Handle); err != nil {
-		return fmt.Errorf("releasing %s: %w", addr, err)
-	}
-	return nil
+	return s.releaseDockerAddr(ctx, addr)
 }
 
 // releaseHeld answers a ReleaseAddress for an address a Docker endpoint
@@ -547,19 +541,28 @@ func (b *dockerBackend) DeleteEndpoint(ctx context.Context, id string) error {
 func (s *service) releaseDockerAddrs(ctx context.Context, w *api.WorkloadEndpoint) error {
 	var errs []error
 	for _, a := range endpointAddrs(w) {
-		as, err := s.alloc.GetAssignment(ctx, a)
-		switch {
-		case ipam.IsNotInPool(err):
-			continue
-		case err != nil:
-			errs = append(errs, err)
-			continue
-		case !as.Allocated || !strings.HasPrefix(as.Handle, dockerAddrPrefix):
-			continue
-		}
-		if err := s.alloc.ReleaseByHandle(ctx, as.Handle); err != nil {
-			errs = append(errs, fmt.Errorf("releasing %s of endpoint %s: %w", a, w.Metadata.Name, err))
+		if err := s.releaseDockerAddr(ctx, a); err != nil {
+			errs = append(errs, fmt.Errorf("endpoint %s: %w", w.Metadata.Name, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// releaseDockerAddr releases an address when a Docker request of this
+// node holds it (its own handle, dockerAddrPrefix); anything else, or
+// nothing, is left alone.
+func (s *service) releaseDockerAddr(ctx context.Context, a netip.Addr) error {
+	as, err := s.alloc.GetAssignment(ctx, a)
+	switch {
+	case ipam.IsNotInPool(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("releasing %s: %w", a, err)
+	case !as.Allocated || !strings.HasPrefix(as.Handle, dockerAddrPrefix) || as.Attrs["node"] != s.node:
+		return nil
+	}
+	if err := s.alloc.ReleaseByHandle(ctx, as.Handle); err != nil {
+		return fmt.Errorf("releasing %s: %w", a, err)
+	}
+	return nil
 }

@@ -152,7 +152,7 @@ func (c *collector) collectEndpoints(ctx context.Context, now time.Time) {
 		if handle == "" || w.Spec.InterfaceName == "" || s.locks.busy(handle) {
 			continue
 		}
-		gone, err := c.goneIn(ctx, w, known, links)
+		gone, err := c.gone(ctx, w, known, links)
 		if err != nil {
 			c.log.Warn("checking an endpoint's host interface", "endpoint", w.Metadata.Name, "err", err)
 			continue
@@ -186,13 +186,9 @@ func (c *collector) dockerEndpoints(ctx context.Context) map[string]bool {
 // gone says why the endpoint is to be collected ("" if it is not): its
 // veth vanished, or it is a Docker endpoint dockerd (which answered with
 // known) no longer has.
-func (c *collector) gone(ctx context.Context, w *api.WorkloadEndpoint, known map[string]bool) (string, error) {
-	return c.goneIn(ctx, w, known, nil)
-}
-
-// goneIn is gone with the host's links already listed (nil: look the
+// links are the host's interfaces, listed once for a pass (nil: look the
 // endpoint's up).
-func (c *collector) goneIn(ctx context.Context, w *api.WorkloadEndpoint, known, links map[string]bool) (string, error) {
+func (c *collector) gone(ctx context.Context, w *api.WorkloadEndpoint, known, links map[string]bool) (string, error) {
 	if id := w.Metadata.Annotations[AnnotationDockerEndpoint]; id != "" && known != nil && !known[id] {
 		return "dockerd no longer has the endpoint", nil
 	}
@@ -238,7 +234,7 @@ func (c *collector) collectEndpoint(ctx context.Context, name string, known map[
 	if w == nil || !belongs(w, handle) {
 		return nil
 	}
-	why, err := c.gone(ctx, w, known)
+	why, err := c.gone(ctx, w, known, nil)
 	if why == "" || err != nil {
 		return err
 	}

@@ -350,7 +350,8 @@ func TestBadRequestsAndObserver(t *testing.T) {
 	if code != http.StatusInternalServerError || out["Err"] != "etcd is down" {
 		t.Errorf("a backend failure: %d %v", code, out)
 	}
-	// Unknown methods are 404: dockerd reads that as "not implemented".
+	// A method the plugin does not serve answers 404, which dockerd
+	// takes as an optional call the plugin leaves out.
 	rec = httptest.NewRecorder()
 	d.NetworkHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/NetworkDriver.Frobnicate", http.NoBody))
 	if rec.Code != http.StatusNotFound {

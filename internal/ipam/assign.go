@@ -158,26 +158,13 @@ func (p *plan) txn(w writeContext) (*txn, error) {
 	if rec.Blocks == nil {
 		rec.Blocks = map[string]int{}
 	}
-	for _, cidr := range p.order {
-		pb := p.blocks[cidr]
-		if pb.added == 0 {
-			continue
+	if err := p.writeBlocks(t, w.node, w.settings); err != nil {
+		return nil, err
+	}
+	for cidr, pb := range p.blocks {
+		if pb.added > 0 {
+			rec.Blocks[cidr.String()] += pb.added
 		}
-		val, err := pb.b.MarshalJSON()
-		if err != nil {
-			return nil, fmt.Errorf("encoding block %s: %w", cidr, err)
-		}
-		t.guard(BlockKey(cidr), pb.rev)
-		t.put(BlockKey(cidr), val)
-		t.guard(pb.pool.key, pb.pool.rev)
-		switch {
-		case pb.own != nil && pb.own.affState != stateConfirmed:
-			t.guard(AffinityKey(w.node, cidr), pb.own.affRev)
-			t.put(AffinityKey(w.node, cidr), affinityValue(stateConfirmed))
-		case pb.own == nil:
-			t.guard(settingsKey(), w.settings.rev)
-		}
-		rec.Blocks[cidr.String()] += pb.added
 	}
 	for cidr, rev := range w.consulted {
 		t.guard(BlockKey(cidr), rev)
@@ -192,6 +179,33 @@ func (p *plan) txn(w writeContext) (*txn, error) {
 		t.guard(nodeKey(w.node), w.nodeRev)
 	}
 	return t, nil
+}
+
+// writeBlocks adds the plan's changed blocks to t: each written, guarded
+// by its revision and its pool's; a pending affinity confirmed; borrowing
+// guarded by the IPAM settings (strictAffinity may have been turned on).
+func (p *plan) writeBlocks(t *txn, node string, set settings) error {
+	for _, cidr := range p.order {
+		pb := p.blocks[cidr]
+		if pb.added == 0 {
+			continue
+		}
+		val, err := pb.b.MarshalJSON()
+		if err != nil {
+			return fmt.Errorf("encoding block %s: %w", cidr, err)
+		}
+		t.guard(BlockKey(cidr), pb.rev)
+		t.put(BlockKey(cidr), val)
+		t.guard(pb.pool.key, pb.pool.rev)
+		switch {
+		case pb.own != nil && pb.own.affState != stateConfirmed:
+			t.guard(AffinityKey(node, cidr), pb.own.affRev)
+			t.put(AffinityKey(node, cidr), affinityValue(stateConfirmed))
+		case pb.own == nil:
+			t.guard(settingsKey(), set.rev)
+		}
+	}
+	return nil
 }
 
 // apply records a committed plan's own blocks in the node's cache.

@@ -424,33 +424,15 @@ func (a *Allocator) planOne(ctx context.Context, st *nodeState, p *plan, r *assi
 	return m, false, nil
 }
 
-// batchTxn builds a batch's compare-and-swap: every changed block once,
-// guarded by its revision and its pool's (a pending affinity confirmed,
-// borrowing guarded by the IPAM settings), and each member's handle
+// batchTxn builds a batch's compare-and-swap: every changed block once
+// (writeBlocks), and each member's handle
 // record with its counts, guarded by the handle as read; the blocks read
 // to find what a handle held are guarded too, and the Node when a pool
 // choice depended on its labels.
 func (p *plan) batchTxn(node string, v *view, members []*member, byLabels bool) (*txn, error) {
 	t := newTxn()
-	for _, cidr := range p.order {
-		pb := p.blocks[cidr]
-		if pb.added == 0 {
-			continue
-		}
-		val, err := pb.b.MarshalJSON()
-		if err != nil {
-			return nil, fmt.Errorf("encoding block %s: %w", cidr, err)
-		}
-		t.guard(BlockKey(cidr), pb.rev)
-		t.put(BlockKey(cidr), val)
-		t.guard(pb.pool.key, pb.pool.rev)
-		switch {
-		case pb.own != nil && pb.own.affState != stateConfirmed:
-			t.guard(AffinityKey(node, cidr), pb.own.affRev)
-			t.put(AffinityKey(node, cidr), affinityValue(stateConfirmed))
-		case pb.own == nil:
-			t.guard(settingsKey(), v.settings.rev)
-		}
+	if err := p.writeBlocks(t, node, v.settings); err != nil {
+		return nil, err
 	}
 	for _, m := range members {
 		handle := m.r.args.Handle
