@@ -58,7 +58,13 @@ func (s *service) add(ctx context.Context, req localapi.AddRequest) (localapi.Ad
 	}
 	resp, err := s.addLocked(ctx, req, orch)
 	if err == nil {
-		s.adds.added(handle, peerPID(ctx), s.now())
+		// The loop programs a new endpoint as soon as it sees the write;
+		// READY waits for that pass (wrote) before it asks for another.
+		var wrote uint64
+		if !resp.Existing {
+			wrote = s.view.current()
+		}
+		s.adds.added(handle, peerPID(ctx), s.now(), wrote)
 	}
 	return resp, err
 }
@@ -159,11 +165,17 @@ func (s *service) addExisting(ctx context.Context, req localapi.AddRequest, why 
 }
 
 // readd answers an ADD for an attachment that already has an endpoint.
+// A plugin that creates the veth itself (PluginCreatesVeth) tells the two
+// cases apart by its create failing or not, so the endpoint is answered
+// (Existing) without looking for the host end.
 func (s *service) readd(ctx context.Context, req localapi.AddRequest, cur *api.WorkloadEndpoint) (localapi.AddResponse, error) {
 	veth := cur.Spec.InterfaceName
-	exists, err := s.host.HasLink(ctx, veth)
-	if err != nil {
-		return localapi.AddResponse{}, err
+	exists := false
+	if !req.PluginCreatesVeth {
+		var err error
+		if exists, err = s.host.HasLink(ctx, veth); err != nil {
+			return localapi.AddResponse{}, err
+		}
 	}
 	if exists {
 		return localapi.AddResponse{}, attachmentExistsf("container %s already has interface %s on network %s (endpoint %s, host interface %s): the CNI spec allows one ADD per container and interface; DEL it first",
@@ -184,8 +196,10 @@ func (s *service) readd(ctx context.Context, req localapi.AddRequest, cur *api.W
 			return localapi.AddResponse{}, fmt.Errorf("re-assigning %s to the endpoint %s of a retried ADD: %w", a, cur.Metadata.Name, err)
 		}
 	}
-	s.log.Info("ADD retried for an endpoint whose veth is gone: reusing it", "endpoint", cur.Metadata.Name, "ips", cur.Spec.IPNetworks)
-	return s.addResponse(cur, req.Handle(), req.MTU), nil
+	s.log.Info("ADD for an endpoint that exists: reusing it", "endpoint", cur.Metadata.Name, "ips", cur.Spec.IPNetworks)
+	resp := s.addResponse(cur, req.Handle(), req.MTU)
+	resp.Existing = true
+	return resp, nil
 }
 
 // attrs are the IPAM attributes of an attachment's allocation.

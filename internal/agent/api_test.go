@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -121,6 +122,15 @@ func TestAddReadyCheckDel(t *testing.T) {
 	if apiStatus(err) != http.StatusConflict || !strings.Contains(err.Error(), "already has interface eth0") {
 		t.Errorf("second ADD: %v, want 409 interface exists", err)
 	}
+	// From a plugin that creates the veth itself, it is answered with the
+	// endpoint, marked existing: the plugin's create fails and it refuses
+	// the ADD without undoing it.
+	dup := addReq(att)
+	dup.PluginCreatesVeth = true
+	var again localapi.AddResponse
+	if err := n.client.Do(ctx, localapi.PathCNIAdd, dup, &again); err != nil || !again.Existing || again.Endpoint != add.Endpoint {
+		t.Errorf("second ADD from a plugin that creates the veth: %+v, %v; want the endpoint, existing", again, err)
+	}
 
 	// DEL removes everything, and again, and with no ADD at all.
 	for _, a := range []localapi.Attachment{att, att, attachment("never-added", "eth0")} {
@@ -142,6 +152,41 @@ func TestAddReadyCheckDel(t *testing.T) {
 	}
 	if got := histogramCount(t, reg, "calyx_dataplane_endpoint_program_seconds"); got != 1 {
 		t.Errorf("calyx_dataplane_endpoint_program_seconds count = %d", got)
+	}
+}
+
+// TestPluginCreatesVeth: with the host end created while ADD allocates,
+// before or after the loop first sees the endpoint, READY answers once the
+// host side is programmed.
+func TestPluginCreatesVeth(t *testing.T) {
+	etcd, _ := startTestEtcd(t)
+	fake := route.NewFake()
+	n := startNode(t, etcd, hooks{kernel: fake, policy: fakeNftables()}, nil)
+	ctx := t.Context()
+	for _, before := range []bool{true, false} {
+		att := attachment(fmt.Sprintf("ctr-%v", before), "eth0")
+		req := addReq(att)
+		req.PluginCreatesVeth = true
+		if before {
+			fake.AddLink(vethName(att.Handle()))
+		}
+		var add localapi.AddResponse
+		if err := n.client.Do(ctx, localapi.PathCNIAdd, req, &add); err != nil {
+			t.Fatal(err)
+		}
+		if add.Existing || add.HostIfName != vethName(att.Handle()) {
+			t.Errorf("ADD answer %+v", add)
+		}
+		if !before {
+			fake.AddLink(add.HostIfName)
+		}
+		if err := n.client.Do(ctx, localapi.PathCNIReady, localapi.ReadyRequest{Attachment: att, HostIfName: add.HostIfName, ContainerMAC: add.ContainerMAC}, nil); err != nil {
+			t.Fatal(err)
+		}
+		route := "route " + add.IPs[0] + " dev " + add.HostIfName + " proto 80 scope link"
+		if !slices.Contains(fake.Render(), route) {
+			t.Errorf("veth created before ADD %v: kernel after READY lacks %q:\n%s", before, route, strings.Join(fake.Render(), "\n"))
+		}
 	}
 }
 
@@ -280,6 +325,10 @@ func TestRetriedAddReusesAddresses(t *testing.T) {
 	if err := n.client.Do(t.Context(), localapi.PathCNIAdd, addReq(att), &second); err != nil {
 		t.Fatalf("retried ADD without a veth: %v", err)
 	}
+	if first.Existing || !second.Existing {
+		t.Errorf("existing: first ADD %v, retried %v; want false, true", first.Existing, second.Existing)
+	}
+	second.Existing = false
 	if d := cmp.Diff(first, second); d != "" {
 		t.Errorf("retried ADD answered differently (-first +second):\n%s", d)
 	}

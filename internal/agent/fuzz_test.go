@@ -58,6 +58,7 @@ func (failing) Check(context.Context, route.Endpoint) ([]string, error) { return
 func (failing) HasLink(context.Context, string) (bool, error)           { return false, errNoBackend }
 func (failing) LinkNames(context.Context) (map[string]bool, error)      { return nil, errNoBackend }
 func (failing) waitProgrammed(context.Context, string, uint64) error    { return errNoBackend }
+func (failing) programmedSince(context.Context, string, uint64) bool    { return false }
 func (failing) removeEndpoint(context.Context, route.Endpoint) error    { return errNoBackend }
 func (failing) unrouteEndpoint(context.Context, route.Endpoint) error   { return errNoBackend }
 

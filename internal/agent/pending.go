@@ -44,6 +44,9 @@ type pendingAdds struct {
 type pendingAdd struct {
 	pid   int // the plugin's pid; 0: unknown
 	since time.Time
+	// wrote is the view sequence number as of the endpoint's write, for
+	// an ADD that created it; 0 for one that found it.
+	wrote uint64
 }
 
 func newPendingAdds(alive func(pid int) bool) *pendingAdds {
@@ -66,11 +69,20 @@ func (p *pendingAdds) busy(handle string, now time.Time) bool {
 	return true
 }
 
-// added records an answered ADD from the plugin process pid (0: unknown).
-func (p *pendingAdds) added(handle string, pid int, now time.Time) {
+// added records an answered ADD from the plugin process pid (0: unknown)
+// that wrote its endpoint as of view sequence wrote (0: it found one).
+func (p *pendingAdds) added(handle string, pid int, now time.Time, wrote uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.m[handle] = pendingAdd{pid: pid, since: now}
+	p.m[handle] = pendingAdd{pid: pid, since: now, wrote: wrote}
+}
+
+// wrote returns the view sequence number as of the endpoint write of the
+// pending ADD of handle; 0 when there is none or it wrote nothing.
+func (p *pendingAdds) wrote(handle string) uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.m[handle].wrote
 }
 
 // done forgets the ADD of handle: its READY or a DEL came.

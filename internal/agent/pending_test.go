@@ -85,8 +85,8 @@ func TestPendingAdds(t *testing.T) {
 	alive := map[int]bool{10: true}
 	p := newPendingAdds(func(pid int) bool { return alive[pid] })
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	p.added("h1", 10, t0)
-	p.added("h2", 0, t0)
+	p.added("h1", 10, t0, 0)
+	p.added("h2", 0, t0, 0)
 	for _, tc := range []struct {
 		name   string
 		handle string

@@ -16,13 +16,20 @@ type progress struct {
 	// seen is the sequence the last pass drained; programmed the last one
 	// whose nftables transaction succeeded too.
 	seen, programmed uint64
-	status           map[string]error // by endpoint name; nil: programmed
+	status           map[string]outcome // by endpoint name
 	policyErr        error
 	ch               chan struct{} // closed and replaced on every publish
 }
 
+// outcome is an endpoint's last route programming: err nil when it was
+// programmed, by the pass that drained the view up to seq.
+type outcome struct {
+	err error
+	seq uint64
+}
+
 func newProgress() *progress {
-	return &progress{status: map[string]error{}, ch: make(chan struct{})}
+	return &progress{status: map[string]outcome{}, ch: make(chan struct{})}
 }
 
 // publish records a pass over the view up to seq: status holds the
@@ -35,7 +42,7 @@ func (p *progress) publish(seq uint64, status map[string]error, policyErr error)
 		p.programmed = seq
 	}
 	for name, err := range status {
-		p.status[name] = err
+		p.status[name] = outcome{err: err, seq: seq}
 	}
 	p.policyErr = policyErr
 	close(p.ch)
@@ -63,7 +70,8 @@ func (p *progress) failing() error {
 func (p *progress) wait(ctx context.Context, name string, seq uint64) error {
 	for {
 		p.mu.Lock()
-		err, known := p.status[name]
+		o, known := p.status[name]
+		err := o.err
 		seen, programmed, policyErr, ch := p.seen, p.programmed, p.policyErr, p.ch
 		p.mu.Unlock()
 		if seen >= seq {
@@ -84,6 +92,28 @@ func (p *progress) wait(ctx context.Context, name string, seq uint64) error {
 				return policyErr
 			}
 			return ctx.Err()
+		}
+	}
+}
+
+// programmedSince waits until a pass has drained the view up to seq and
+// reports whether that pass or a later one programmed endpoint name, its
+// policy included. False means that it needs another pass: none
+// programmed it since seq (its routes had not changed), or it failed
+// (its veth did not exist yet), or ctx ended.
+func (p *progress) programmedSince(ctx context.Context, name string, seq uint64) bool {
+	for {
+		p.mu.Lock()
+		o, known := p.status[name]
+		seen, programmed, ch := p.seen, p.programmed, p.ch
+		p.mu.Unlock()
+		if seen >= seq {
+			return known && o.err == nil && o.seq >= seq && programmed >= seq
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
 		}
 	}
 }

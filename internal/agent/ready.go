@@ -54,7 +54,14 @@ func (s *service) ready(ctx context.Context, req localapi.ReadyRequest) (time.Du
 	}
 
 	start := s.now()
-	err = s.dp.waitProgrammed(ctx, w.Metadata.Name, s.view.touch(w.Metadata.Name))
+	// The ADD that created the endpoint had the loop program it on
+	// seeing the write: when the plugin had created the host end by then
+	// (PluginCreatesVeth), that pass did the work. Otherwise (before the
+	// veth existed, or an endpoint the ADD found, whose old veth may be
+	// gone) the loop programs it again.
+	if wrote := s.adds.wrote(handle); wrote == 0 || !s.dp.programmedSince(ctx, w.Metadata.Name, wrote) {
+		err = s.dp.waitProgrammed(ctx, w.Metadata.Name, s.view.touch(w.Metadata.Name))
+	}
 	took := s.now().Sub(start)
 	switch {
 	case route.IsLinkNotFound(err):

@@ -183,6 +183,13 @@ func (l *reconcileLoop) waitProgrammed(ctx context.Context, name string, seq uin
 	return err
 }
 
+// programmedSince implements dataplaneWriter.
+func (l *reconcileLoop) programmedSince(ctx context.Context, name string, seq uint64) bool {
+	wctx, cancel := context.WithTimeout(ctx, l.programTimeout)
+	defer cancel()
+	return l.progress.programmedSince(wctx, name, seq)
+}
+
 // errNotProgrammed says that the loop did not program an endpoint in
 // time: a transient failure, answered with CNI code 11.
 var errNotProgrammed = errors.New("the dataplane is failing")

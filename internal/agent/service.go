@@ -55,6 +55,9 @@ type dataplaneWriter interface {
 	// waitProgrammed waits until the loop has programmed the view up to
 	// seq (view.touch's result) with the endpoint in it.
 	waitProgrammed(ctx context.Context, name string, seq uint64) error
+	// programmedSince waits until the loop has drained the view up to
+	// seq and reports whether a pass since then programmed the endpoint.
+	programmedSince(ctx context.Context, name string, seq uint64) bool
 	// removeEndpoint removes an endpoint's veth, routes and neighbours.
 	removeEndpoint(ctx context.Context, ep route.Endpoint) error
 	// unrouteEndpoint removes an endpoint's routes and leaves its veth,

@@ -391,6 +391,13 @@ func (v *view) currentLocked(k resKey) api.Resource {
 	return v.res[k]
 }
 
+// current returns the sequence number of the latest change.
+func (v *view) current() uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.seq
+}
+
 // touch marks an endpoint changed so that the loop programs it again
 // (READY: its veth now exists) and returns the sequence number to wait
 // for.

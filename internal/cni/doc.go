@@ -16,27 +16,30 @@
 //	plugin                                  calyx-node
 //	refuse CNI_NETNS if it is the plugin's own
 //	parse stdin + env
-//	check CNI_IFNAME is free in the netns
 //	POST /v1/cni/add ---------------------> profile on first use; addresses
-//	meanwhile: veth pair created in place     and endpoint in ONE etcd commit
-//	  (one call), host end "tmp<hash>"
-//	host end renamed "calyx<hash>", up
-//	POST /v1/cni/ready -------------------> host route, neighbour, proxy ARP,
-//	meanwhile: container MTU and MAC as       policy; answers when programmed
+//	meanwhile: veth pair created in place     and endpoint in ONE etcd commit;
+//	  (one call), host end "calyx<hash>"     the loop programs the host side
+//	  and up                                  as soon as it sees the endpoint
+//	                                          and the host end
+//	POST /v1/cni/ready -------------------> answers when programmed (usually
+//	meanwhile: container MTU and MAC as       at once)
 //	  calyx-node answered, addresses,
 //	  routes, permanent gateway
 //	  neighbour entries
 //	print the result in the asked version
 //
 // The veth is made while calyx-node allocates, as the container's MAC and
-// the host end's names derive from the attachment (localapi.HostIfName,
-// TempIfName, ContainerMAC); the host end keeps its temporary name until
-// calyx-node has accepted the ADD, which it refuses while the attachment's
-// host end exists. READY goes as soon as the host end is up, and the
-// container side is set up while calyx-node programs the host side; the
-// ADD answers once both are done, so the container (not yet started by the
-// runtime) never sends a packet its policy has not seen. Both requests
-// travel on one kept connection.
+// the host end's name derive from the attachment (localapi.HostIfName,
+// ContainerMAC). A name in use fails the create, which is how the plugin
+// tells the cases apart: calyx-node answered that the endpoint existed
+// (a duplicate ADD: refused, nothing undone), the container's interface
+// exists (another plugin's: refused, the allocation undone), or only the
+// host end does (left by an earlier ADD that crashed: replaced). READY
+// goes as soon as calyx-node has answered, and the container side is set
+// up while calyx-node finishes the host side; the ADD answers once both
+// are done, so the container (not yet started by the runtime) never sends
+// a packet its policy has not seen. Both requests travel on one kept
+// connection.
 //
 // Anything after the first request that fails is undone: the veth is
 // deleted and /v1/cni/del releases the addresses and the endpoint.

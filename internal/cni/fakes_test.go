@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -151,6 +153,12 @@ func (k *fakeKernel) LinkExists(_ context.Context, netns, ifName string) (bool, 
 func (k *fakeKernel) Create(_ context.Context, s vethSpec) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if strings.HasPrefix(s.Netns, "/missing") {
+		return &netnsError{path: s.Netns, err: errors.New("no such file or directory")}
+	}
+	if k.links[s.Netns+"/"+s.IfName] || k.links["host/"+s.HostIfName] {
+		return fmt.Errorf("creating veth %s / %s: %w", s.HostIfName, s.IfName, fs.ErrExist)
+	}
 	k.links[s.Netns+"/"+s.IfName] = true
 	k.links["host/"+s.HostIfName] = true
 	k.created = append(k.created, s)

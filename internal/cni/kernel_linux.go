@@ -65,38 +65,30 @@ func (k netlinkKernel) Attach(ctx context.Context, s vethSpec) (string, error) {
 }
 
 // Create creates the veth pair with one RTM_NEWLINK sent from this (the
-// host's) namespace: the container end is created directly in the
-// container's namespace, the host end here. Moving a device between
+// host's) namespace: the host end here, up, and the container end
+// directly in the container's namespace. Moving a device between
 // namespaces afterwards would unregister and re-register it under the
 // kernel's rtnl lock, which costs milliseconds and serialises every
 // concurrent ADD on the host (Calico #7705, amazon-vpc-cni-k8s #3764).
 // The container end gets s.MAC and both ends s.MTU (0: the kernel's
-// default), which Configure corrects should calyx-node answer others.
+// default), which HostUp and ConfigureContainer correct should
+// calyx-node answer others. A name in use, in either namespace, is an
+// error that matches fs.ErrExist; nothing is deleted for it.
 func (netlinkKernel) Create(_ context.Context, s vethSpec) error {
 	netns, err := ns.GetNS(s.Netns)
 	if err != nil {
-		return fmt.Errorf("opening %s: %w", s.Netns, err)
+		return &netnsError{path: s.Netns, err: err}
 	}
 	defer netns.Close()
 	hostMAC, _ := net.ParseMAC(HostVethMAC)
 	la := netlink.NewLinkAttrs()
-	la.Name = s.IfName
+	la.Name = s.HostIfName
 	la.MTU = s.MTU
 	la.Flags = net.FlagUp
-	la.HardwareAddr = s.MAC
-	la.Namespace = netlink.NsFd(int(netns.Fd()))
-	veth := &netlink.Veth{LinkAttrs: la, PeerName: s.HostIfName, PeerHardwareAddr: hostMAC, PeerMTU: uint32(max(s.MTU, 0)), PeerTxQLen: -1}
-	err = netlink.LinkAdd(veth)
-	if errors.Is(err, syscall.EEXIST) {
-		// A host end left by an earlier ADD of this same attachment (the
-		// name is derived from it) that crashed half-way. Looked for only
-		// now, so that the usual ADD pays no lookup for it.
-		if derr := deleteLink(s.HostIfName); derr != nil {
-			return fmt.Errorf("deleting stale %s: %w", s.HostIfName, derr)
-		}
-		err = netlink.LinkAdd(veth)
-	}
-	if err != nil {
+	la.HardwareAddr = hostMAC
+	veth := &netlink.Veth{LinkAttrs: la, PeerName: s.IfName, PeerHardwareAddr: s.MAC, PeerMTU: uint32(max(s.MTU, 0)),
+		PeerTxQLen: -1, PeerNamespace: netlink.NsFd(int(netns.Fd()))}
+	if err := netlink.LinkAdd(veth); err != nil {
 		return fmt.Errorf("creating veth %s (host) / %s (container): %w", s.HostIfName, s.IfName, err)
 	}
 	return nil
@@ -111,9 +103,9 @@ func (k netlinkKernel) Configure(ctx context.Context, s vethSpec) (string, error
 	return k.ConfigureContainer(ctx, s)
 }
 
-// HostUp gives the host end of a pair Create made its name (from
-// s.TempHostIfName) and MTU and sets it up: calyx-node can program the
-// host side from then on. On error it deletes the pair.
+// HostUp finishes the host end of a pair Create made as calyx-node
+// answered: its name, when Create gave it another (s.TempHostIfName), and
+// its MTU. Create set it up. On error it deletes the pair.
 func (netlinkKernel) HostUp(_ context.Context, s vethSpec) error {
 	if s.TempHostIfName != "" && s.TempHostIfName != s.HostIfName {
 		if err := renameHostEnd(s.TempHostIfName, s.HostIfName); err != nil {
@@ -132,10 +124,6 @@ func (netlinkKernel) HostUp(_ context.Context, s vethSpec) error {
 	return err
 }
 
-// ConfigureContainer sets up the container side of a pair whose host end
-// is up: the MTU and MAC s names when the container end has others, then
-// addresses, gateway neighbours and routes. It returns the container
-// end's MAC. On error it deletes the pair.
 func (netlinkKernel) ConfigureContainer(_ context.Context, s vethSpec) (string, error) {
 	netns, err := ns.GetNS(s.Netns)
 	if err != nil {
@@ -152,23 +140,19 @@ func (netlinkKernel) ConfigureContainer(_ context.Context, s vethSpec) (string, 
 	return mac, nil
 }
 
-// renameHostEnd gives the host end Create made (down, under a temporary
-// name) its name. A link of that name left by an earlier ADD of the same
-// attachment that crashed half-way is replaced: calyx-node has just
-// accepted the ADD, which it refuses while the attachment's veth exists.
+// renameHostEnd gives the host end Create made under another name (temp)
+// the name calyx-node answered: an endpoint an older calyx-node named
+// otherwise.
 func renameHostEnd(temp, name string) error {
 	l, err := netlink.LinkByName(temp)
 	if err != nil {
 		return fmt.Errorf("finding %s: %w", temp, err)
 	}
-	err = netlink.LinkSetName(l, name)
-	if errors.Is(err, syscall.EEXIST) {
-		if derr := deleteLink(name); derr != nil {
-			return fmt.Errorf("deleting stale %s: %w", name, derr)
-		}
-		err = netlink.LinkSetName(l, name)
+	// The kernel renames only links that are down; hostUp sets it up.
+	if err := netlink.LinkSetDown(l); err != nil {
+		return fmt.Errorf("setting %s down to rename it: %w", temp, err)
 	}
-	if err != nil {
+	if err := netlink.LinkSetName(l, name); err != nil {
 		return fmt.Errorf("renaming %s to %s: %w", temp, name, err)
 	}
 	return nil
@@ -193,13 +177,9 @@ func hostUp(s vethSpec) error {
 
 // containerSide sets up the container side; the host end is up.
 func containerSide(netns ns.NetNS, s vethSpec) (string, error) {
-	host, err := netlink.LinkByName(s.HostIfName)
-	if err != nil {
-		return "", fmt.Errorf("finding %s: %w", s.HostIfName, err)
-	}
-	hostMAC := host.Attrs().HardwareAddr
+	hostMAC, _ := net.ParseMAC(HostVethMAC) // as Create made it
 	var mac string
-	err = netns.Do(func(ns.NetNS) error {
+	err := netns.Do(func(ns.NetNS) error {
 		link, err := netlink.LinkByName(s.IfName)
 		if err != nil {
 			return fmt.Errorf("finding %s in the container: %w", s.IfName, err)
@@ -215,6 +195,11 @@ func containerSide(netns ns.NetNS, s vethSpec) (string, error) {
 			}
 			if link, err = netlink.LinkByName(s.IfName); err != nil {
 				return fmt.Errorf("finding %s in the container: %w", s.IfName, err)
+			}
+		}
+		if link.Attrs().Flags&net.FlagUp == 0 {
+			if err := netlink.LinkSetUp(link); err != nil {
+				return fmt.Errorf("setting %s up in the container: %w", s.IfName, err)
 			}
 		}
 		mac = link.Attrs().HardwareAddr.String()

@@ -1,6 +1,8 @@
 package cni
 
 import (
+	"errors"
+	"io/fs"
 	"net"
 	"net/netip"
 	"strconv"
@@ -39,6 +41,13 @@ func TestNetlinkKernel(t *testing.T) {
 		exists, err := k.LinkExists(t.Context(), s.Netns, s.IfName)
 		if err != nil || exists {
 			t.Fatalf("LinkExists before ADD = %v, %v", exists, err)
+		}
+		// Create refuses it (the plugin decides whether it is stale).
+		if err := k.Create(t.Context(), s); !errors.Is(err, fs.ErrExist) {
+			t.Fatalf("Create over an existing host end: %v, want an error matching fs.ErrExist", err)
+		}
+		if err := k.Detach(t.Context(), "", "", s.HostIfName); err != nil {
+			return err
 		}
 		mac, err := k.Attach(t.Context(), s)
 		if err != nil {

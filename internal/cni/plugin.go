@@ -1,10 +1,12 @@
 package cni
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -16,6 +18,9 @@ import (
 
 	"github.com/calyx-net/calyx/internal/localapi"
 )
+
+// vethDefaultMTU is the MTU the kernel gives a veth created without one.
+const vethDefaultMTU = 1500
 
 // DefaultTimeout bounds one plugin call. An ADD waits for calyx-node to
 // allocate and to program the host side; Mesos sets no timeout of its own,
@@ -136,54 +141,42 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) error {
 		return types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf(
 			"config key \"ipam.type\": calyx takes its addresses from calyx-node and needs %q, got %q", IPAMType, conf.IPAMType), "")
 	}
-	exists, err := p.kernel.LinkExists(ctx, args.Netns, args.IfName)
-	if err != nil {
-		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("opening CNI_NETNS %s: %v", args.Netns, err), "")
-	}
-	if exists {
-		// Before anything is allocated: a duplicate ADD must not undo the
-		// attachment that owns the interface.
-		return types.NewError(localapi.CodeAttachmentExists, fmt.Sprintf(
-			"interface %s already exists in %s: run DEL for container %s first", args.IfName, args.Netns, args.ContainerID), "")
-	}
-	steps.mark("check")
-
 	client := localapi.NewClient(conf.AgentSocket)
 	defer client.CloseIdle()
 	att := localapi.Attachment{Network: conf.Name, ContainerID: args.ContainerID, IfName: args.IfName}
-	// The veth is created while calyx-node allocates: the container's
-	// MAC derives from the attachment (localapi.ContainerMAC), and the
-	// host end has a temporary name until calyx-node has answered (its
-	// check for an existing host end must see only older ones).
-	tempIf := localapi.TempIfName(att.Handle())
+	// The veth is created, host end up under its final name, while
+	// calyx-node allocates: the container's MAC and the host end's name
+	// derive from the attachment (localapi.ContainerMAC, HostIfName), and
+	// calyx-node programs the host side as soon as it sees both the
+	// endpoint and the host end.
+	spec := vethSpec{Netns: args.Netns, IfName: args.IfName, HostIfName: localapi.HostIfName(att.Handle()),
+		MTU: conf.MTU, MAC: localapi.ContainerMAC(att.Handle())}
 	created := make(chan error, 1)
-	go func() {
-		created <- p.kernel.Create(ctx, vethSpec{Netns: args.Netns, IfName: args.IfName, HostIfName: tempIf,
-			MTU: conf.MTU, MAC: localapi.ContainerMAC(att.Handle())})
-	}()
+	go func() { created <- p.kernel.Create(ctx, spec) }()
 	var resp localapi.AddResponse
 	err = client.Do(ctx, localapi.PathCNIAdd, localapi.AddRequest{
 		Attachment: att, IPAM: conf.IPAM, Netns: args.Netns,
 		Orchestrator: conf.Orchestrator, Labels: conf.Labels, MTU: conf.MTU,
-		PortMappings: conf.PortMappings,
+		PortMappings: conf.PortMappings, PluginCreatesVeth: true,
 	}, &resp)
 	createErr := <-created
 	if err != nil {
 		if createErr == nil {
-			p.deleteVeth(ctx, tempIf, log)
+			p.deleteVeth(ctx, spec.HostIfName, log)
 		}
 		return agentError("adding the endpoint", err)
 	}
 	steps.mark("agent_add")
-	log.Debug("calyx-node allocated", "endpoint", resp.Endpoint, "hostIfName", resp.HostIfName, "ips", resp.IPs)
+	log.Debug("calyx-node allocated", "endpoint", resp.Endpoint, "hostIfName", resp.HostIfName, "ips", resp.IPs, "existing", resp.Existing)
 	if createErr != nil {
-		p.undoAdd(ctx, client, att, "", log)
-		return types.NewError(types.ErrInternal, fmt.Sprintf("creating the veth %s/%s: %v", tempIf, args.IfName, createErr), "")
+		if err := p.createFailed(ctx, client, att, spec, resp, createErr, log); err != nil {
+			return err
+		}
 	}
 
-	a, err := p.finishAdd(ctx, client, att, args, conf, resp, steps)
+	a, err := p.finishAdd(ctx, client, att, args, conf, resp, spec, steps)
 	if err != nil {
-		p.deleteVeth(ctx, tempIf, log) // not renamed yet, if it failed before
+		p.deleteVeth(ctx, spec.HostIfName, log) // not renamed yet, if it failed before
 		p.undoAdd(ctx, client, att, resp.HostIfName, log)
 		return err
 	}
@@ -197,19 +190,75 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) error {
 	return nil
 }
 
-// finishAdd builds the veth and the container side and waits for
-// calyx-node to program the host side.
+// createFailed handles a veth create that failed while calyx-node
+// answered the ADD: a name in use is told apart as a duplicate ADD
+// (refused; what calyx-node holds is the other ADD's and stays), another
+// plugin's interface (refused, the allocation undone) or a host end left
+// by an earlier ADD of this attachment that crashed half-way (replaced).
+// It returns nil once the veth exists.
+func (p *Plugin) createFailed(ctx context.Context, client *localapi.Client, att localapi.Attachment,
+	spec vethSpec, resp localapi.AddResponse, createErr error, log *slog.Logger,
+) error {
+	undo := func(e *types.Error) error {
+		if !resp.Existing {
+			p.undoAdd(ctx, client, att, "", log)
+		}
+		return e
+	}
+	var nserr *netnsError
+	if errors.As(createErr, &nserr) {
+		return undo(types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("opening CNI_NETNS %s: %v", nserr.path, nserr.err), ""))
+	}
+	if !errors.Is(createErr, fs.ErrExist) {
+		return undo(types.NewError(types.ErrInternal, fmt.Sprintf("creating the veth %s/%s: %v", spec.HostIfName, spec.IfName, createErr), ""))
+	}
+	inNetns, err := p.kernel.LinkExists(ctx, spec.Netns, spec.IfName)
+	if err != nil {
+		return undo(types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("opening CNI_NETNS %s: %v", spec.Netns, err), ""))
+	}
+	if inNetns || resp.Existing {
+		return undo(types.NewError(localapi.CodeAttachmentExists, fmt.Sprintf(
+			"interface %s already exists in %s (or its host end %s does): run DEL for container %s first",
+			spec.IfName, spec.Netns, spec.HostIfName, att.ContainerID), ""))
+	}
+	// The endpoint is new, so no live attachment owns this host end.
+	log.Info("replacing a host end left by an earlier ADD", "hostIfName", spec.HostIfName)
+	if err := p.kernel.Detach(ctx, "", "", spec.HostIfName); err != nil {
+		return undo(types.NewError(types.ErrInternal, fmt.Sprintf("deleting the stale %s: %v", spec.HostIfName, err), ""))
+	}
+	if err := p.kernel.Create(ctx, spec); err != nil {
+		return undo(types.NewError(types.ErrInternal, fmt.Sprintf("creating the veth %s/%s: %v", spec.HostIfName, spec.IfName, err), ""))
+	}
+	return nil
+}
+
+// netnsError is a container namespace that could not be opened.
+type netnsError struct {
+	path string
+	err  error
+}
+
+func (e *netnsError) Error() string { return fmt.Sprintf("opening %s: %v", e.path, e.err) }
+func (e *netnsError) Unwrap() error { return e.err }
+
+// finishAdd sets up the container side of the veth Create made (spec) and
+// waits for calyx-node to program the host side.
 func (p *Plugin) finishAdd(ctx context.Context, client *localapi.Client, att localapi.Attachment,
-	args *skel.CmdArgs, conf *Config, resp localapi.AddResponse, steps *timings,
+	args *skel.CmdArgs, conf *Config, resp localapi.AddResponse, created vethSpec, steps *timings,
 ) (*attachment, error) {
 	a, err := attachmentFromResponse(resp, args, conf)
 	if err != nil {
 		return nil, types.NewError(types.ErrInternal, err.Error(), "")
 	}
 	spec := vethSpec{Netns: a.Netns, IfName: a.IfName, HostIfName: a.HostIfName, MTU: a.MTU,
-		IPs: a.IPs, Gateway4: a.Gateway4, Gateway6: a.Gateway6, MAC: a.ChosenMAC, TempHostIfName: localapi.TempIfName(att.Handle())}
-	if err := p.kernel.HostUp(ctx, spec); err != nil {
-		return nil, types.NewError(types.ErrInternal, fmt.Sprintf("creating the veth %s/%s: %v", a.HostIfName, a.IfName, err), "")
+		IPs: a.IPs, Gateway4: a.Gateway4, Gateway6: a.Gateway6, MAC: a.ChosenMAC, TempHostIfName: created.HostIfName}
+	// The host end has its name and MTU unless calyx-node answered
+	// otherwise (an endpoint named by an older calyx-node; calyx-node's
+	// MTU when the config sets none and it is not the kernel's 1500).
+	if a.HostIfName != created.HostIfName || a.MTU != cmp.Or(created.MTU, vethDefaultMTU) {
+		if err := p.kernel.HostUp(ctx, spec); err != nil {
+			return nil, types.NewError(types.ErrInternal, fmt.Sprintf("creating the veth %s/%s: %v", a.HostIfName, a.IfName, err), "")
+		}
 	}
 	steps.mark("host")
 	// calyx-node programs the host side while the container side is set

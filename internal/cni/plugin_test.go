@@ -33,6 +33,7 @@ func TestAddEveryVersion(t *testing.T) {
 			want := localapi.AddRequest{
 				Attachment: localapi.Attachment{Network: "net1", ContainerID: "c1", IfName: "eth0"},
 				IPAM:       localapi.IPAMRequest{AssignIPv4: true, AssignIPv6: true}, Netns: "/run/netns/c1", Orchestrator: "cni", MTU: 1450,
+				PluginCreatesVeth: true,
 			}
 			if d := cmp.Diff(want, add); d != "" {
 				t.Errorf("add request (-want +got):\n%s", d)
@@ -183,13 +184,55 @@ func TestAddContainerMACFromAgent(t *testing.T) {
 }
 
 func TestAddInterfaceExists(t *testing.T) {
+	hostIf := localapi.HostIfName(localapi.Attachment{Network: "net1", ContainerID: "c1", IfName: "eth0"}.Handle())
+	for _, tc := range []struct {
+		name      string
+		link      string // the link that exists
+		existing  bool   // calyx-node answers the endpoint existed
+		wantCalls []string
+	}{
+		// A duplicate ADD: calyx-node found the endpoint, so nothing may
+		// be undone; the interface belongs to a live attachment.
+		{"duplicate", "/run/netns/c1/eth0", true, []string{localapi.PathCNIAdd}},
+		{"duplicate, host end", "host/" + hostIf, true, []string{localapi.PathCNIAdd}},
+		// Another plugin's eth0: what this ADD allocated is released.
+		{"another plugin's", "/run/netns/c1/eth0", false, []string{localapi.PathCNIAdd, localapi.PathCNIDel}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRun(t)
+			r.kernel.links[tc.link] = true
+			r.agent.set(localapi.PathCNIAdd, func([]byte) (int, any) {
+				return 200, localapi.AddResponse{Endpoint: "host1-cni-c1-eth0", HostIfName: hostIf, IPs: []string{"10.65.0.7/32"}, Existing: tc.existing}
+			})
+			err := r.plugin.Add(t.Context(), cmdArgs(r.conf(t, "1.0.0", nil)))
+			checkCNIError(t, err, localapi.CodeAttachmentExists, "interface eth0 already exists in /run/netns/c1")
+			if d := cmp.Diff(tc.wantCalls, r.agent.paths()); d != "" || len(r.kernel.detached) != 0 || !r.kernel.links[tc.link] {
+				t.Errorf("calls (-want +got):\n%s\ndetached %v, links %v", d, r.kernel.detached, r.kernel.links)
+			}
+		})
+	}
+}
+
+// TestAddReplacesStaleHostEnd: a host end left by an earlier ADD of the
+// same attachment, whose endpoint calyx-node no longer has, is replaced.
+func TestAddReplacesStaleHostEnd(t *testing.T) {
 	r := newRun(t)
-	r.kernel.links["/run/netns/c1/eth0"] = true
-	err := r.plugin.Add(t.Context(), cmdArgs(r.conf(t, "1.0.0", nil)))
-	checkCNIError(t, err, localapi.CodeAttachmentExists, "interface eth0 already exists in /run/netns/c1")
-	// Nothing may be undone: the interface belongs to a live attachment.
-	if len(r.agent.paths()) != 0 || len(r.kernel.detached) != 0 {
-		t.Errorf("calls %v, detached %v", r.agent.paths(), r.kernel.detached)
+	hostIf := localapi.HostIfName(localapi.Attachment{Network: "net1", ContainerID: "c1", IfName: "eth0"}.Handle())
+	r.kernel.links["host/"+hostIf] = true
+	r.agent.set(localapi.PathCNIAdd, func([]byte) (int, any) {
+		return 200, localapi.AddResponse{Endpoint: "host1-cni-c1-eth0", HostIfName: hostIf, IPs: []string{"10.65.0.7/32"}, MTU: 1500}
+	})
+	if err := r.plugin.Add(t.Context(), cmdArgs(r.conf(t, "1.0.0", nil))); err != nil {
+		t.Fatalf("ADD: %v\nstderr: %s", err, r.stderr)
+	}
+	if d := cmp.Diff([][3]string{{"", "", hostIf}}, r.kernel.detached); d != "" {
+		t.Errorf("detached (-want +got):\n%s", d)
+	}
+	if len(r.kernel.created) != 1 || len(r.kernel.attached) != 1 || !r.kernel.links["host/"+hostIf] || !r.kernel.links["/run/netns/c1/eth0"] {
+		t.Errorf("created %v attached %v links %v", r.kernel.created, r.kernel.attached, r.kernel.links)
+	}
+	if d := cmp.Diff([]string{localapi.PathCNIAdd, localapi.PathCNIReady}, r.agent.paths()); d != "" {
+		t.Errorf("calls (-want +got):\n%s", d)
 	}
 }
 
@@ -213,8 +256,9 @@ func TestAddConfigErrors(t *testing.T) {
 	args := cmdArgs(r.conf(t, "0.2.0", nil))
 	args.Netns = "/missing/ns"
 	checkCNIError(t, r.plugin.Add(t.Context(), args), types.ErrInvalidNetNS, "opening CNI_NETNS /missing/ns")
-	if len(r.agent.paths()) != 0 {
-		t.Errorf("calls %v", r.agent.paths())
+	// The namespace is opened while calyx-node allocates, which is undone.
+	if d := cmp.Diff([]string{localapi.PathCNIAdd, localapi.PathCNIDel}, r.agent.paths()); d != "" {
+		t.Errorf("calls (-want +got):\n%s", d)
 	}
 }
 
@@ -246,8 +290,8 @@ func TestUnreachable(t *testing.T) {
 	if len(r.kernel.links) != 0 || len(r.kernel.attached) != 0 {
 		t.Errorf("links %v attached %v", r.kernel.links, r.kernel.attached)
 	}
-	temp := localapi.TempIfName(localapi.Attachment{Network: "net1", ContainerID: "c1", IfName: "eth0"}.Handle())
-	want := [][3]string{{"", "", temp}, {"/run/netns/c1", "eth0", ""}}
+	hostIf := localapi.HostIfName(localapi.Attachment{Network: "net1", ContainerID: "c1", IfName: "eth0"}.Handle())
+	want := [][3]string{{"", "", hostIf}, {"/run/netns/c1", "eth0", ""}}
 	if d := cmp.Diff(want, r.kernel.detached); d != "" {
 		t.Errorf("detached (-want +got):\n%s", d)
 	}

@@ -29,11 +29,9 @@ func ContainerMAC(handle string) net.HardwareAddr {
 }
 
 // TempIfName is a name for a veth end of the attachment with this handle
-// while it is being set up: "tmp" and the hash HostIfName has. The CNI
-// plugin creates the host end under it while calyx-node allocates (so
-// that calyx-node's check for an existing host end sees only older ones)
-// and renames it once calyx-node has answered; the Docker driver names
-// the container end so until libnetwork moves it into the sandbox.
+// while it is being set up: "tmp" and the hash HostIfName has. The Docker
+// driver names the container end so until libnetwork moves it into the
+// sandbox.
 func TempIfName(handle string) string {
 	return "tmp" + HostIfName(handle)[len(HostIfPrefix):]
 }

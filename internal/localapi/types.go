@@ -63,6 +63,14 @@ type AddRequest struct {
 	// container's port. They become the endpoint's spec.ports entries
 	// with hostPort set.
 	PortMappings []PortMapping `json:"portMappings,omitempty"`
+	// PluginCreatesVeth says that the plugin is creating the veth, host
+	// end named HostIfName(handle) and up, while it asks. An endpoint that
+	// exists already is then answered (Existing) without looking for its
+	// host end: the plugin's create fails on an existing one, and the
+	// plugin tells a duplicate ADD from one retried after a crash by
+	// that. Meanwhile calyx-node programs the host side as soon as the
+	// host end appears, so that READY usually finds it done.
+	PluginCreatesVeth bool `json:"pluginCreatesVeth,omitempty"`
 }
 
 // PortMapping maps a host port to a container port.
@@ -91,6 +99,9 @@ type AddResponse struct {
 	// calyx-node; an older plugin ignores it and reports the kernel's
 	// MAC, which READY then records.
 	ContainerMAC string `json:"containerMAC,omitempty"`
+	// Existing says that the endpoint existed before this ADD, which
+	// allocated nothing: a plugin that fails the ADD must not undo it.
+	Existing bool `json:"existing,omitempty"`
 }
 
 // ReadyRequest finishes an ADD once the veth exists: calyx-node programs
