@@ -18,7 +18,9 @@ import (
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
 
+	"github.com/calyx-net/calyx/internal/localapi"
 	"github.com/calyx-net/calyx/test/hostnode"
 )
 
@@ -154,6 +156,7 @@ func (w *world) cnitoolOut(ctx context.Context, cmdName, network, netns string) 
 type seqResult struct {
 	add, del []time.Duration
 	steps    map[string][]time.Duration // "add took", "add agent_add", ...
+	reap     time.Duration              // from the last DEL until no veth was left
 }
 
 // pluginSteps reads the calyx plugin's log line of an ADD ("attached")
@@ -201,7 +204,47 @@ func (w *world) sequential(ctx context.Context, im impl, n int) (seqResult, erro
 		r.del = append(r.del, d)
 		pluginSteps("del", out, r.steps)
 	}
-	return r, nil
+	var err error
+	r.reap, err = w.settle(ctx)
+	return r, err
+}
+
+// settle waits until no veth of Calyx is left in the host namespace:
+// calyx-node deletes them after DEL has answered, and the next
+// measurement (perhaps the peer's) must not pay for that. It returns how
+// long it waited.
+func (w *world) settle(ctx context.Context) (time.Duration, error) {
+	start := time.Now()
+	for {
+		var left []string
+		err := w.host.Do(func(ns.NetNS) error {
+			links, err := netlink.LinkList()
+			if errors.Is(err, netlink.ErrDumpInterrupted) {
+				// Links changed during the dump (they are being deleted).
+				left, err = []string{"?"}, nil
+			}
+			for _, l := range links {
+				if strings.HasPrefix(l.Attrs().Name, localapi.HostIfPrefix) {
+					left = append(left, l.Attrs().Name)
+				}
+			}
+			return err
+		})
+		if err != nil {
+			return 0, fmt.Errorf("listing the host namespace's links: %w", err)
+		}
+		if len(left) == 0 {
+			return time.Since(start), nil
+		}
+		if time.Since(start) > 30*time.Second {
+			return 0, fmt.Errorf("calyx-node did not delete %d veths within 30s after their DELs: %v", len(left), left)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
 }
 
 type burstResult struct {
@@ -222,7 +265,8 @@ func (w *world) burst(ctx context.Context, im impl, n, par int) (burstResult, er
 		return r, err
 	}
 	r.delRate = float64(n) / wall.Seconds()
-	return r, nil
+	_, err = w.settle(ctx)
+	return r, err
 }
 
 func (w *world) parallel(ctx context.Context, cmdName string, im impl, n, par int) ([]time.Duration, time.Duration, error) {

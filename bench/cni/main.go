@@ -149,6 +149,9 @@ func run(ctx context.Context) error {
 				if d.delCount > 0 {
 					rep.Add("agent_del_ms", 1000*d.delSum/d.delCount)
 				}
+				// DEL answers before calyx-node deletes the veth; the
+				// next measurement starts once it has (settle).
+				rep.Add("veth_reap_after_seq_del_ms", report.Ms(seq.reap))
 				for _, st := range pluginStepFigures {
 					if ds := seq.steps[st.step]; len(ds) > 0 {
 						rep.Add(st.metric, p50(ds))
@@ -173,12 +176,10 @@ func run(ctx context.Context) error {
 // p50s over a round's sequential calls.
 var pluginStepFigures = []struct{ metric, step string }{
 	{"plugin_add_took_p50_ms", "add took"},
-	{"plugin_add_check_p50_ms", "add check"},
 	{"plugin_add_agent_add_p50_ms", "add agent_add"},
 	{"plugin_add_host_p50_ms", "add host"},
 	{"plugin_add_container_ready_p50_ms", "add container"},
 	{"plugin_del_took_p50_ms", "del took"},
-	{"plugin_del_netns_p50_ms", "del netns"},
 	{"plugin_del_agent_del_p50_ms", "del agent_del"},
 }
 

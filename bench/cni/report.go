@@ -31,13 +31,12 @@ func newReport(peerIs string) *report.Report {
 		{Metric: "agent_ready_ms", Goal: "-"},
 		{Metric: "agent_del_ms", Goal: "-"},
 		{Metric: "plugin_add_took_p50_ms", Goal: "-", Note: "the calyx plugin's own time in an ADD, from its log (the rest of add_p50_ms is exec and cnitool)"},
-		{Metric: "plugin_add_check_p50_ms", Goal: "-"},
-		{Metric: "plugin_add_agent_add_p50_ms", Goal: "-"},
-		{Metric: "plugin_add_host_p50_ms", Goal: "-", Note: "host end renamed, MTU, up"},
-		{Metric: "plugin_add_container_ready_p50_ms", Goal: "-", Note: "container side set up while calyx-node programs the host side (READY)"},
+		{Metric: "plugin_add_agent_add_p50_ms", Goal: "-", Note: "ADD request, with the veth created (host end up) meanwhile"},
+		{Metric: "plugin_add_host_p50_ms", Goal: "-", Note: "host end renamed or MTU set, only when calyx-node answered other than the plugin created"},
+		{Metric: "plugin_add_container_ready_p50_ms", Goal: "-", Note: "container side set up while READY waits for calyx-node's host side"},
 		{Metric: "plugin_del_took_p50_ms", Goal: "-"},
-		{Metric: "plugin_del_netns_p50_ms", Goal: "-", Note: "the wait for the container end's deletion after calyx-node answered"},
 		{Metric: "plugin_del_agent_del_p50_ms", Goal: "-"},
+		{Metric: "veth_reap_after_seq_del_ms", Goal: "-", Note: "from the last of 100 sequential DELs until calyx-node had deleted every veth; the next measurement waits for it"},
 		{Metric: floorAdd, Goal: "-", Note: "cnitool + loopback plugin: the cost every figure above includes"},
 	}
 	for i := range specs {

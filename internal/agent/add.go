@@ -47,6 +47,13 @@ func (s *service) add(ctx context.Context, req localapi.AddRequest) (localapi.Ad
 	if s.adds.busy(handle, s.now()) {
 		return localapi.AddResponse{}, busyError(req.ContainerID, req.IfName)
 	}
+	if s.reaper != nil {
+		// A DEL of this attachment just answered: its veth, whose names
+		// the new one takes, goes first.
+		if err := s.reaper.wait(ctx, vethName(handle)); err != nil {
+			return localapi.AddResponse{}, err
+		}
+	}
 	// Hold the host ports until the endpoint is written, so that two
 	// concurrent ADDs cannot both map one.
 	for _, k := range hostPortLockKeys(mappingPorts(req.PortMappings)) {

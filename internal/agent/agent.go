@@ -221,7 +221,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 	}
 	defer ns.Close()
 	kernel := h.kernel
-	k := nodeKernels{vx: h.vxlan, underlayMTU: func(netip.Addr) (int, error) { return defaultUnderlayMTU, nil }}
+	k := nodeKernels{reap: h.kernel, vx: h.vxlan, underlayMTU: func(netip.Addr) (int, error) { return defaultUnderlayMTU, nil }}
 	if kernel == nil {
 		nk, err := route.NewNetlink(ns)
 		if err != nil {
@@ -229,6 +229,13 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 		}
 		defer nk.Close()
 		kernel = nk
+		// The reaper's slow deletions go on a socket of their own.
+		rk, err := route.NewNetlink(ns)
+		if err != nil {
+			return err
+		}
+		defer rk.Close()
+		k.reap = rk
 		k.routes = nk
 		k.docker = netlinkDocker{h: nk.Handle()}
 		k.underlayMTU = func(a netip.Addr) (int, error) { return underlayMTU(nk.Handle(), a) }
@@ -338,6 +345,8 @@ type nodeKernels struct {
 	underlayMTU func(netip.Addr) (int, error)
 	// docker creates Docker endpoints' veths; nil with a fake kernel.
 	docker dockerKernel
+	// reap deletes released endpoints' veths, alongside host.
+	reap linkDeleter
 }
 
 // listeners are the sockets calyx-node serves.
@@ -396,6 +405,7 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 		node: cfg.NodeName, log: log.With("component", "api"), store: fenced, alloc: alloc, host: host,
 		dp: loop, view: view, locks: newHandleLocks(), adds: newPendingAdds(h.aliveFunc()), m: m, mtu: cfg.MTU, underlayMTU: k.underlayMTU, now: time.Now,
 		ds: store, dsTimeout: cfg.DatastoreTimeout, claim: claim, deferred: deferred,
+		reaper: newReaper(k.reap, log.With("component", "reaper")),
 	}
 	hl := health{node: cfg.NodeName, ready: func() (bool, string) {
 		switch {
@@ -460,6 +470,7 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 		gc.docker = engine.NetworkEndpoints
 	}
 	g.Go(func() error { return loop.run(gctx) })
+	g.Go(func() error { svc.reaper.run(gctx); return nil })
 	g.Go(func() error { return gc.run(gctx, gcInterval(cfg.GCGrace)) })
 	tunnelChanges := view.subscribe(api.KindNode, api.KindIPPool)
 	g.Go(func() error {

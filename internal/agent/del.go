@@ -53,11 +53,21 @@ func (s *service) del(ctx context.Context, req localapi.DelRequest) error {
 		down = err
 	}
 	release := s.releaseHost
-	if req.PluginDeletesVeth {
+	deferVeth := req.DeferVethDelete && s.reaper != nil
+	if req.PluginDeletesVeth || deferVeth {
 		release = s.unrouteHost
 	}
 	if err := release(ctx, handle, w); err != nil {
 		return err
+	}
+	if deferVeth {
+		// Unrouted: the veth goes once DEL has answered, whatever else
+		// fails (a failed DEL is retried, and unroutes nothing again).
+		ifName := vethName(handle)
+		if w != nil {
+			ifName = w.Spec.InterfaceName
+		}
+		defer s.reaper.reap(ifName)
 	}
 	if down == nil {
 		// A lapsed claim (being taken again after an outage) refuses the

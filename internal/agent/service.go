@@ -97,6 +97,9 @@ type service struct {
 	// deferred queues the IPAM releases of DELs served during a datastore
 	// outage (nil: none are queued, such DELs fail).
 	deferred *deferredReleases
+	// reaper deletes the veths of DELs that let it (nil: DEL deletes
+	// them before answering).
+	reaper *reaper
 }
 
 // Gateways the container routes through: Calico's link-local IPv4

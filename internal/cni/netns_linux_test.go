@@ -66,8 +66,8 @@ func TestOwnNetns(t *testing.T) {
 		if d := cmp.Diff([]string{localapi.PathCNIDel}, r.agent.paths()); d != "" {
 			t.Errorf("calls (-want +got):\n%s", d)
 		}
-		if d := cmp.Diff([][3]string{{"", "eth0", ""}}, r.kernel.detached); d != "" {
-			t.Errorf("detached (-want +got): %s", d)
+		if len(r.kernel.detached) != 0 {
+			t.Errorf("detached %v", r.kernel.detached)
 		}
 		if args.NetnsOverride != "1" {
 			t.Errorf("skel would check CNI_NETNS again and fail the DEL: NetnsOverride %q", args.NetnsOverride)

@@ -413,18 +413,16 @@ func (p *Plugin) Del(ctx context.Context, args *skel.CmdArgs) error {
 		log.Warn("CNI_NETNS is the plugin's own namespace: leaving its interfaces alone, releasing only what calyx-node holds for the attachment", "netns", args.Netns)
 		netns = ""
 	}
-	// The container end (and so the pair) is deleted while calyx-node
-	// removes the endpoint's routes and releases it: the kernel's link
-	// deletion is the slow part of a DEL, and needs nothing of calyx-node.
-	detached := make(chan error, 1)
-	go func() { detached <- p.kernel.Detach(ctx, netns, args.IfName, "") }()
-	agentErr := client.Do(ctx, localapi.PathCNIDel, localapi.DelRequest{Attachment: att, PluginDeletesVeth: netns != ""}, nil)
+	// calyx-node removes the endpoint's routes, releases it and answers,
+	// then deletes the veth: the kernel's link deletion is the slow part
+	// of a DEL, and nothing needs to wait for it.
+	agentErr := client.Do(ctx, localapi.PathCNIDel, localapi.DelRequest{Attachment: att, DeferVethDelete: true}, nil)
 	steps.mark("agent_del")
-	if err := <-detached; err != nil {
-		return types.NewError(types.ErrInternal, fmt.Sprintf("deleting %s in %s: %v", args.IfName, args.Netns, err), "")
-	}
-	steps.mark("netns")
 	if agentErr != nil {
+		// calyx-node did not take the veth: the container side goes here.
+		if err := p.kernel.Detach(ctx, netns, args.IfName, ""); err != nil {
+			log.Error("deleting the container's interface", "err", err)
+		}
 		return agentError("deleting the endpoint", agentErr)
 	}
 	log.Info("detached", "took", time.Since(start).Round(10*time.Microsecond), "steps", steps)

@@ -125,6 +125,11 @@ type DelRequest struct {
 	// kernel's slow link deletion overlaps calyx-node's datastore work
 	// instead of preceding it.
 	PluginDeletesVeth bool `json:"pluginDeletesVeth,omitempty"`
+	// DeferVethDelete lets calyx-node delete the veth after answering:
+	// DEL answers once the endpoint's routes are gone and it is released,
+	// and the kernel's slow link deletion follows (an ADD of the same
+	// attachment waits for it).
+	DeferVethDelete bool `json:"deferVethDelete,omitempty"`
 }
 
 // CheckRequest asks calyx-node to check the host side of an attachment.
