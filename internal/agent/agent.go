@@ -238,7 +238,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 		k.reap = rk
 		k.routes = nk
 		k.docker = netlinkDocker{h: nk.Handle()}
-		k.underlayMTU = func(a netip.Addr) (int, error) { return underlayMTU(nk.Handle(), a) }
+		k.underlayMTU = cachedMTU(func(a netip.Addr) (int, error) { return underlayMTU(nk.Handle(), a) }, underlayMTUTTL, time.Now)
 		if k.vx == nil {
 			vk, err := vxlan.NewNetlink(ns)
 			if err != nil {

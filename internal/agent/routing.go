@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/calyx-net/calyx/internal/api"
@@ -163,6 +164,32 @@ func watchRoutes(ctx context.Context, k *route.Netlink, remote *route.Remote, lo
 			return nil
 		case <-time.After(time.Second):
 		}
+	}
+}
+
+// underlayMTUTTL is how long a read underlay MTU is reused: every ADD asks
+// for it, and reading it takes an address dump and a link lookup. A
+// changed underlay MTU reaches new containers within it.
+const underlayMTUTTL = 10 * time.Second
+
+// cachedMTU returns read, its answer for the last address reused for ttl.
+func cachedMTU(read func(netip.Addr) (int, error), ttl time.Duration, now func() time.Time) func(netip.Addr) (int, error) {
+	var mu sync.Mutex
+	var last netip.Addr
+	var mtu int
+	var at time.Time
+	return func(a netip.Addr) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if a == last && !at.IsZero() && now().Sub(at) < ttl {
+			return mtu, nil
+		}
+		m, err := read(a)
+		if err != nil {
+			return 0, err
+		}
+		last, mtu, at = a, m, now()
+		return m, nil
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/calyx-net/calyx/internal/calc"
 	"github.com/calyx-net/calyx/internal/dataplane/route"
@@ -43,4 +44,25 @@ func TestDesiredRoutesMerge(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("desired routes:\n got %q\nwant %q", got, want)
 	}
+}
+
+func TestCachedMTU(t *testing.T) {
+	now := time.Unix(0, 0)
+	reads := 0
+	mtu := 1500
+	get := cachedMTU(func(netip.Addr) (int, error) { reads++; return mtu, nil }, 10*time.Second, func() time.Time { return now })
+	a, b := netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("192.0.2.11")
+	check := func(addr netip.Addr, want, wantReads int) {
+		t.Helper()
+		if got, err := get(addr); err != nil || got != want || reads != wantReads {
+			t.Errorf("MTU of %s = %d, %v after %d reads; want %d after %d", addr, got, err, reads, want, wantReads)
+		}
+	}
+	check(a, 1500, 1)
+	mtu = 9000
+	now = now.Add(9 * time.Second)
+	check(a, 1500, 1) // reused within the TTL
+	check(b, 9000, 2) // another address is read
+	now = now.Add(10 * time.Second)
+	check(b, 9000, 3) // read again after it
 }

@@ -192,6 +192,16 @@ func (f *Fake) LinkByName(name string) (Link, error) {
 	return Link{}, LinkNotFound(name)
 }
 
+// LinkByIndex implements Kernel.
+func (f *Fake) LinkByIndex(idx int) (Link, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if l := f.links[idx]; l != nil {
+		return *l, nil
+	}
+	return Link{}, LinkNotFound(fmt.Sprintf("index %d", idx))
+}
+
 // LinkNames implements Kernel.
 func (f *Fake) LinkNames() (map[string]bool, error) {
 	f.mu.Lock()

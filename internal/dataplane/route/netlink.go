@@ -59,6 +59,19 @@ func (k *Netlink) LinkByName(name string) (Link, error) {
 	return toLink(l), nil
 }
 
+// LinkByIndex implements Kernel.
+func (k *Netlink) LinkByIndex(idx int) (Link, error) {
+	l, err := k.h.LinkByIndex(idx)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) || errors.Is(err, syscall.ENODEV) {
+			return Link{}, LinkNotFound(fmt.Sprintf("index %d", idx))
+		}
+		return Link{}, fmt.Errorf("looking up link %d: %w", idx, err)
+	}
+	return toLink(l), nil
+}
+
 // LinkNames implements Kernel.
 func (k *Netlink) LinkNames() (map[string]bool, error) {
 	links, err := nlsafe.LinkList(k.h)

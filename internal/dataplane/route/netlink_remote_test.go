@@ -351,6 +351,17 @@ func TestNetlinkRemoteRepairOnEvents(t *testing.T) {
 	next(viaVXLAN.Dst, false, true)
 	repair(2)
 
+	// A route on a link made since the last resync: a new endpoint's veth
+	// is not ours to judge; another interface's is.
+	topo.ip(t, "link", "add", InterfacePrefix+"new0", "type", "veth", "peer", "name", "new0peer")
+	topo.ip(t, "link", "set", InterfacePrefix+"new0", "up")
+	topo.ip(t, "route", "add", "10.65.9.9/32", "dev", InterfacePrefix+"new0", "proto", "80", "scope", "link")
+	next(netip.MustParsePrefix("10.65.9.9/32"), false, false)
+	topo.ip(t, "link", "add", "other0", "type", "veth", "peer", "name", "other0peer")
+	topo.ip(t, "link", "set", "other0", "up")
+	topo.ip(t, "route", "add", "10.65.9.10/32", "dev", "other0", "proto", "80", "scope", "link")
+	next(netip.MustParsePrefix("10.65.9.10/32"), false, true)
+
 	cancel()
 	if err := g.Wait(); err != nil {
 		t.Errorf("WatchRoutes after cancel: %v", err)

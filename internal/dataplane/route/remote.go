@@ -351,7 +351,17 @@ func (r *Remote) Differs(ev RouteEvent) bool {
 	if held {
 		return !sameRoute(ev.Route, cur)
 	}
-	return owns(ev.Route, r.names[ev.Route.LinkIndex])
+	dev, known := r.names[ev.Route.LinkIndex]
+	if !known && ev.Route.Protocol == Protocol && ev.Route.LinkIndex != 0 {
+		// A link newer than the last resync: most often a new endpoint's
+		// veth, whose route is not ours to judge. One lookup, not a
+		// resync of every route.
+		if l, err := r.k.LinkByIndex(ev.Route.LinkIndex); err == nil {
+			dev = l.Name
+			r.names[l.Index] = l.Name
+		}
+	}
+	return owns(ev.Route, dev)
 }
 
 func (r *Remote) textLocked(rt Route) string { return RouteText(rt, r.names[rt.LinkIndex]) }

@@ -120,6 +120,9 @@ type Kernel interface {
 	// LinkByName returns the named link, or an error satisfying
 	// IsLinkNotFound.
 	LinkByName(name string) (Link, error)
+	// LinkByIndex returns the link with that index, or an error
+	// satisfying IsLinkNotFound.
+	LinkByIndex(idx int) (Link, error)
 	// LinkNames returns the names of every link, in one dump.
 	LinkNames() (map[string]bool, error)
 	SetLinkUp(l Link) error
