@@ -12,8 +12,8 @@ import (
 )
 
 // Concurrent ADDs of one attachment. An ADD is two local API calls with
-// the plugin's kernel work between them: ADD (allocate, write the
-// endpoint), the veth, READY. The runtime should never run two ADDs of the
+// the plugin's kernel work alongside: ADD (allocate, write the endpoint;
+// the plugin creates the veth meanwhile), READY. The runtime should never run two ADDs of the
 // same container interface at once; when it does, the second ADD used to
 // find the first one's endpoint without its veth, take it for an ADD
 // retried after a crash, and both plugins then built the same veth: one
