@@ -367,3 +367,59 @@ func (w *world) scrape(ctx context.Context) (counters, error) {
 	}
 	return c, sc.Err()
 }
+
+// ipamOnly execs an IPAM plugin directly, as a main plugin (bridge) does
+// for its addresses: n ADDs, then n DELs, each one process, timed from
+// exec to exit (B2 (b): IPAM via CNI).
+func (w *world) ipamOnly(ctx context.Context, plugin string, conf []byte, n int) (add, del []time.Duration, err error) {
+	exec1 := func(cmdName, id string) (time.Duration, error) {
+		cmd := exec.CommandContext(ctx, filepath.Join(w.pluginDir(plugin), plugin))
+		cmd.Env = []string{"CNI_COMMAND=" + cmdName, "CNI_CONTAINERID=" + id, "CNI_NETNS=" + w.ctrs[0],
+			"CNI_IFNAME=eth0", "CNI_PATH=" + w.cniPath}
+		cmd.Stdin = bytes.NewReader(conf)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		start := time.Now()
+		if err := hostnode.RunIn(w.host, cmd); err != nil {
+			return 0, fmt.Errorf("%s %s %s: %w: %s", plugin, cmdName, id, err, strings.TrimSpace(out.String()))
+		}
+		return time.Since(start), nil
+	}
+	for _, cmdName := range []string{"ADD", "DEL"} {
+		for i := range n {
+			d, err := exec1(cmdName, fmt.Sprintf("ipam-%03d", i))
+			if err != nil {
+				return nil, nil, err
+			}
+			if cmdName == "ADD" {
+				add = append(add, d)
+			} else {
+				del = append(del, d)
+			}
+		}
+	}
+	return add, del, nil
+}
+
+// pluginDir is the directory holding plugin: the benchmark's binaries or
+// Debian's.
+func (w *world) pluginDir(plugin string) string {
+	dir, _, _ := strings.Cut(w.cniPath, ":")
+	if _, err := os.Stat(filepath.Join(dir, plugin)); err == nil {
+		return dir
+	}
+	return refPlugins
+}
+
+// ipamConfs are the configurations the IPAM plugins are exec'd with: a
+// bridge network's, as bridge passes it on.
+func (w *world) ipamConfs() (ours, peer []byte, err error) {
+	ours, err = json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": "bench-ipam", "type": "bridge",
+		"ipam": map[string]any{"type": "calyx-ipam", "agent_socket": w.node.Socket()}})
+	if err != nil {
+		return nil, nil, err
+	}
+	peer, err = json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": "bench-ipam", "type": "bridge",
+		"ipam": map[string]any{"type": "host-local", "subnet": "10.70.0.0/16", "dataDir": filepath.Join(w.work, "host-local-ipam")}})
+	return ours, peer, err
+}

@@ -13,6 +13,8 @@
 //   - sequential: 100 containers ADDed one after another, then DELed;
 //   - burst: 64 containers ADDed 16 at a time (ADD/s, p50, p99), then DELed
 //     the same way;
+//   - IPAM via CNI (B2 (b)): calyx-ipam and host-local exec'd directly, as
+//     bridge execs its IPAM plugin, 100 ADDs then 100 DELs each;
 //   - the harness floor: the same sequential run with the `loopback`
 //     plugin, which does almost nothing, so the figures can be read with
 //     cnitool's own exec and libcni cost subtracted.
@@ -161,6 +163,22 @@ func run(ctx context.Context) error {
 			record(add, seq, burst)
 			logf("round %d %-12s seq ADD p50 %.1f ms, DEL p50 %.1f ms; burst %.0f ADD/s", r+1, im.name,
 				p50(seq.add), p50(seq.del), burst.addRate)
+		}
+		ipamOurs, ipamPeer, err := w.ipamConfs()
+		if err != nil {
+			return err
+		}
+		for _, side := range []struct {
+			plugin string
+			conf   []byte
+			add    func(string, float64)
+		}{{"calyx-ipam", ipamOurs, rep.Add}, {"host-local", ipamPeer, rep.AddPeer}} {
+			adds, dels, err := w.ipamOnly(ctx, side.plugin, side.conf, seqN)
+			if err != nil {
+				return fmt.Errorf("round %d, IPAM via CNI: %w", r+1, err)
+			}
+			side.add("ipam_add_p50_ms", p50(adds))
+			side.add("ipam_del_p50_ms", p50(dels))
 		}
 		fl, err := w.sequential(ctx, floor, seqN)
 		if err != nil {
