@@ -45,6 +45,12 @@ type Reconciler struct {
 	// from frags (that is often why it failed), so the next Apply reads
 	// it back and repairs, as Resync does.
 	resync bool
+	// gen is the kernel's ruleset generation when the reconciler last
+	// compared the table with frags or wrote it; genOK says that no
+	// transaction but the reconciler's own has happened since it last
+	// compared, so that the table holds what frags says (see Unchanged).
+	gen   uint32
+	genOK bool
 }
 
 // New returns a Reconciler writing through k. It writes nothing until the
@@ -357,6 +363,7 @@ func (r *Reconciler) Apply(ctx context.Context, s *calc.State, d calc.Delta) err
 		r.resync = true
 		return fmt.Errorf("applying %d changed objects (%s) to table inet %s: %w", len(keys), describeOps(ops), r.table, err)
 	}
+	r.wroteLocked(ctx)
 	for key, f := range next {
 		if f == nil {
 			delete(r.frags, key)
@@ -554,7 +561,45 @@ func (r *Reconciler) Resync(ctx context.Context, s *calc.State) error {
 	return r.resyncLocked(ctx, s)
 }
 
+// Unchanged reports whether nothing has changed nftables since the
+// reconciler last compared its table with the kernel, but its own
+// transactions: then the table holds what the reconciler last programmed
+// and a Resync of the same state would find nothing to repair. It costs
+// one netlink request (the ruleset's generation), where a Resync renders
+// and lists the whole table: a periodic resync asks it first. Any change
+// by anyone (`nft`, another program, another table) makes it false until
+// the next Resync.
+func (r *Reconciler) Unchanged(ctx context.Context) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.frags == nil || r.resync || !r.genOK {
+		return false
+	}
+	g, err := r.k.Generation(ctx)
+	return err == nil && g == r.gen
+}
+
+// wroteLocked notes the generation after a transaction of the
+// reconciler's own: the kernel steps it by one per transaction, so any
+// other step means someone else changed nftables meanwhile.
+func (r *Reconciler) wroteLocked(ctx context.Context) {
+	g, err := r.k.Generation(ctx)
+	r.genOK = r.genOK && err == nil && g == nextGen(r.gen)
+	r.gen = g
+}
+
+// nextGen is the generation after g: the kernel skips 0 when it wraps.
+func nextGen(g uint32) uint32 {
+	if g == ^uint32(0) {
+		return 1
+	}
+	return g + 1
+}
+
 func (r *Reconciler) resyncLocked(ctx context.Context, s *calc.State) error {
+	// The generation before the listing: a change after it shows as a
+	// newer one.
+	gen, genErr := r.k.Generation(ctx)
 	frags := map[string]*fragment{}
 	owner := map[string]map[string]string{}
 	tiers, tierRefs := map[string]*chainDef{}, map[string]int{}
@@ -654,11 +699,13 @@ func (r *Reconciler) resyncLocked(ctx context.Context, s *calc.State) error {
 		}
 	}
 	ops := p.ops(addTable)
+	r.gen, r.genOK = gen, genErr == nil
 	if len(ops) > 0 {
 		if err := r.k.Run(ctx, r.table, ops); err != nil {
 			r.resync = true
 			return fmt.Errorf("repairing table inet %s (%s): %w", r.table, describeOps(ops), err)
 		}
+		r.wroteLocked(ctx)
 		r.log.Info("nft: resync repaired the table", "table", r.table, "ops", describeOps(ops))
 	}
 	r.frags, r.owner, r.resync = frags, owner, false
