@@ -264,6 +264,23 @@ func ruleComments(rules []*Rule) []string {
 	return out
 }
 
+// slim drops what the fragment's programmed rules no longer need: their
+// expressions and text, most of a rule's memory, which only the
+// transaction writing them uses (the reconciler compares chains by their
+// rules' comments, and writes a changed chain from a new rendering). At
+// 1,000 endpoints and policies that is most of the rendered ruleset.
+func (f *fragment) slim() {
+	for _, cs := range [][]*chainDef{f.chains, f.tiers} {
+		for _, c := range cs {
+			for i, r := range c.rules {
+				if r.Exprs != nil || r.Text != "" {
+					c.rules[i] = &Rule{Chain: r.Chain, Comment: r.Comment, Jumps: r.Jumps, Sets: r.Sets}
+				}
+			}
+		}
+	}
+}
+
 func (p *plan) writeChain(c *chainDef, flush bool) {
 	spec := c.spec
 	if flush {
@@ -372,6 +389,7 @@ func (r *Reconciler) Apply(ctx context.Context, s *calc.State, d calc.Delta) err
 		for _, st := range f.sets {
 			st.settle()
 		}
+		f.slim()
 		r.frags[key] = f
 	}
 	owner.commit()
@@ -707,6 +725,9 @@ func (r *Reconciler) resyncLocked(ctx context.Context, s *calc.State) error {
 		}
 		r.wroteLocked(ctx)
 		r.log.Info("nft: resync repaired the table", "table", r.table, "ops", describeOps(ops))
+	}
+	for _, f := range frags {
+		f.slim()
 	}
 	r.frags, r.owner, r.resync = frags, owner, false
 	r.tiers, r.tierRefs = tiers, tierRefs
