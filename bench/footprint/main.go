@@ -49,6 +49,9 @@
 // window's default is calyx-node's full-resync interval, so that each
 // window holds one periodic resync, the main periodic cost.
 //
+// -node-args passes extra flags to calyx-node (the environment line
+// shows them), e.g. to measure a setting's cost.
+//
 // -profile DIR also saves calyx-node's CPU profile of each window and its
 // heap (after a collection) and goroutines at the end of it, for a
 // calyx-node that serves net/http/pprof on its metrics address (the
@@ -70,6 +73,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -89,6 +93,7 @@ type settings struct {
 	binDir       string
 	profileDir   string
 	embedded     bool
+	nodeArgs     string
 }
 
 func main() {
@@ -103,6 +108,7 @@ func main() {
 	fs.DurationVar(&s.settle, "settle", 30*time.Second, "pause before each window, after programming")
 	fs.StringVar(&s.binDir, "bin", "", "use the calyx, calyx-node and calyxctl in this directory instead of building them (e.g. a calyx-node built with profiling)")
 	fs.BoolVar(&s.embedded, "embedded", false, "run calyx-node with its embedded etcd, whose memory and CPU then count in its figures, instead of against an etcd server of its own")
+	fs.StringVar(&s.nodeArgs, "node-args", "", "extra calyx-node flags, space-separated (e.g. --resync-interval=30s)")
 	fs.StringVar(&s.profileDir, "profile", "", "save calyx-node's CPU profile of each window and its heap and goroutines after it in this directory (needs a calyx-node serving /debug/pprof on its metrics address; see -bin)")
 	_ = fs.Parse(os.Args[1:]) // ExitOnError
 	if err := s.validate(); err != nil {
@@ -163,7 +169,7 @@ func run(ctx context.Context, s settings) error {
 	} else if binDir, err = filepath.Abs(binDir); err != nil {
 		return err
 	}
-	w, err := newWorld(ctx, work, binDir, s.embedded)
+	w, err := newWorld(ctx, work, binDir, s.embedded, strings.Fields(s.nodeArgs))
 	if err != nil {
 		return err
 	}

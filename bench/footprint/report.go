@@ -116,7 +116,7 @@ func printEnv(ctx context.Context, s settings) error {
 		"binaries": bin, "commit": commit, "etcd": etcd, "etcd_mode": mode, "peer": "none",
 		"endpoints": s.endpoints, "remote_routes": s.remoteRoutes, "remote_nodes": s.remoteNodes,
 		"policies": s.policies, "parallel": s.parallel, "window": s.window.String(), "settle": s.settle.String(),
-		"calyx_node": "--bgp=false --log-level warn; native routes (vxlanMode Never)",
+		"calyx_node": strings.TrimSpace("--bgp=false --log-level warn "+s.nodeArgs) + "; native routes (vxlanMode Never)",
 		"load1":      load1(),
 	})
 }

@@ -53,7 +53,7 @@ type world struct {
 
 // newWorld creates the host namespace and starts calyx-node in it, and
 // unless embedded, first an etcd server for it, in it.
-func newWorld(ctx context.Context, work, binDir string, embedded bool) (_ *world, err error) {
+func newWorld(ctx context.Context, work, binDir string, embedded bool, nodeArgs []string) (_ *world, err error) {
 	w := &world{prefix: fmt.Sprintf("bench-%d", os.Getpid()), binDir: binDir}
 	defer func() {
 		if err != nil {
@@ -71,7 +71,7 @@ func newWorld(ctx context.Context, work, binDir string, embedded bool) (_ *world
 		return nil, err
 	}
 	cfg := hostnode.Config{BinDir: binDir, NS: w.host, Name: nodeName, IP: hostIP,
-		WorkDir: filepath.Join(work, "node"), MetricsAddr: metricsAddr, Args: []string{"--log-level", "warn", "--bgp=false"}}
+		WorkDir: filepath.Join(work, "node"), MetricsAddr: metricsAddr, Args: append([]string{"--log-level", "warn", "--bgp=false"}, nodeArgs...)}
 	if !embedded {
 		logf("starting etcd in %s", hostName)
 		// etcd's own raft timing, as a production member runs.
