@@ -10,7 +10,8 @@ set -euo pipefail
 # Debian's reference CNI plugins (bridge, host-local, loopback), run beside
 # Calyx's in the tests and benchmarks. etcd-server: the etcd binary, run as
 # a 3-member cluster by the datastore-outage tests (losing its leader, its
-# quorum); calyx-node's own etcd runs in-process. nftables: the nft
+# quorum) and as calyx-node's external etcd by the footprint benchmark
+# (bench/footprint); calyx-node's own etcd runs in-process. nftables: the nft
 # command, with which the tests and the demo read Calyx's table (calyx-node
 # itself programs it over netlink). iptables, ipset, nftables and iperf3:
 # the peers of the policy benchmark (bench/policy): Felix's layout loaded

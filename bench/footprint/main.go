@@ -6,10 +6,19 @@
 //
 // Everything runs in network namespaces named bench-<pid>-* that the
 // benchmark creates and removes: a "host" namespace running a real
-// calyx-node built from cmd/calyx-node (--bgp=false, its embedded etcd on
-// the namespace's loopback, so the etcd server's memory and CPU are part
-// of every figure, as on a host that runs calyx-node alone), and one
-// namespace per container. In order:
+// calyx-node built from cmd/calyx-node (--bgp=false) and, by default, an
+// etcd server of its own (Debian's etcd-server, one member, TLS with
+// client certificates, on the namespace's loopback, started by
+// internal/testnet's EtcdCluster), and one namespace per container. That is
+// how production runs calyx-node ("embedded single member by default; an
+// external etcd cluster in production", DESIGN), and what the published
+// anchor measures (an agent's RSS without its kvstore): the goal figures
+// are calyx-node's alone, and the etcd server's CPU and RSS are reported
+// apart, for information (etcd_*). With -embedded, calyx-node runs its
+// embedded etcd instead, so that the etcd server's memory and CPU (every
+// block affinity, endpoint and policy) are part of every figure, as on a
+// host that runs calyx-node alone. The environment line says which mode
+// ran (etcd_mode). In order:
 //
 //  1. calyx-node starts; its RSS a few seconds later is the empty figure;
 //  2. calyxctl applies two IPPools, the remote Nodes (on the host's
@@ -34,11 +43,14 @@
 // CPU, % of one core), samples /proc/<pid>/status and smaps_rollup (RSS,
 // PSS; the median of the samples is reported) and, after the window,
 // calyx-node's /metrics (goroutines, Go heap), so that the scrape's own
-// cost is outside it. Per endpoint is the RSS (and the live Go heap, as
+// cost is outside it; it reads the external etcd's /proc files likewise. Per endpoint is the RSS (and the live Go heap, as
 // of the last collection) at N endpoints less that at 0 endpoints of the
 // same run, divided by N. The
 // window's default is calyx-node's full-resync interval, so that each
 // window holds one periodic resync, the main periodic cost.
+//
+// -node-args passes extra flags to calyx-node (the environment line
+// shows them), e.g. to measure a setting's cost.
 //
 // -profile DIR also saves calyx-node's CPU profile of each window and its
 // heap (after a collection) and goroutines at the end of it, for a
@@ -61,6 +73,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -79,6 +92,8 @@ type settings struct {
 	settle       time.Duration
 	binDir       string
 	profileDir   string
+	embedded     bool
+	nodeArgs     string
 }
 
 func main() {
@@ -92,6 +107,8 @@ func main() {
 	fs.DurationVar(&s.window, "window", 90*time.Second, "measurement window at each size (default: calyx-node's resync interval)")
 	fs.DurationVar(&s.settle, "settle", 30*time.Second, "pause before each window, after programming")
 	fs.StringVar(&s.binDir, "bin", "", "use the calyx, calyx-node and calyxctl in this directory instead of building them (e.g. a calyx-node built with profiling)")
+	fs.BoolVar(&s.embedded, "embedded", false, "run calyx-node with its embedded etcd, whose memory and CPU then count in its figures, instead of against an etcd server of its own")
+	fs.StringVar(&s.nodeArgs, "node-args", "", "extra calyx-node flags, space-separated (e.g. --resync-interval=30s)")
 	fs.StringVar(&s.profileDir, "profile", "", "save calyx-node's CPU profile of each window and its heap and goroutines after it in this directory (needs a calyx-node serving /debug/pprof on its metrics address; see -bin)")
 	_ = fs.Parse(os.Args[1:]) // ExitOnError
 	if err := s.validate(); err != nil {
@@ -152,7 +169,7 @@ func run(ctx context.Context, s settings) error {
 	} else if binDir, err = filepath.Abs(binDir); err != nil {
 		return err
 	}
-	w, err := newWorld(ctx, work, binDir)
+	w, err := newWorld(ctx, work, binDir, s.embedded, strings.Fields(s.nodeArgs))
 	if err != nil {
 		return err
 	}
@@ -160,7 +177,7 @@ func run(ctx context.Context, s settings) error {
 	if err := printEnv(ctx, s); err != nil {
 		return err
 	}
-	rep := newReport()
+	rep := newReport(s.embedded)
 	if err := measureAll(ctx, w, s, rep); err != nil {
 		return err
 	}
@@ -177,6 +194,13 @@ func measureAll(ctx context.Context, w *world, s settings, rep *report.Report) e
 		return err
 	}
 	rep.Add("empty_rss_mb", mb(empty.rss))
+	if w.etcdPID != 0 {
+		e, err := readProc(w.etcdPID)
+		if err != nil {
+			return err
+		}
+		rep.Add("empty_etcd_rss_mb", mb(e.rss))
+	}
 
 	logf("applying %d policies, %d remote nodes and %d remote blocks", s.policies, s.remoteNodes, s.remoteRoutes)
 	start := time.Now()

@@ -184,6 +184,9 @@ type window struct {
 	rssAnon, rssFile uint64
 	threads          int
 	metrics          map[string]float64
+	// The external etcd server's, with -embedded=false: for information.
+	etcdCPUPct float64
+	etcdRSS    uint64 // median
 }
 
 // Go runtime metrics calyx-node exports.
@@ -212,6 +215,10 @@ func (w window) record(rep *report.Report, prefix string) {
 	rep.Add(prefix+"go_heap_live_mb", liveHeap(w.metrics)/1e6)
 	rep.Add(prefix+"goroutines", w.metrics[goroutines])
 	rep.Add(prefix+"threads", float64(w.threads))
+	if w.etcdRSS != 0 {
+		rep.Add(prefix+"etcd_idle_cpu_pct", w.etcdCPUPct)
+		rep.Add(prefix+"etcd_rss_mb", mb(w.etcdRSS))
+	}
 }
 
 // measure watches calyx-node for d: its CPU from the first to the last
@@ -230,7 +237,7 @@ func (w *world) measure(ctx context.Context, d time.Duration, profileDir, name s
 		}()
 	}
 	every := min(d/10, 5*time.Second)
-	var samples []procSample
+	var samples, etcd []procSample
 	var psss []uint64
 	deadline := time.Now().Add(d)
 	for {
@@ -239,6 +246,13 @@ func (w *world) measure(ctx context.Context, d time.Duration, profileDir, name s
 			return out, fmt.Errorf("reading calyx-node's /proc: %w", err)
 		}
 		samples = append(samples, p)
+		if w.etcdPID != 0 {
+			e, err := readProc(w.etcdPID)
+			if err != nil {
+				return out, fmt.Errorf("reading etcd's /proc: %w", err)
+			}
+			etcd = append(etcd, e)
+		}
 		pss, err := readPSS(w.pid)
 		if err != nil {
 			return out, fmt.Errorf("reading calyx-node's PSS: %w", err)
@@ -253,6 +267,14 @@ func (w *world) measure(ctx context.Context, d time.Duration, profileDir, name s
 		}
 	}
 	out.cpuPct = cpuPct(samples[0], samples[len(samples)-1])
+	if len(etcd) > 0 {
+		out.etcdCPUPct = cpuPct(etcd[0], etcd[len(etcd)-1])
+		rss := make([]uint64, len(etcd))
+		for i, e := range etcd {
+			rss[i] = e.rss
+		}
+		out.etcdRSS = median(rss)
+	}
 	pick := func(f func(procSample) uint64) uint64 {
 		vs := make([]uint64, len(samples))
 		for i, s := range samples {

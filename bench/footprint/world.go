@@ -17,6 +17,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/calyx-net/calyx/internal/localapi"
+	"github.com/calyx-net/calyx/internal/testnet"
 	"github.com/calyx-net/calyx/test/hostnode"
 )
 
@@ -30,22 +31,29 @@ const (
 	maxRemoteNodes = 150
 )
 
-// world is the benchmark's namespaces and calyx-node.
+// etcdPorts are the external etcd's client and peer ports on the host
+// namespace's loopback, which nothing else uses.
+var etcdPorts = []int{2379, 2380}
+
+// world is the benchmark's namespaces, etcd and calyx-node.
 type world struct {
-	prefix string // bench-<pid>
-	binDir string
-	host   ns.NetNS
-	node   *hostnode.Node
-	pid    int // calyx-node's
-	client *localapi.Client
+	prefix  string // bench-<pid>
+	binDir  string
+	host    ns.NetNS
+	etcd    *testnet.EtcdCluster // nil with -embedded
+	etcdPID int                  // the external etcd's, 0 with -embedded
+	node    *hostnode.Node
+	pid     int // calyx-node's
+	client  *localapi.Client
 
 	mu   sync.Mutex
 	made []string // namespaces to delete, host first
 	ctrs []string // container namespace names, in endpoint order
 }
 
-// newWorld creates the host namespace and starts calyx-node in it.
-func newWorld(ctx context.Context, work, binDir string) (_ *world, err error) {
+// newWorld creates the host namespace and starts calyx-node in it, and
+// unless embedded, first an etcd server for it, in it.
+func newWorld(ctx context.Context, work, binDir string, embedded bool, nodeArgs []string) (_ *world, err error) {
 	w := &world{prefix: fmt.Sprintf("bench-%d", os.Getpid()), binDir: binDir}
 	defer func() {
 		if err != nil {
@@ -62,10 +70,25 @@ func newWorld(ctx context.Context, work, binDir string) (_ *world, err error) {
 	if w.host, err = ns.GetNS("/run/netns/" + hostName); err != nil {
 		return nil, err
 	}
+	cfg := hostnode.Config{BinDir: binDir, NS: w.host, Name: nodeName, IP: hostIP,
+		WorkDir: filepath.Join(work, "node"), MetricsAddr: metricsAddr, Args: append([]string{"--log-level", "warn", "--bgp=false"}, nodeArgs...)}
+	if !embedded {
+		logf("starting etcd in %s", hostName)
+		// etcd's own raft timing, as a production member runs.
+		w.etcd, err = testnet.NewEtcdCluster(ctx, filepath.Join(work, "etcd"), 1, testnet.EtcdClusterOptions{
+			Ports: etcdPorts, HeartbeatMS: 100, ElectionMS: 1000,
+			Start: func(cmd *exec.Cmd) error { return hostnode.StartIn(w.host, cmd) },
+			Dial:  func(ctx context.Context, _, addr string) (net.Conn, error) { return w.dialHost(ctx, addr) },
+		})
+		if err != nil {
+			return nil, fmt.Errorf("starting etcd: %w", err)
+		}
+		w.etcdPID = w.etcd.Member(0).PID()
+		etcdCfg := w.etcd.ClientConfig()
+		cfg.Etcd = &etcdCfg
+	}
 	logf("starting calyx-node in %s", hostName)
-	w.node, err = hostnode.Start(ctx, hostnode.Config{BinDir: binDir, NS: w.host, Name: nodeName, IP: hostIP,
-		WorkDir: filepath.Join(work, "node"), MetricsAddr: metricsAddr, Args: []string{"--log-level", "warn", "--bgp=false"}})
-	if err != nil {
+	if w.node, err = hostnode.Start(ctx, cfg); err != nil {
 		return nil, err
 	}
 	w.client = localapi.NewClient(w.node.Socket())
@@ -159,13 +182,17 @@ feed:
 	return errors.Join(all...)
 }
 
-// close stops calyx-node and deletes every namespace the benchmark made:
-// the containers' (with their veths) and the host's. It runs on ^C too.
+// close stops calyx-node and etcd and deletes every namespace the
+// benchmark made: the containers' (with their veths) and the host's. It
+// runs on ^C too.
 func (w *world) close() {
 	if w.node != nil {
 		if err := w.node.Stop(); err != nil {
 			logf("stopping calyx-node: %v", err)
 		}
+	}
+	if w.etcd != nil {
+		w.etcd.Close()
 	}
 	if w.host != nil {
 		_ = w.host.Close()

@@ -19,6 +19,8 @@ type fakePolicy struct {
 	calls []string
 	fail  error
 	last  *calc.State
+	// unchanged is what Unchanged reports: nothing touched nftables.
+	unchanged bool
 }
 
 func newFakePolicy() *fakePolicy { return &fakePolicy{} }
@@ -43,6 +45,12 @@ func (f *fakePolicy) Resync(_ context.Context, s *calc.State) error {
 	}
 	f.last = s
 	return nil
+}
+
+func (f *fakePolicy) Unchanged(context.Context) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.unchanged
 }
 
 func (f *fakePolicy) setFail(err error) {

@@ -28,10 +28,13 @@ type hostReconciler interface {
 
 // policyDataplane is the nftables reconciler as the loop drives it: Apply
 // writes one delta in one transaction, Resync compares everything with
-// the kernel and repairs drift.
+// the kernel and repairs drift, Unchanged says cheaply that there can be
+// no drift (nothing but the reconciler changed nftables since it last
+// compared).
 type policyDataplane interface {
 	Apply(ctx context.Context, s *calc.State, d calc.Delta) error
 	Resync(ctx context.Context, s *calc.State) error
+	Unchanged(ctx context.Context) bool
 }
 
 // calculator is calc.Calc as the loop uses it.
@@ -344,8 +347,14 @@ func (l *reconcileLoop) pass(ctx context.Context, full, drift bool) bool {
 }
 
 // programPolicy applies the pending delta to nftables (or, on a full pass,
-// compares the whole table), keeping the delta for a retry on failure.
+// compares the whole table), keeping the delta for a retry on failure. A
+// full pass finding that nothing else changed nftables since the last
+// comparison applies only the delta: there is no drift to repair, and
+// rendering and listing the whole table is a resync's main cost.
 func (l *reconcileLoop) programPolicy(ctx context.Context, st *calc.State, full bool) {
+	if full && l.policyErr == nil && l.policy.Unchanged(ctx) {
+		full = false
+	}
 	var err error
 	switch {
 	case full:

@@ -90,6 +90,11 @@ func TestReconcileLoopIsIncremental(t *testing.T) {
 		{"READY touches a: programmed again", func() { v.touch("a") }, false, []string{"update a", "prune 2"}, nil},
 		{"b deleted", func() { v.deletedEndpoint("b", 1) }, false, []string{"prune 1"}, []string{"apply eps[b] chains[] sets[]"}},
 		{"resync programs all again", func() {}, true, []string{"resync", "update a", "prune 1"}, []string{"resync"}},
+		// Nothing else touched nftables since: a full pass compares
+		// the routes, but gives nftables only the delta.
+		{"resync, nftables unchanged", func() { pol.unchanged = true }, true, []string{"resync", "update a", "prune 1"}, nil},
+		{"resync with a change, nftables unchanged", func() { v.wroteEndpoint(testWEP("a", "node-a", 7, "02:00:00:00:02:0a")) }, true,
+			[]string{"resync", "update a", "prune 1"}, []string{"apply eps[a] chains[] sets[]"}},
 	}
 	for _, s := range steps {
 		s.do()

@@ -16,11 +16,13 @@ package netns
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"syscall"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // NS is a network namespace to work in.
@@ -108,12 +110,41 @@ func (n *NS) NewNetlinkHandle() (*netlink.Handle, error) {
 // ReadSysctl reads /proc/sys/<key> (e.g. "net/ipv4/ip_forward") in the
 // namespace; call it inside Do when the namespace may not be the
 // process's own. A missing key satisfies errors.Is(err, fs.ErrNotExist).
+//
+// It makes three system calls (open, one read, close) where os.ReadFile
+// makes six (it also registers the file with the poller, stats it and
+// reads until EOF): a resync reads several sysctls of every endpoint's
+// link. A sysctl's handler returns its whole value in one read when the
+// buffer holds it, so a short read is the end.
 func ReadSysctl(key string) (string, error) {
-	b, err := os.ReadFile("/proc/sys/" + key)
-	if err != nil {
-		return "", fmt.Errorf("reading sysctl %s: %w", key, err)
+	path := "/proc/sys/" + key
+	var fd int
+	var err error
+	for {
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
 	}
-	return trimNewline(string(b)), nil
+	if err != nil {
+		return "", fmt.Errorf("reading sysctl %s: %w", key, &fs.PathError{Op: "open", Path: path, Err: err})
+	}
+	defer func() { _ = unix.Close(fd) }()
+	var buf [128]byte
+	var out []byte
+	for {
+		n, err := unix.Read(fd, buf[:])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("reading sysctl %s: %w", key, &fs.PathError{Op: "read", Path: path, Err: err})
+		}
+		out = append(out, buf[:n]...)
+		if n < len(buf) {
+			return trimNewline(string(out)), nil
+		}
+	}
 }
 
 // WriteSysctl writes value to /proc/sys/<key>; call it inside Do when the

@@ -2,12 +2,14 @@ package testnet
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,12 +21,16 @@ import (
 	"time"
 
 	"github.com/calyx-net/calyx/internal/datastore"
+	"github.com/calyx-net/calyx/internal/pki"
 )
 
 // A real etcd cluster for outage tests: N members of the etcd binary from
 // Debian's etcd-server package (hack/install-deps.sh installs it), each a
 // child process on free loopback ports with its data in a temporary
 // directory. The embedded etcd cannot lose a leader or a quorum; this can.
+// The footprint benchmark (bench/footprint) runs a one-member cluster as
+// production runs calyx-node: against an etcd of its own, in a network
+// namespace (NewEtcdCluster with Start, Dial and Ports).
 
 // EtcdClusterTLS names the certificate files of a TLS cluster. With
 // ServerCertFile set, clients connect over https and must present a
@@ -39,22 +45,38 @@ type EtcdClusterTLS struct {
 	ClientCertFile, ClientKeyFile string
 }
 
-// EtcdClusterOptions configure StartEtcdCluster; the zero value is a
-// cluster of the etcd on $PATH serving TLS with client certificates from a
-// fresh test PKI.
+// EtcdClusterOptions configure StartEtcdCluster and NewEtcdCluster; the
+// zero value is a cluster of the etcd on $PATH on free loopback ports,
+// serving TLS with client certificates from a fresh PKI.
 type EtcdClusterOptions struct {
 	// Bin is the etcd binary; default "etcd" looked up in $PATH. The test
 	// is skipped when it is not installed.
 	Bin string
-	// TLS names the certificates; nil: a fresh PKI (see PKI).
+	// TLS names the certificates; nil: a fresh PKI (see PKI) in the
+	// cluster's directory.
 	TLS *EtcdClusterTLS
+	// Ports are the members' client and peer ports, two per member in
+	// member order; default free loopback ports (FreePorts).
+	Ports []int
+	// Start starts a member's process; default cmd.Start. A caller that
+	// runs the cluster in a network namespace starts it there (see
+	// test/hostnode.StartIn), and then also sets Dial.
+	Start func(cmd *exec.Cmd) error
+	// Dial opens the helper's own connections to the members (health,
+	// status); default a plain TCP dial.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// HeartbeatMS and ElectionMS are the members' raft timing; default
+	// 50 and 500, ten times faster than etcd's own defaults, so that a
+	// lost leader is replaced, or found missing, quickly.
+	HeartbeatMS, ElectionMS int
 }
 
 // EtcdCluster is a running etcd cluster of child processes. Its methods
 // are safe for concurrent use.
 type EtcdCluster struct {
-	t       testing.TB
+	t       testing.TB // nil for NewEtcdCluster's clusters
 	bin     string
+	opts    EtcdClusterOptions
 	tls     *EtcdClusterTLS
 	http    *http.Client
 	members []*EtcdMember
@@ -81,18 +103,47 @@ const (
 	clusterElectionMS  = 500
 )
 
-// StartEtcdCluster starts an n-member cluster for t, waits until every
-// member is healthy and stops it when t ends.
+// StartEtcdCluster starts an n-member cluster for t, in t.TempDir(),
+// waits until every member is healthy and stops it when t ends.
 func StartEtcdCluster(t testing.TB, n int, opts EtcdClusterOptions) *EtcdCluster {
 	t.Helper()
-	bin := opts.Bin
-	if bin == "" {
-		bin = "etcd"
-	}
-	path, err := exec.LookPath(bin)
-	if err != nil {
+	bin := cmp.Or(opts.Bin, "etcd")
+	if _, err := exec.LookPath(bin); err != nil {
 		t.Skipf("etcd binary %q not found (install Debian's etcd-server package, see hack/install-deps.sh): %v", bin, err)
 	}
+	if opts.Ports == nil {
+		opts.Ports = FreePorts(t, 2*n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := NewEtcdCluster(ctx, t.TempDir(), n, opts)
+	if err != nil {
+		t.Fatalf("etcd cluster: %v", err)
+	}
+	c.t = t
+	t.Cleanup(c.Close)
+	return c
+}
+
+// NewEtcdCluster starts an n-member cluster with its data, logs and (with
+// opts.TLS nil) PKI in dir, and waits until every member is healthy. The
+// caller calls Close when done. Outside a test (a benchmark), it is how a
+// program runs etcd as a process of its own.
+func NewEtcdCluster(ctx context.Context, dir string, n int, opts EtcdClusterOptions) (_ *EtcdCluster, err error) {
+	path, err := exec.LookPath(cmp.Or(opts.Bin, "etcd"))
+	if err != nil {
+		return nil, fmt.Errorf("etcd binary not found (install Debian's etcd-server package, see hack/install-deps.sh): %w", err)
+	}
+	if opts.Ports == nil {
+		if opts.Ports, err = freePorts(2 * n); err != nil {
+			return nil, err
+		}
+	}
+	if len(opts.Ports) != 2*n {
+		return nil, fmt.Errorf("%d ports for %d members, want %d", len(opts.Ports), n, 2*n)
+	}
+	opts.HeartbeatMS = cmp.Or(opts.HeartbeatMS, clusterHeartbeatMS)
+	opts.ElectionMS = cmp.Or(opts.ElectionMS, clusterElectionMS)
 	if opts.TLS == nil {
 		// Like calyx-node's embedded etcd, the cluster serves only TLS
 		// with client certificates, on the client and the peer port.
@@ -101,7 +152,10 @@ func StartEtcdCluster(t testing.TB, n int, opts EtcdClusterOptions) *EtcdCluster
 		// gRPC port with the serving certificate as its client
 		// certificate, so that certificate must allow client
 		// authentication too, as the peer certificate does.
-		f := PKI(t)
+		f, err := pki.Ensure(filepath.Join(dir, "etcd-pki"), pki.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("creating the cluster's PKI: %w", err)
+		}
 		opts.TLS = &EtcdClusterTLS{
 			CAFile:         f.CACert,
 			ServerCertFile: f.PeerCert, ServerKeyFile: f.PeerKey,
@@ -109,26 +163,24 @@ func StartEtcdCluster(t testing.TB, n int, opts EtcdClusterOptions) *EtcdCluster
 			ClientCertFile: f.ClientCert, ClientKeyFile: f.ClientKey,
 		}
 	}
-	hc, err := statusHTTPClient(opts.TLS)
+	hc, err := statusHTTPClient(opts.TLS, opts.Dial)
 	if err != nil {
-		t.Fatalf("etcd cluster: %v", err)
+		return nil, err
 	}
-	c := &EtcdCluster{t: t, bin: path, tls: opts.TLS, http: hc}
+	c := &EtcdCluster{bin: path, opts: opts, tls: opts.TLS, http: hc}
 	clientScheme, peerScheme := "http", "http"
-	if opts.TLS != nil && opts.TLS.ServerCertFile != "" {
+	if opts.TLS.ServerCertFile != "" {
 		clientScheme = "https"
 	}
-	if opts.TLS != nil && opts.TLS.PeerCertFile != "" {
+	if opts.TLS.PeerCertFile != "" {
 		peerScheme = "https"
 	}
-	ports := FreePorts(t, 2*n)
-	dir := t.TempDir()
 	var initial []string
 	for i := range n {
 		m := &EtcdMember{
 			Name:      fmt.Sprintf("m%d", i),
-			ClientURL: fmt.Sprintf("%s://127.0.0.1:%d", clientScheme, ports[2*i]),
-			PeerURL:   fmt.Sprintf("%s://127.0.0.1:%d", peerScheme, ports[2*i+1]),
+			ClientURL: fmt.Sprintf("%s://127.0.0.1:%d", clientScheme, opts.Ports[2*i]),
+			PeerURL:   fmt.Sprintf("%s://127.0.0.1:%d", peerScheme, opts.Ports[2*i+1]),
 			dataDir:   filepath.Join(dir, fmt.Sprintf("m%d", i)),
 			logPath:   filepath.Join(dir, fmt.Sprintf("m%d.log", i)),
 		}
@@ -136,26 +188,28 @@ func StartEtcdCluster(t testing.TB, n int, opts EtcdClusterOptions) *EtcdCluster
 		initial = append(initial, m.Name+"="+m.PeerURL)
 	}
 	c.initial = strings.Join(initial, ",")
-	t.Cleanup(c.cleanup)
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
 	for i := range c.members {
 		if err := c.start(i, "new"); err != nil {
-			t.Fatalf("etcd cluster: %v", err)
+			return nil, err
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	for i := range c.members {
 		if err := c.WaitHealthy(ctx, i); err != nil {
-			t.Fatalf("etcd cluster: %v", err)
+			return nil, err
 		}
 	}
-	return c
+	return c, nil
 }
 
 // statusHTTPClient is the client of the helper's own requests (health and
 // status through etcd's JSON gateway).
-func statusHTTPClient(cfg *EtcdClusterTLS) (*http.Client, error) {
-	tr := &http.Transport{}
+func statusHTTPClient(cfg *EtcdClusterTLS, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (*http.Client, error) {
+	tr := &http.Transport{DialContext: dial}
 	if cfg != nil && cfg.ServerCertFile != "" {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
 		if cfg.CAFile != "" {
@@ -193,8 +247,8 @@ func (c *EtcdCluster) args(i int, state string) []string {
 		"--initial-cluster", c.initial,
 		"--initial-cluster-state", state,
 		"--initial-cluster-token", "calyx-test",
-		"--heartbeat-interval", fmt.Sprint(clusterHeartbeatMS),
-		"--election-timeout", fmt.Sprint(clusterElectionMS),
+		"--heartbeat-interval", fmt.Sprint(c.opts.HeartbeatMS),
+		"--election-timeout", fmt.Sprint(c.opts.ElectionMS),
 		"--max-txn-ops", fmt.Sprint(datastore.DefaultMaxTxnOps),
 		"--max-request-bytes", fmt.Sprint(datastore.DefaultMaxRequestBytes),
 		"--logger", "zap", "--log-outputs", "stderr",
@@ -230,7 +284,11 @@ func (c *EtcdCluster) start(i int, state string) error {
 	// Its own process group, so that a ^C to the test does not reach it
 	// before the cleanup does.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	start := c.opts.Start
+	if start == nil {
+		start = (*exec.Cmd).Start
+	}
+	if err := start(cmd); err != nil {
 		_ = logf.Close()
 		return fmt.Errorf("starting etcd member %s: %w", m.Name, err)
 	}
@@ -252,6 +310,19 @@ func (c *EtcdCluster) Endpoints() []string {
 	}
 	return out
 }
+
+// PID is the member's process ID, or 0 while it is stopped.
+func (m *EtcdMember) PID() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil {
+		return 0
+	}
+	return m.cmd.Process.Pid
+}
+
+// LogPath is the file the member logs to.
+func (m *EtcdMember) LogPath() string { return m.logPath }
 
 // Member returns member i.
 func (c *EtcdCluster) Member(i int) *EtcdMember { return c.members[i] }
@@ -287,7 +358,6 @@ func (c *EtcdCluster) Stop(i int) { c.halt(i, syscall.SIGTERM) }
 func (c *EtcdCluster) Kill(i int) { c.halt(i, syscall.SIGKILL) }
 
 func (c *EtcdCluster) halt(i int, sig syscall.Signal) {
-	c.t.Helper()
 	m := c.members[i]
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -309,8 +379,12 @@ func (c *EtcdCluster) halt(i int, sig syscall.Signal) {
 func (c *EtcdCluster) Start(i int) error { return c.start(i, "existing") }
 
 // Restart starts a stopped or killed member i again with its data and
-// waits until it is healthy.
+// waits until it is healthy. It is for StartEtcdCluster's clusters: it
+// fails the test.
 func (c *EtcdCluster) Restart(i int) {
+	if c.t == nil {
+		panic("testnet: EtcdCluster.Restart on a cluster without a test")
+	}
 	c.t.Helper()
 	if err := c.Start(i); err != nil {
 		c.t.Fatalf("etcd cluster: %v", err)
@@ -457,8 +531,9 @@ func (c *EtcdCluster) logTail(i int) string {
 	return string(b)
 }
 
-// cleanup kills every member; t.TempDir removes their data.
-func (c *EtcdCluster) cleanup() {
+// Close kills every member; their data stays in the cluster's directory
+// (t.TempDir removes StartEtcdCluster's).
+func (c *EtcdCluster) Close() {
 	for i := range c.members {
 		c.Kill(i)
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
+	"github.com/calyx-net/calyx/internal/datastore"
 	"github.com/calyx-net/calyx/internal/localapi"
 	"github.com/calyx-net/calyx/internal/pki"
 	"github.com/calyx-net/calyx/internal/testnet"
@@ -112,6 +113,10 @@ type Config struct {
 	// Join, when set, runs no embedded etcd: calyx-node uses Join's,
 	// with Join's client certificate, as a second host of a cluster.
 	Join *Node
+	// Etcd, when set, runs no embedded etcd either: calyx-node uses this
+	// external etcd (its endpoints, CA and client certificate), as in
+	// production (e.g. a testnet.EtcdCluster's ClientConfig).
+	Etcd *datastore.Config
 	// NoUplink says the caller has given NS its interfaces, addresses
 	// and routes (a host on a test LAN); otherwise Start adds an uplink.
 	NoUplink bool
@@ -149,11 +154,16 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		log: &testnet.SyncBuffer{}, done: make(chan struct{})}
 	args := []string{"--name", cfg.Name, "--ip", cfg.IP, "--data-dir", filepath.Join(cfg.WorkDir, "data"),
 		"--socket", n.socket, "--metrics-addr", cfg.MetricsAddr, "--log-level", "debug"}
-	if cfg.Join != nil {
+	switch {
+	case cfg.Etcd != nil:
+		n.endpoint = cfg.Etcd.Endpoints[0]
+		args = append(args, "--etcd-endpoints", strings.Join(cfg.Etcd.Endpoints, ","),
+			"--etcd-ca-file", cfg.Etcd.CAFile, "--etcd-cert-file", cfg.Etcd.CertFile, "--etcd-key-file", cfg.Etcd.KeyFile)
+	case cfg.Join != nil:
 		n.endpoint = cfg.Join.endpoint
 		f := cfg.Join.PKI()
 		args = append(args, "--etcd-endpoints", n.endpoint, "--etcd-ca-file", f.CACert, "--etcd-cert-file", f.ClientCert, "--etcd-key-file", f.ClientKey)
-	} else {
+	default:
 		args = append(args, "--etcd-listen-client-url", n.endpoint, "--etcd-listen-peer-url", "https://"+net.JoinHostPort(etcdIP, "2380"))
 	}
 	if !cfg.NoUplink {
@@ -260,13 +270,18 @@ func addUplink(netns ns.NetNS, ip string) error {
 // Socket is the local API's socket.
 func (n *Node) Socket() string { return n.socket }
 
-// Endpoint is the embedded etcd's client URL, reachable inside NS.
+// Endpoint is the etcd's client URL (the embedded one's, or the first of
+// Config.Etcd's), reachable inside NS.
 func (n *Node) Endpoint() string { return n.endpoint }
 
 // PKI is where calyx-node keeps its embedded etcd's CA and certificates
 // (under its data directory); a client of Endpoint presents
-// ClientCert/ClientKey and verifies with CACert.
+// ClientCert/ClientKey and verifies with CACert. With Config.Etcd, only
+// those three are set, to its files.
 func (n *Node) PKI() pki.Files {
+	if e := n.cfg.Etcd; e != nil {
+		return pki.Files{CACert: e.CAFile, ClientCert: e.CertFile, ClientKey: e.KeyFile}
+	}
 	if n.cfg.Join != nil {
 		return n.cfg.Join.PKI()
 	}

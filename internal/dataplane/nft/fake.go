@@ -25,6 +25,9 @@ type Fake struct {
 	// FailNext, when set, makes the next Run fail with it (and is then
 	// cleared), as a kernel refusing a transaction would.
 	FailNext error
+	// gen is the generation: one step per transaction, the drift
+	// helpers' included.
+	gen uint32
 }
 
 var _ Kernel = (*Fake)(nil)
@@ -94,7 +97,16 @@ func (f *Fake) Run(_ context.Context, table string, ops []Op) error {
 	f.Transactions++
 	f.Ops += len(ops)
 	f.Last = ops
+	f.gen++
 	return nil
+}
+
+// Generation implements Kernel: it steps on every successful Run and
+// every change behind the reconciler's back (DeleteChain, DeleteElem).
+func (f *Fake) Generation(context.Context) (uint32, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.gen, nil
 }
 
 func (t *fakeTable) refersTo(chain, set string) string {
@@ -247,6 +259,7 @@ func (f *Fake) DeleteChain(table, chain string) {
 	if t == nil {
 		return
 	}
+	f.gen++
 	delete(t.chains, chain)
 	for _, c := range t.chains {
 		c.rules = slices.DeleteFunc(c.rules, func(r *Rule) bool { return slices.Contains(r.Jumps, chain) })
@@ -265,6 +278,7 @@ func (f *Fake) DeleteElem(table, set string, e Elem) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if t := f.tables[table]; t != nil && t.sets[set] != nil {
+		f.gen++
 		delete(t.sets[set].elems, e.id())
 	}
 }

@@ -261,6 +261,7 @@ type acceptKernel struct{}
 
 func (acceptKernel) Run(context.Context, string, []Op) error        { return nil }
 func (acceptKernel) List(context.Context, string) (*Listing, error) { return nil, nil }
+func (acceptKernel) Generation(context.Context) (uint32, error)     { return 0, nil }
 
 // BenchmarkApplyGo is the Go side of an incremental Apply (the kernel
 // accepts everything at once), at 100 endpoints and policies with a

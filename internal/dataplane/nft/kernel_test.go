@@ -179,8 +179,27 @@ func TestKernelResyncRepairsDrift(t *testing.T) {
 		map[int]calc.Tier{1: {Profiles: []string{"profile/all/egress"}}, 3: {Profiles: []string{"profile/all/egress"}}})
 	tp.program(t, r, s)
 	tp.expect(t, map[string]bool{"c1->c2:80": true})
+	ctx := context.Background()
+	if !r.Unchanged(ctx) {
+		t.Fatal("Unchanged = false right after a resync")
+	}
+	// Another table's change is a change too: the generation is the
+	// whole ruleset's.
+	tp.nft(t, "add", "table", "inet", "other")
+	if r.Unchanged(ctx) {
+		t.Fatal("Unchanged = true after another table was added")
+	}
+	tp.program(t, r, s)
+	if !r.Unchanged(ctx) {
+		t.Fatal("Unchanged = false after a resync")
+	}
 	tp.nft(t, "delete", "element", "inet", "calyx", "set4-c1", "{ 10.65.0.1 }")
 	tp.expect(t, map[string]bool{"c1->c2:80": false})
+	// A periodic resync asks Unchanged first: the deleted element makes
+	// it false, so the resync compares the table and repairs it.
+	if r.Unchanged(ctx) {
+		t.Fatal("Unchanged = true after an element was deleted with nft")
+	}
 	tp.program(t, r, s)
 	tp.expect(t, map[string]bool{"c1->c2:80": true})
 	tp.nft(t, "flush", "chain", "inet", "calyx", "policy-in-p")

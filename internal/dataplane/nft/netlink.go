@@ -393,6 +393,36 @@ func (k *Netlink) List(ctx context.Context, table string) (*Listing, error) {
 	return l, nil
 }
 
+// Generation implements Kernel (NFT_MSG_GETGEN).
+func (k *Netlink) Generation(ctx context.Context) (uint32, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var gen uint32
+	found := false
+	req := []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0} // nfgenmsg
+	err := k.sock.get(uint16(unix.NFNL_SUBSYS_NFTABLES<<8)|unix.NFT_MSG_GETGEN, req, func(_ uint16, data []byte) error {
+		if len(data) < 4 {
+			return fmt.Errorf("reply of %d bytes, shorter than its nfgenmsg header", len(data))
+		}
+		return nlAttrs(data[4:], func(typ uint16, v []byte) error {
+			if typ == unix.NFTA_GEN_ID && len(v) == 4 {
+				gen, found = binary.BigEndian.Uint32(v), true
+			}
+			return nil
+		})
+	})
+	if err == nil && !found {
+		err = errors.New("no generation ID in the reply")
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading the nftables generation: %w", err)
+	}
+	return gen, nil
+}
+
 // deleteTable removes the table and everything in it (benchmarks start
 // from an empty table; the reconciler itself never deletes its table).
 func (k *Netlink) deleteTable(table string) error {

@@ -268,13 +268,26 @@ func (s *nlSocket) transact(msgs []netlink.Message) error {
 // dump sends one dump request (type and payload) and calls fn with each
 // reply's flags and payload until the kernel says it is done.
 func (s *nlSocket) dump(typ uint16, data []byte, fn func(flags uint16, data []byte) error) error {
+	return s.exchange(typ, netlink.Request|netlink.Dump, false, data, fn)
+}
+
+// get sends one request that is not a dump (type and payload), asking
+// for an acknowledgement, and calls fn with each reply until the
+// acknowledgement.
+func (s *nlSocket) get(typ uint16, data []byte, fn func(flags uint16, data []byte) error) error {
+	return s.exchange(typ, netlink.Request, true, data, fn)
+}
+
+// exchange sends one request and calls fn with each reply until the
+// kernel's NLMSG_DONE or acknowledgement.
+func (s *nlSocket) exchange(typ uint16, flags netlink.HeaderFlags, ack bool, data []byte, fn func(flags uint16, data []byte) error) error {
 	if err := s.drain(); err != nil {
 		return err
 	}
 	seq := s.encode([]netlink.Message{{
-		Header: netlink.Header{Type: netlink.HeaderType(typ), Flags: netlink.Request | netlink.Dump},
+		Header: netlink.Header{Type: netlink.HeaderType(typ), Flags: flags},
 		Data:   data,
-	}}, func(int) bool { return false })
+	}}, func(int) bool { return ack })
 	if err := s.send(); err != nil {
 		return err
 	}

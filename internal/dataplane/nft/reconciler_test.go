@@ -268,6 +268,46 @@ func TestResync(t *testing.T) {
 	}
 }
 
+// TestUnchanged: Unchanged holds after a Resync and across the
+// reconciler's own Applies, and not after a change behind its back, until
+// a Resync has repaired it; nor before the first Resync or after a failed
+// transaction.
+func TestUnchanged(t *testing.T) {
+	ctx := context.Background()
+	f := NewFake()
+	r := New(f, Options{})
+	if r.Unchanged(ctx) {
+		t.Fatal("Unchanged before the first Resync")
+	}
+	s := baseState()
+	mustResync(t, r, s)
+	if !r.Unchanged(ctx) {
+		t.Fatal("not Unchanged after a Resync")
+	}
+	w := clone(s)
+	delete(w.Endpoints, "frontend")
+	mustApply(t, r, w, calc.Delta{Endpoints: []string{"frontend"}})
+	mustApply(t, r, s, calc.Delta{Endpoints: []string{"frontend"}})
+	if !r.Unchanged(ctx) {
+		t.Fatal("not Unchanged after the reconciler's own Applies")
+	}
+	f.DeleteElem(DefaultTable, "set4-backend", Elem{Key: []byte{10, 65, 0, 3}})
+	if r.Unchanged(ctx) {
+		t.Fatal("Unchanged after an element was deleted behind its back")
+	}
+	mustResync(t, r, s)
+	if !r.Unchanged(ctx) {
+		t.Fatal("not Unchanged after the Resync that repaired the drift")
+	}
+	f.FailNext = errors.New("refused")
+	if err := r.Apply(ctx, w, calc.Delta{Endpoints: []string{"frontend"}}); err == nil {
+		t.Fatal("Apply with FailNext: no error")
+	}
+	if r.Unchanged(ctx) {
+		t.Fatal("Unchanged after a failed transaction")
+	}
+}
+
 // TestLargeSetChunked: 10,000 members load in messages of at most 1,000
 // elements, in one transaction.
 func TestLargeSetChunked(t *testing.T) {

@@ -208,4 +208,9 @@ type Kernel interface {
 	Run(ctx context.Context, table string, ops []Op) error
 	// List reads the table; nil (and no error) when it does not exist.
 	List(ctx context.Context, table string) (*Listing, error)
+	// Generation returns the ruleset's generation ID, which the kernel
+	// increments by one on every transaction committed in the network
+	// namespace, by anyone (the `nft` command's included): while it
+	// stays put, no table changed.
+	Generation(ctx context.Context) (uint32, error)
 }

@@ -25,6 +25,7 @@ type Fake struct {
 	neighs  map[neighKey]Neigh
 	sysctls map[string]string // values written or seeded; others are defaults
 	writes  int
+	reads   int // sysctl keys read
 	// failWrites, when set, makes every write fail with it.
 	failWrites error
 }
@@ -346,11 +347,19 @@ func (f *Fake) DeleteNeigh(n Neigh) error {
 	return nil
 }
 
+// SysctlReads returns how many sysctl keys were read.
+func (f *Fake) SysctlReads() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reads
+}
+
 // ReadSysctls implements Kernel.
 func (f *Fake) ReadSysctls(keys []string) (map[string]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := map[string]string{}
+	f.reads += len(keys)
 	for _, k := range keys {
 		def, ok := f.defaultLocked(k)
 		if !ok {

@@ -1,6 +1,7 @@
 package route
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -184,6 +185,40 @@ func TestNetlinkUpdatePruneDelete(t *testing.T) {
 	}
 	if w := restarted.Writes(); w != 0 {
 		t.Errorf("Update after a restart made %d writes", w)
+	}
+
+	// Out-of-band changes (a sysctl reset, the route deleted) are found
+	// by the next resync and repaired by the Update after it, although
+	// the resync re-reads only the keys the link's endpoint wants.
+	if err := topo.host.Do(func() error {
+		return errors.Join(netns.WriteSysctl("net/ipv4/conf/"+ifName+"/proxy_arp", "0"),
+			netns.WriteSysctl("net/ipv6/conf/"+ifName+"/proxy_ndp", "0"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	hl, err := topo.k.Handle().LinkByName(ifName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := topo.k.Handle().RouteDel(&netlink.Route{LinkIndex: hl.Attrs().Index, Dst: ipNet(netip.MustParsePrefix("10.65.0.7/32")),
+		Protocol: Protocol, Scope: netlink.SCOPE_LINK}); err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range []*Reconciler{r, restarted} {
+		if err := rec.Resync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := rec.Update(ctx, ep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, key := range []string{"net/ipv4/conf/" + ifName + "/proxy_arp", "net/ipv6/conf/" + ifName + "/proxy_ndp"} {
+		if got := topo.sysctl(t, key); got != "1" {
+			t.Errorf("sysctl %s = %q after a resync, want it repaired to 1", key, got)
+		}
+	}
+	if d := cmp.Diff(wantRoutes, topo.ownRoutes(t)); d != "" {
+		t.Errorf("routes after a resync (-want +got):\n%s", d)
 	}
 
 	// Prune removes an unknown Calyx route on a Calyx link, after the

@@ -54,6 +54,10 @@ type Reconciler struct {
 type linkState struct {
 	link    Link
 	sysctls map[string]string // per-interface keys read or written
+	// wanted are the per-interface keys the last Update wanted: a
+	// Resync re-reads only those of a link it knows (same name and
+	// index), all Calyx may set of one it does not.
+	wanted []string
 	// fresh says the link appeared since the last Resync, so its
 	// per-interface sysctls were never read: they are written without
 	// reading them first (a new veth has the kernel's defaults, none of
@@ -91,9 +95,9 @@ func (r *Reconciler) Resync(_ context.Context) error {
 		return fmt.Errorf("resyncing routes: %w", err)
 	}
 	r.mu.Lock()
-	known := make(map[string]bool, len(r.links))
-	for name := range r.links {
-		known[name] = true
+	known := make(map[string]knownLink, len(r.links))
+	for name, ls := range r.links {
+		known[name] = knownLink{index: ls.link.Index, wanted: ls.wanted}
 	}
 	r.mu.Unlock()
 	links := map[string]*linkState{}
@@ -101,14 +105,22 @@ func (r *Reconciler) Resync(_ context.Context) error {
 	keys := []string{keyIPv4Forward, keyIPv6Forward}
 	owner := map[string]*linkState{} // sysctl key -> its link
 	for _, l := range st.Links {
-		if strings.HasPrefix(l.Name, InterfacePrefix) || known[l.Name] {
-			ls := &linkState{link: l, sysctls: map[string]string{}}
-			links[l.Name] = ls
-			names[l.Index] = l.Name
-			for _, k := range allIfaceKeys(l.Name) {
-				keys = append(keys, k)
-				owner[k] = ls
-			}
+		k, ok := known[l.Name]
+		if !ok && !strings.HasPrefix(l.Name, InterfacePrefix) {
+			continue
+		}
+		ls := &linkState{link: l, sysctls: map[string]string{}}
+		links[l.Name] = ls
+		names[l.Index] = l.Name
+		lkeys := k.wanted
+		if lkeys != nil && k.index == l.Index {
+			ls.wanted = lkeys
+		} else {
+			lkeys = allIfaceKeys(l.Name)
+		}
+		for _, k := range lkeys {
+			keys = append(keys, k)
+			owner[k] = ls
 		}
 	}
 	vals, err := r.k.ReadSysctls(keys)
@@ -141,6 +153,13 @@ func (r *Reconciler) Resync(_ context.Context) error {
 	defer r.mu.Unlock()
 	r.links, r.names, r.routes, r.neighs, r.global = links, names, routes, neighs, global
 	return nil
+}
+
+// knownLink is what Resync carries over from the links the reconciler
+// knew.
+type knownLink struct {
+	index  int
+	wanted []string
 }
 
 // Update makes the kernel hold ep's host side: sysctls, the veth up, its
@@ -231,7 +250,14 @@ func (r *Reconciler) forgetLocked(l Link) {
 // first (in one batch; not the per-interface ones of a fresh link), and
 // writing in one batch.
 func (r *Reconciler) sysctlsLocked(ls *linkState, ep Endpoint) error {
-	want := append(globalSysctls(ep), ifaceSysctls(ep)...)
+	iface := ifaceSysctls(ep)
+	if !sameKeys(ls.wanted, iface) {
+		ls.wanted = make([]string, len(iface))
+		for i, s := range iface {
+			ls.wanted[i] = s.Key
+		}
+	}
+	want := append(globalSysctls(ep), iface...)
 	known := func(k string) (string, bool) {
 		if k == keyIPv4Forward || k == keyIPv6Forward {
 			v, ok := r.global[k]
@@ -493,4 +519,17 @@ func comparePrefix(a, b netip.Prefix) int {
 		return c
 	}
 	return a.Bits() - b.Bits()
+}
+
+// sameKeys reports whether keys are the keys of s, in order.
+func sameKeys(keys []string, s []Sysctl) bool {
+	if len(keys) != len(s) {
+		return false
+	}
+	for i, k := range keys {
+		if s[i].Key != k {
+			return false
+		}
+	}
+	return true
 }

@@ -182,6 +182,41 @@ func TestRestartWritesNothing(t *testing.T) {
 	}
 }
 
+// A resync re-reads only the per-interface sysctls a known link's
+// endpoint wants (4 for IPv4 only), all 8 of a link it does not know, and
+// a reset one is repaired by the Update after it.
+func TestResyncReadsWantedSysctls(t *testing.T) {
+	f := NewFake()
+	ep := Endpoint{Name: "a", IfName: "calyxaaaaaaaaaa", MAC: mac("02:00:00:00:00:0a"), Addrs: addrs("10.65.0.10")}
+	f.AddLink(ep.IfName)
+	r := newTestReconciler(t, f)
+	if err := r.Update(t.Context(), ep); err != nil {
+		t.Fatal(err)
+	}
+	want := f.Render()
+	f.AddLink("calyxbbbbbbbbbb") // no endpoint of this reconciler's yet
+	reads := f.SysctlReads()
+	if err := r.Resync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.SysctlReads() - reads; n != 2+4+8 {
+		t.Errorf("resync read %d sysctls, want 14: 2 global, 4 of a's link, 8 of the unknown one", n)
+	}
+	if err := f.WriteSysctls([]Sysctl{{Key: "net/ipv4/conf/calyxaaaaaaaaaa/rp_filter", Value: "0"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Resync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Update(t.Context(), ep); err != nil {
+		t.Fatal(err)
+	}
+	f.RemoveLink("calyxbbbbbbbbbb")
+	if d := cmp.Diff(want, f.Render()); d != "" {
+		t.Errorf("reset sysctl not repaired (-want +got):\n%s", d)
+	}
+}
+
 // A veth deleted and re-created under the same name (a retried ADD) is
 // programmed afresh even though the cache knew the old one.
 func TestUpdateRecreatedLink(t *testing.T) {
