@@ -104,7 +104,7 @@ func TestLibcni(t *testing.T) {
 				}); err != nil {
 					t.Fatal(err)
 				}
-				if l := links(t, ctr); len(l) != 0 {
+				if l := linksAfterDel(t, ctr); len(l) != 0 {
 					t.Errorf("left in the container after DEL: %v", l)
 				}
 			})
@@ -203,7 +203,7 @@ func TestUnreachable(t *testing.T) {
 			t.Errorf("%s: error %+v", plugin, e)
 		}
 	}
-	if l := links(t, ctr); len(l) != 0 {
+	if l := linksAfterDel(t, ctr); len(l) != 0 {
 		t.Errorf("left in the container: %v", l)
 	}
 	if l := links(t, hostNS); len(l) != 0 {
@@ -238,7 +238,7 @@ func TestRequestedIP(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "CNI_ARGS: unknown FOO=bar") {
 		t.Errorf("ADD with an unknown CNI_ARGS key: %v", err)
 	}
-	if l := links(t, ctr); len(l) != 0 {
+	if l := linksAfterDel(t, ctr); len(l) != 0 {
 		t.Errorf("left in the container: %v", l)
 	}
 }

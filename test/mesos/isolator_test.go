@@ -193,6 +193,21 @@ func linkNames(t *testing.T, netns ns.NetNS) []string {
 	return out
 }
 
+// linksAfterDel returns what is left in netns after a DEL, once
+// calyx-node (which deletes the veth after DEL has answered) has had a few
+// seconds to: nothing, or what is still there then.
+func linksAfterDel(t *testing.T, netns ns.NetNS) []string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l := linkNames(t, netns)
+		if len(l) == 0 || time.Now().After(deadline) {
+			return l
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestMesosTask(t *testing.T) {
 	a := newAgent(t)
 	ctr := testnet.NewNS(t)
@@ -242,7 +257,7 @@ func TestMesosTask(t *testing.T) {
 	if w := a.endpointOf(t, cid, ""); w != nil {
 		t.Errorf("endpoint survived DEL: %v", w)
 	}
-	if l := linkNames(t, ctr); len(l) != 0 {
+	if l := linksAfterDel(t, ctr); len(l) != 0 {
 		t.Errorf("left in the container: %v", l)
 	}
 	if out := a.ctl(t, "ipam", "show", "--ip", strings.TrimSuffix(r.IP4.IP, "/32")); !strings.Contains(out, "not assigned") {
@@ -301,7 +316,7 @@ func TestMesosFailedAdd(t *testing.T) {
 			if err := a.iso.Detach(t.Context(), cid); err != nil {
 				t.Fatalf("DEL after a failed ADD: %v", err)
 			}
-			if l := linkNames(t, ctr); len(l) != 0 {
+			if l := linksAfterDel(t, ctr); len(l) != 0 {
 				t.Errorf("left in the container: %v", l)
 			}
 			if w := a.endpointOf(t, cid, ""); w != nil {
@@ -387,7 +402,7 @@ func TestMesosTwoNetworks(t *testing.T) {
 	if err := a.iso.Detach(t.Context(), cid); err != nil {
 		t.Fatal(err)
 	}
-	if l := linkNames(t, ctr); len(l) != 0 {
+	if l := linksAfterDel(t, ctr); len(l) != 0 {
 		t.Errorf("left in the container: %v", l)
 	}
 	if w := a.endpointOf(t, cid, ""); w != nil {
