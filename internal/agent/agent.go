@@ -471,10 +471,6 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 	}
 	g.Go(func() error { return loop.run(gctx) })
 	g.Go(func() error { svc.reaper.run(gctx); return nil })
-	g.Go(func() error {
-		returnFreeMemory(gctx, freeMemoryInterval, freeMemoryThreshold, heapFree, releaseMemory, log.With("component", "memory"))
-		return nil
-	})
 	g.Go(func() error { return gc.run(gctx, gcInterval(cfg.GCGrace)) })
 	tunnelChanges := view.subscribe(api.KindNode, api.KindIPPool)
 	g.Go(func() error {
