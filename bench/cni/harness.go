@@ -37,7 +37,7 @@ type world struct {
 	work    string
 }
 
-func newWorld(ctx context.Context, work, binDir, tool string) (_ *world, err error) {
+func newWorld(ctx context.Context, work, binDir, tool string, nodeArgs []string) (_ *world, err error) {
 	w := &world{prefix: fmt.Sprintf("bench-%d", os.Getpid()), tool: tool, work: work,
 		cniPath: binDir + ":" + refPlugins, confDir: filepath.Join(work, "net.d")}
 	defer func() {
@@ -62,7 +62,7 @@ func newWorld(ctx context.Context, work, binDir, tool string) (_ *world, err err
 	}
 	logf("starting calyx-node in %s", hostName)
 	w.node, err = hostnode.Start(ctx, hostnode.Config{BinDir: binDir, NS: w.host, Name: "bench-host",
-		WorkDir: filepath.Join(work, "node"), MetricsAddr: metricsAddr, Args: []string{"--log-level", "warn"}})
+		WorkDir: filepath.Join(work, "node"), MetricsAddr: metricsAddr, Args: append([]string{"--log-level", "warn"}, nodeArgs...)})
 	if err != nil {
 		return nil, err
 	}

@@ -30,6 +30,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -69,6 +70,11 @@ type impl struct {
 }
 
 func run(ctx context.Context) error {
+	fs := flag.NewFlagSet("bench/cni", flag.ContinueOnError)
+	nodeArgs := fs.String("node-args", "", "extra calyx-node flags, space-separated (e.g. --gomaxprocs=0)")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		return err
+	}
 	if os.Geteuid() != 0 {
 		return errors.New("needs root: it creates network namespaces")
 	}
@@ -91,7 +97,7 @@ func run(ctx context.Context) error {
 	if err := hostnode.Build(ctx, binDir); err != nil {
 		return err
 	}
-	w, err := newWorld(ctx, work, binDir, tool)
+	w, err := newWorld(ctx, work, binDir, tool, strings.Fields(*nodeArgs))
 	if err != nil {
 		return err
 	}
@@ -103,7 +109,7 @@ func run(ctx context.Context) error {
 	if err := w.writeConfs(ours, peer, floor); err != nil {
 		return err
 	}
-	if err := printEnv(tool); err != nil {
+	if err := printEnv(tool, *nodeArgs); err != nil {
 		return err
 	}
 	// Warm up both: the first Calyx ADD claims an IPAM block, the first
@@ -230,7 +236,7 @@ func findCnitool() (string, error) {
 }
 
 // printEnv writes the first line: the environment as JSON.
-func printEnv(tool string) error {
+func printEnv(tool, nodeArgs string) error {
 	plugins := "missing"
 	if out, err := exec.Command("dpkg-query", "-W", "-f=${Version}", "containernetworking-plugins").Output(); err == nil {
 		plugins = "containernetworking-plugins " + string(out)
@@ -238,6 +244,7 @@ func printEnv(tool string) error {
 	return report.WriteEnv(os.Stdout, "cni", map[string]any{
 		"cnitool": tool, "peer": plugins, "rounds": rounds,
 		"sequential": seqN, "burst": fmt.Sprintf("%d containers, %d at a time", burstN, burstPar),
+		"node_args": nodeArgs,
 	})
 }
 
