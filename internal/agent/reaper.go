@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/calyx-net/calyx/internal/dataplane/route"
@@ -28,8 +29,8 @@ type linkDeleter interface {
 //
 // Deletions run one at a time (the kernel serialises them on the rtnl lock
 // anyway) on a goroutine of their own. An ADD of the same attachment
-// waits for its old veth's deletion (wait), since the new one has the same
-// names; the garbage collector and a restarted calyx-node treat a veth
+// waits for its old veth's deletion (wait), which it moves to the front of
+// the queue, since the new one has the same names; the garbage collector and a restarted calyx-node treat a veth
 // that outlived its endpoint as they always did, and deleting the
 // container's namespace deletes it too.
 type reaper struct {
@@ -60,10 +61,15 @@ func (r *reaper) reap(ifName string) {
 	}
 }
 
-// wait returns once no deletion of ifName is queued or running.
+// wait returns once no deletion of ifName is queued or running. A queued
+// one goes first: an ADD waits on it, and should not wait for a whole
+// teardown's worth of other veths.
 func (r *reaper) wait(ctx context.Context, ifName string) error {
 	r.mu.Lock()
 	ch := r.pending[ifName]
+	if i := slices.Index(r.queue, ifName); i > 0 {
+		r.queue = slices.Insert(slices.Delete(r.queue, i, i+1), 0, ifName)
+	}
 	r.mu.Unlock()
 	if ch == nil {
 		return nil

@@ -42,7 +42,28 @@ func TestReaper(t *testing.T) {
 	if err := r.wait(short, "calyxa"); err == nil || !strings.Contains(err.Error(), "old veth calyxa") {
 		t.Fatalf("wait while the deletion is held: %v, want it to time out", err)
 	}
+	// A wait moves its veth to the front of the queue.
+	r.reap("calyx-b")
+	r.reap("calyx-c")
+	waited := make(chan error, 1)
+	go func() { waited <- r.wait(t.Context(), "calyx-c") }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r.mu.Lock()
+		front := len(r.queue) > 0 && r.queue[0] == "calyx-c"
+		r.mu.Unlock()
+		if front {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("calyx-c was not moved to the front of the queue")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	close(k.release)
+	if err := <-waited; err != nil {
+		t.Fatal(err)
+	}
 	if err := r.wait(t.Context(), "calyxa"); err != nil {
 		t.Fatal(err)
 	}
