@@ -21,6 +21,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/calyx-net/calyx/internal/localapi"
+	"github.com/calyx-net/calyx/internal/nlsafe"
 	"github.com/calyx-net/calyx/test/hostnode"
 )
 
@@ -218,9 +219,14 @@ func (w *world) settle(ctx context.Context) (time.Duration, error) {
 	for {
 		var left []string
 		err := w.host.Do(func(ns.NetNS) error {
-			links, err := netlink.LinkList()
-			if errors.Is(err, netlink.ErrDumpInterrupted) {
-				// Links changed during the dump (they are being deleted).
+			h, err := netlink.NewHandle()
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			links, err := nlsafe.LinkList(h)
+			if nlsafe.IsInterrupted(err) {
+				// Links kept changing (they are being deleted): look again.
 				left, err = []string{"?"}, nil
 			}
 			for _, l := range links {
