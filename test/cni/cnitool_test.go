@@ -59,7 +59,7 @@ func TestCnitool(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				if l := linksAfterDel(t, ctr); len(l) != 0 {
+				if l := testnet.LinksAfterDel(t, ctr); len(l) != 0 {
 					t.Errorf("left in the container after DEL: %v", l)
 				}
 				if weps := h.weps(t); strings.Contains(weps, id) {

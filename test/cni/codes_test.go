@@ -62,7 +62,7 @@ func TestErrorCodes(t *testing.T) {
 				if e.Code != tc.code || !strings.Contains(e.Msg, tc.msg) {
 					t.Errorf("error code %d %q, want code %d containing %q\nstderr: %s", e.Code, e.Msg, tc.code, tc.msg, stderr)
 				}
-				if l := linksAfterDel(t, ctr); len(l) != 0 {
+				if l := testnet.LinksAfterDel(t, ctr); len(l) != 0 {
 					t.Errorf("left in the container: %v", l)
 				}
 			})

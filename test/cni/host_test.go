@@ -219,39 +219,6 @@ func addrs(t *testing.T, netns ns.NetNS) []string {
 	return out
 }
 
-// links lists the links in netns other than lo.
-func links(t *testing.T, netns ns.NetNS) []string {
-	t.Helper()
-	var out []string
-	if err := netns.Do(func(ns.NetNS) error {
-		ls, err := netlink.LinkList()
-		for _, l := range ls {
-			if l.Attrs().Name != "lo" {
-				out = append(out, l.Attrs().Name)
-			}
-		}
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// linksAfterDel returns what is left in netns after a DEL, once
-// calyx-node (which deletes the veth after DEL has answered) has had a few
-// seconds to: nothing, or what is still there then.
-func linksAfterDel(t *testing.T, netns ns.NetNS) []string {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		l := links(t, netns)
-		if len(l) == 0 || time.Now().After(deadline) {
-			return l
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // ping sends one echo request from netns to ip and fails the test if no
 // reply comes back.
 func ping(t *testing.T, from ns.NetNS, ip string) {

@@ -104,7 +104,7 @@ func TestLibcni(t *testing.T) {
 				}); err != nil {
 					t.Fatal(err)
 				}
-				if l := linksAfterDel(t, ctr); len(l) != 0 {
+				if l := testnet.LinksAfterDel(t, ctr); len(l) != 0 {
 					t.Errorf("left in the container after DEL: %v", l)
 				}
 			})
@@ -203,10 +203,10 @@ func TestUnreachable(t *testing.T) {
 			t.Errorf("%s: error %+v", plugin, e)
 		}
 	}
-	if l := linksAfterDel(t, ctr); len(l) != 0 {
+	if l := testnet.LinksAfterDel(t, ctr); len(l) != 0 {
 		t.Errorf("left in the container: %v", l)
 	}
-	if l := links(t, hostNS); len(l) != 0 {
+	if l := testnet.Links(t, hostNS); len(l) != 0 {
 		t.Errorf("left in the host: %v", l)
 	}
 }
@@ -238,7 +238,7 @@ func TestRequestedIP(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "CNI_ARGS: unknown FOO=bar") {
 		t.Errorf("ADD with an unknown CNI_ARGS key: %v", err)
 	}
-	if l := linksAfterDel(t, ctr); len(l) != 0 {
+	if l := testnet.LinksAfterDel(t, ctr); len(l) != 0 {
 		t.Errorf("left in the container: %v", l)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/ns"
 
+	"github.com/calyx-net/calyx/internal/testnet"
 	"github.com/calyx-net/calyx/test/hostnode"
 )
 
@@ -57,7 +58,7 @@ func oneError(t *testing.T, stdout string) types.Error {
 // code 8 error naming the namespace and change nothing; DEL must succeed.
 func TestOwnNetns(t *testing.T) {
 	h := newHost(t)
-	linksBefore := links(t, h.ns)
+	linksBefore := testnet.Links(t, h.ns)
 	conf := h.calyxConf("1.0.0", "own-net", true)
 	prev := map[string]any{"cniVersion": "1.0.0",
 		"interfaces": []any{map[string]any{"name": "calyx0123456789"}, map[string]any{"name": "eth0", "sandbox": h.ns.Path()}},
@@ -84,7 +85,7 @@ func TestOwnNetns(t *testing.T) {
 			})
 		}
 	}
-	if after := links(t, h.ns); !slices.Equal(after, linksBefore) {
+	if after := testnet.Links(t, h.ns); !slices.Equal(after, linksBefore) {
 		t.Errorf("links in the host changed: %v -> %v", linksBefore, after)
 	}
 	if weps := h.weps(t); strings.Contains(weps, "own-calyx") {
@@ -99,7 +100,7 @@ func TestOwnNetns(t *testing.T) {
 			t.Errorf("%s DEL: %v\nstdout: %s\nstderr: %s", plugin, err, out, stderr)
 		}
 	}
-	if after := links(t, h.ns); !slices.Equal(after, linksBefore) {
+	if after := testnet.Links(t, h.ns); !slices.Equal(after, linksBefore) {
 		t.Errorf("links in the host changed by DEL: %v -> %v", linksBefore, after)
 	}
 }

@@ -178,36 +178,6 @@ func uuid() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
-func linkNames(t *testing.T, netns ns.NetNS) []string {
-	t.Helper()
-	var out []string
-	_ = netns.Do(func(ns.NetNS) error {
-		ls, err := netlink.LinkList()
-		for _, l := range ls {
-			if l.Attrs().Name != "lo" {
-				out = append(out, l.Attrs().Name)
-			}
-		}
-		return err
-	})
-	return out
-}
-
-// linksAfterDel returns what is left in netns after a DEL, once
-// calyx-node (which deletes the veth after DEL has answered) has had a few
-// seconds to: nothing, or what is still there then.
-func linksAfterDel(t *testing.T, netns ns.NetNS) []string {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		l := linkNames(t, netns)
-		if len(l) == 0 || time.Now().After(deadline) {
-			return l
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestMesosTask(t *testing.T) {
 	a := newAgent(t)
 	ctr := testnet.NewNS(t)
@@ -257,7 +227,7 @@ func TestMesosTask(t *testing.T) {
 	if w := a.endpointOf(t, cid, ""); w != nil {
 		t.Errorf("endpoint survived DEL: %v", w)
 	}
-	if l := linksAfterDel(t, ctr); len(l) != 0 {
+	if l := testnet.LinksAfterDel(t, ctr); len(l) != 0 {
 		t.Errorf("left in the container: %v", l)
 	}
 	if out := a.ctl(t, "ipam", "show", "--ip", strings.TrimSuffix(r.IP4.IP, "/32")); !strings.Contains(out, "not assigned") {
@@ -316,7 +286,7 @@ func TestMesosFailedAdd(t *testing.T) {
 			if err := a.iso.Detach(t.Context(), cid); err != nil {
 				t.Fatalf("DEL after a failed ADD: %v", err)
 			}
-			if l := linksAfterDel(t, ctr); len(l) != 0 {
+			if l := testnet.LinksAfterDel(t, ctr); len(l) != 0 {
 				t.Errorf("left in the container: %v", l)
 			}
 			if w := a.endpointOf(t, cid, ""); w != nil {
@@ -367,7 +337,7 @@ func TestMesosTwoNetworks(t *testing.T) {
 	if ipA == ipB {
 		t.Errorf("both networks gave %s", ipA)
 	}
-	if l := strings.Join(linkNames(t, ctr), ","); l != "eth0,eth1" && l != "eth1,eth0" {
+	if l := strings.Join(testnet.Links(t, ctr), ","); l != "eth0,eth1" && l != "eth1,eth0" {
 		t.Errorf("container links %q, want eth0 and eth1", l)
 	}
 	// The first network's interface carries the default route; the
@@ -402,7 +372,7 @@ func TestMesosTwoNetworks(t *testing.T) {
 	if err := a.iso.Detach(t.Context(), cid); err != nil {
 		t.Fatal(err)
 	}
-	if l := linksAfterDel(t, ctr); len(l) != 0 {
+	if l := testnet.LinksAfterDel(t, ctr); len(l) != 0 {
 		t.Errorf("left in the container: %v", l)
 	}
 	if w := a.endpointOf(t, cid, ""); w != nil {
