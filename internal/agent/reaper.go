@@ -30,9 +30,9 @@ type linkDeleter interface {
 // Deletions run one at a time (the kernel serialises them on the rtnl lock
 // anyway) on a goroutine of their own. An ADD of the same attachment
 // waits for its old veth's deletion (wait), which it moves to the front of
-// the queue, since the new one has the same names; the garbage collector and a restarted calyx-node treat a veth
-// that outlived its endpoint as they always did, and deleting the
-// container's namespace deletes it too.
+// the queue, since the new one has the same names. A veth left queued when
+// calyx-node is killed goes with its container's namespace, and the next
+// ADD of its attachment replaces it (the plugin's stale host end case).
 type reaper struct {
 	k   linkDeleter
 	log *slog.Logger

@@ -124,6 +124,10 @@ func (netlinkKernel) HostUp(_ context.Context, s vethSpec) error {
 	return err
 }
 
+// ConfigureContainer sets up the container side of a pair Create made:
+// the MTU and MAC s names when the container end has others, the link up,
+// then addresses, gateway neighbours and routes. It returns the container
+// end's MAC. On error it deletes the pair.
 func (netlinkKernel) ConfigureContainer(_ context.Context, s vethSpec) (string, error) {
 	netns, err := ns.GetNS(s.Netns)
 	if err != nil {
