@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 
 	etcdserverpb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/calyx-net/calyx/internal/ctxjoin"
 )
 
 // Group commit of single-resource writes.
@@ -217,7 +218,13 @@ func signal(w *groupWrite) {
 // send sends batch as one transaction and settles each write: done with
 // the transaction's revision or an error, or queued again.
 func (c *Client) send(batch []*groupWrite) {
-	ctx, release := groupContext(batch)
+	// One write's own context, or for several one that ends when all of
+	// theirs have ended.
+	ctxs := make([]context.Context, len(batch))
+	for i, w := range batch {
+		ctxs[i] = w.ctx
+	}
+	ctx, release := ctxjoin.All(ctxs)
 	var cmps []clientv3.Cmp
 	var reads []clientv3.Op
 	puts := make([]clientv3.Op, len(batch))
@@ -298,30 +305,4 @@ var errGuardHeld = errors.New("the transaction's guard failed although the store
 func tooLarge(err error) bool {
 	return errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge) ||
 		errors.Is(err, rpctypes.ErrGRPCTooManyOps) || errors.Is(err, rpctypes.ErrGRPCRequestTooLarge)
-}
-
-// groupContext returns the context a transaction of batch is sent with:
-// a single write's own, or for several one that ends when all of theirs
-// have ended. release frees it.
-func groupContext(batch []*groupWrite) (context.Context, func()) {
-	if len(batch) == 1 {
-		return batch[0].ctx, func() {}
-	}
-	ctx, cancel := context.WithCancel(context.WithoutCancel(batch[0].ctx))
-	var left atomic.Int64
-	left.Store(int64(len(batch)))
-	stops := make([]func() bool, len(batch))
-	for i, w := range batch {
-		stops[i] = context.AfterFunc(w.ctx, func() {
-			if left.Add(-1) == 0 {
-				cancel()
-			}
-		})
-	}
-	return ctx, func() {
-		for _, stop := range stops {
-			stop()
-		}
-		cancel()
-	}
 }

@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"sync/atomic"
 	"time"
+
+	"github.com/calyx-net/calyx/internal/ctxjoin"
 )
 
 // Group commit. A node's allocations all write the same few blocks, so
@@ -145,9 +146,14 @@ func (r *assignReq) settle() {
 // has (not when one has: the others still want their addresses), or at
 // the latest of their deadlines.
 func batchContext(batch []*assignReq) (context.Context, context.CancelFunc) {
+	ctxs := make([]context.Context, len(batch))
+	for i, r := range batch {
+		ctxs[i] = r.ctx
+	}
+	ctx, release := ctxjoin.All(ctxs)
 	if len(batch) == 1 {
 		// The caller's own: its cancellation and cause stay as they are.
-		return batch[0].ctx, func() {}
+		return ctx, release
 	}
 	var latest time.Time
 	for _, r := range batch {
@@ -159,22 +165,10 @@ func batchContext(batch []*assignReq) (context.Context, context.CancelFunc) {
 			latest = d
 		}
 	}
-	ctx, cancel := context.WithDeadline(context.WithoutCancel(batch[0].ctx), latest)
-	var left atomic.Int32
-	left.Store(int32(len(batch)))
-	stops := make([]func() bool, len(batch))
-	for i, r := range batch {
-		stops[i] = context.AfterFunc(r.ctx, func() {
-			if left.Add(-1) == 0 {
-				cancel()
-			}
-		})
-	}
+	ctx, cancel := context.WithDeadline(ctx, latest)
 	return ctx, func() {
-		for _, stop := range stops {
-			stop()
-		}
 		cancel()
+		release()
 	}
 }
 

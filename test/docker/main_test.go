@@ -1,7 +1,6 @@
 package docker
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -13,19 +12,5 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	if os.Geteuid() != 0 {
-		return m.Run()
-	}
-	dir, cleanup, err := hostnode.BuildTemp("calyx-docker-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer cleanup()
-	binDir = dir
-	return m.Run()
+	os.Exit(hostnode.RunTests(m, "calyx-docker-bin", &binDir))
 }

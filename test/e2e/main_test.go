@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,21 +13,7 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	if os.Geteuid() != 0 {
-		return m.Run()
-	}
-	dir, cleanup, err := hostnode.BuildTemp("calyx-e2e-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer cleanup()
-	binDir = dir
-	return m.Run()
+	os.Exit(hostnode.RunTests(m, "calyx-e2e-bin", &binDir))
 }
 
 // bin returns the path of a built binary.

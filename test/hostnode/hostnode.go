@@ -28,6 +28,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -77,6 +78,25 @@ func BuildTemp(prefix string) (dir string, cleanup func(), err error) {
 		return "", nil, err
 	}
 	return dir, cleanup, nil
+}
+
+// RunTests is a test package's TestMain body: as root it builds the
+// binaries once (BuildTemp) and sets *dir to their directory, runs the
+// tests and removes the binaries; not as root it leaves *dir "" (the tests
+// that need the binaries skip). Call it as
+// os.Exit(hostnode.RunTests(m, "calyx-PKG-bin", &binDir)).
+func RunTests(m *testing.M, prefix string, dir *string) int {
+	if os.Geteuid() != 0 {
+		return m.Run()
+	}
+	d, cleanup, err := BuildTemp(prefix)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer cleanup()
+	*dir = d
+	return m.Run()
 }
 
 // StartIn starts cmd with its network namespace set to netns.

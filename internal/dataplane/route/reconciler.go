@@ -321,14 +321,8 @@ func (r *Reconciler) Delete(_ context.Context, ep Endpoint) error {
 	l, err := r.k.LinkByName(ep.IfName)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	switch {
-	case IsLinkNotFound(err):
-		if ls := r.links[ep.IfName]; ls != nil {
-			r.forgetLocked(ls.link)
-		}
-		return nil
-	case err != nil:
-		return fmt.Errorf("deleting endpoint %s: %w", ep.Name, err)
+	if gone, err := r.goneLocked(ep, err, "deleting"); gone || err != nil {
+		return err
 	}
 	if err := r.k.DeleteLink(l); err != nil && !IsLinkNotFound(err) {
 		return fmt.Errorf("deleting endpoint %s: deleting %s: %w", ep.Name, l.Name, err)
@@ -338,23 +332,33 @@ func (r *Reconciler) Delete(_ context.Context, ep Endpoint) error {
 	return nil
 }
 
+// goneLocked handles the lookup of ep's link for Delete and Unroute
+// (doing, for the error): a link already gone is forgotten and reported
+// gone, another failure returned.
+func (r *Reconciler) goneLocked(ep Endpoint, lookupErr error, doing string) (bool, error) {
+	switch {
+	case IsLinkNotFound(lookupErr):
+		if ls := r.links[ep.IfName]; ls != nil {
+			r.forgetLocked(ls.link)
+		}
+		return true, nil
+	case lookupErr != nil:
+		return false, fmt.Errorf("%s endpoint %s: %w", doing, ep.Name, lookupErr)
+	}
+	return false, nil
+}
+
 // Unroute removes the routes the reconciler programmed on the endpoint's
-// link and forgets the link, leaving the link itself to whoever is
-// deleting it (the CNI plugin deletes the container end, and so the pair,
-// at the same time): a DEL then waits for the kernel's slow link deletion
-// once, not once per side. A link already gone is fine.
+// link and forgets the link, leaving the link itself to whoever deletes it
+// (calyx-node's reaper after the DEL has answered, or an older CNI plugin
+// deleting the container end at the same time), so that a DEL does not
+// wait for the kernel's slow link deletion. A link already gone is fine.
 func (r *Reconciler) Unroute(_ context.Context, ep Endpoint) error {
 	l, err := r.k.LinkByName(ep.IfName)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	switch {
-	case IsLinkNotFound(err):
-		if ls := r.links[ep.IfName]; ls != nil {
-			r.forgetLocked(ls.link)
-		}
-		return nil
-	case err != nil:
-		return fmt.Errorf("unrouting endpoint %s: %w", ep.Name, err)
+	if gone, err := r.goneLocked(ep, err, "unrouting"); gone || err != nil {
+		return err
 	}
 	var errs []error
 	for _, rt := range r.routes {
