@@ -256,6 +256,9 @@ func (w *world) settle(ctx context.Context) (time.Duration, error) {
 type burstResult struct {
 	add, del         []time.Duration
 	addRate, delRate float64 // per second, over the burst's wall time
+	// addCPU is the machine's busy CPU time (every process) during the
+	// ADDs, per ADD: with the CPUs saturated, what bounds the rate.
+	addCPU time.Duration
 }
 
 // burst ADDs n containers par at a time, then DELs them the same way.
@@ -263,16 +266,50 @@ func (w *world) burst(ctx context.Context, im impl, n, par int) (burstResult, er
 	var r burstResult
 	var err error
 	var wall time.Duration
+	cpu0, err := busyCPU()
+	if err != nil {
+		return r, err
+	}
 	if r.add, wall, err = w.parallel(ctx, "add", im, n, par); err != nil {
 		return r, err
 	}
 	r.addRate = float64(n) / wall.Seconds()
+	cpu1, err := busyCPU()
+	if err != nil {
+		return r, err
+	}
+	r.addCPU = (cpu1 - cpu0) / time.Duration(n)
 	if r.del, wall, err = w.parallel(ctx, "del", im, n, par); err != nil {
 		return r, err
 	}
 	r.delRate = float64(n) / wall.Seconds()
 	_, err = w.settle(ctx)
 	return r, err
+}
+
+// busyCPU is the time every CPU of the machine has spent busy since boot
+// (/proc/stat: all but idle and iowait), at its 10 ms resolution.
+func busyCPU() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	var busy int64
+	for i, v := range f[1:8] { // user nice system idle iowait irq softirq steal
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: field %d of %q: %w", i+1, line, err)
+		}
+		if i != 3 && i != 4 {
+			busy += n
+		}
+	}
+	return time.Duration(busy) * 10 * time.Millisecond, nil
 }
 
 func (w *world) parallel(ctx context.Context, cmdName string, im impl, n, par int) ([]time.Duration, time.Duration, error) {

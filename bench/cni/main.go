@@ -72,6 +72,7 @@ type impl struct {
 func run(ctx context.Context) error {
 	fs := flag.NewFlagSet("bench/cni", flag.ContinueOnError)
 	nodeArgs := fs.String("node-args", "", "extra calyx-node flags, space-separated (e.g. --gomaxprocs=0)")
+	bin := fs.String("bin", "", "use the calyx, calyx-ipam and calyx-node in this directory instead of building them (e.g. to keep them for perf's symbols)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
@@ -92,9 +93,14 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = os.RemoveAll(work) }()
-	binDir := filepath.Join(work, "bin")
-	logf("building the binaries")
-	if err := hostnode.Build(ctx, binDir); err != nil {
+	binDir := *bin
+	if binDir == "" {
+		binDir = filepath.Join(work, "bin")
+		logf("building the binaries")
+		if err := hostnode.Build(ctx, binDir); err != nil {
+			return err
+		}
+	} else if binDir, err = filepath.Abs(binDir); err != nil {
 		return err
 	}
 	w, err := newWorld(ctx, work, binDir, tool, strings.Fields(*nodeArgs))
@@ -216,6 +222,7 @@ func record(add func(string, float64), seq seqResult, b burstResult) {
 	add("burst_add_per_s", b.addRate)
 	add("burst_add_p50_ms", p50(b.add))
 	add("burst_add_p99_ms", p99(b.add))
+	add("burst_cpu_per_add_ms", report.Ms(b.addCPU))
 	add("burst_del_per_s", b.delRate)
 }
 

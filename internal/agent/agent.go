@@ -301,10 +301,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 		defer metricsL.Close()
 	}
 
-	etcdCfg := cfg.Etcd
-	if len(etcdCfg.Endpoints) == 0 {
-		emb, embCfg, err := startEmbedded(ctx, cfg, log)
-		if err != nil {
+	var store *datastore.Client
+	var emb *datastore.Embedded
+	if len(cfg.Etcd.Endpoints) == 0 {
+		if emb, err = startEmbedded(ctx, cfg, log); err != nil {
 			return err
 		}
 		defer func() {
@@ -312,10 +312,23 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 				log.Warn("stopping embedded etcd", "err", err)
 			}
 		}()
-		etcdCfg = embCfg
-	}
-	store, err := datastore.New(ctx, etcdCfg, log.With("component", "datastore"))
-	if err != nil {
+		store, err = emb.Client(ctx, log.With("component", "datastore"))
+		if err != nil {
+			return err
+		}
+		// calyx-node's client calls the server in process, so no health
+		// check would notice it stop: calyx-node stops with it instead.
+		var stop context.CancelFunc
+		ctx, stop = context.WithCancel(ctx)
+		defer stop()
+		go func() {
+			select {
+			case <-emb.Stopped():
+				stop()
+			case <-ctx.Done():
+			}
+		}()
+	} else if store, err = datastore.New(ctx, cfg.Etcd, log.With("component", "datastore")); err != nil {
 		return err
 	}
 	defer store.Close()
@@ -331,7 +344,13 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 		return err
 	}
 	log.Info("node registered", "node", node.Metadata.Name, "resourceVersion", node.Metadata.ResourceVersion)
-	return serveNode(ctx, cfg, log, store, claim, k, policy, listeners{api: apiL, metrics: metricsL, docker: dl}, h)
+	err = serveNode(ctx, cfg, log, store, claim, k, policy, listeners{api: apiL, metrics: metricsL, docker: dl}, h)
+	if emb != nil {
+		if serr := emb.StoppedErr(); serr != nil {
+			return serr
+		}
+	}
+	return err
 }
 
 // nodeKernels are the kernel interfaces calyx-node programs.

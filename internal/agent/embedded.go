@@ -12,9 +12,9 @@ import (
 
 // startEmbedded runs the embedded etcd under cfg.DataDir, serving only TLS
 // with client certificates from the PKI in DataDir/etcd-pki (created on
-// first start, reused after), and returns it with the configuration of
-// calyx-node's own client, which presents the PKI's client certificate.
-func startEmbedded(ctx context.Context, cfg Config, log *slog.Logger) (*datastore.Embedded, datastore.Config, error) {
+// first start, reused after; calyxctl and other hosts present its client
+// certificate). calyx-node itself talks to it in process (Embedded.Client).
+func startEmbedded(ctx context.Context, cfg Config, log *slog.Logger) (*datastore.Embedded, error) {
 	clientURL, peerURL := cfg.EmbeddedClientURL, cfg.EmbeddedPeerURL
 	if clientURL == "" {
 		clientURL = datastore.DefaultEmbeddedClientURL
@@ -25,16 +25,16 @@ func startEmbedded(ctx context.Context, cfg Config, log *slog.Logger) (*datastor
 	// The URLs are checked before any file is written.
 	clientHost, err := datastore.ListenHost("--etcd-listen-client-url", clientURL)
 	if err != nil {
-		return nil, datastore.Config{}, err
+		return nil, err
 	}
 	peerHost, err := datastore.ListenHost("--etcd-listen-peer-url", peerURL)
 	if err != nil {
-		return nil, datastore.Config{}, err
+		return nil, err
 	}
 	dir := filepath.Join(cfg.DataDir, pki.DirName)
 	files, err := pki.Ensure(dir, pki.Options{Hosts: []string{clientHost, peerHost}})
 	if err != nil {
-		return nil, datastore.Config{}, fmt.Errorf("preparing the embedded etcd's certificates: %w", err)
+		return nil, fmt.Errorf("preparing the embedded etcd's certificates: %w", err)
 	}
 	if len(files.Issued) > 0 {
 		log.Info("embedded etcd certificates written", "dir", dir, "files", files.Issued)
@@ -52,14 +52,8 @@ func startEmbedded(ctx context.Context, cfg Config, log *slog.Logger) (*datastor
 		CAFile:         files.CACert,
 	})
 	if err != nil {
-		return nil, datastore.Config{}, fmt.Errorf("starting embedded etcd: %w", err)
+		return nil, fmt.Errorf("starting embedded etcd: %w", err)
 	}
 	log.Info("embedded etcd started", "endpoints", emb.Endpoints(), "dataDir", filepath.Join(cfg.DataDir, "etcd"), "pki", dir)
-	return emb, datastore.Config{
-		Endpoints:   emb.Endpoints(),
-		CAFile:      files.CACert,
-		CertFile:    files.ClientCert,
-		KeyFile:     files.ClientKey,
-		DialTimeout: cfg.Etcd.DialTimeout,
-	}, nil
+	return emb, nil
 }

@@ -82,6 +82,11 @@ type reconcileLoop struct {
 	// done holds, by endpoint name, the fingerprint of the routes last
 	// programmed successfully; the others are tried on every pass.
 	done map[string]string
+	// removed holds the endpoints a DEL took off the host while the view
+	// still has them (their deletion from the datastore follows): no pass
+	// programs them again, until they leave the view or an ADD touches
+	// them.
+	removed map[string]bool
 	// pending is calc's delta not yet applied to nftables; policyErr is
 	// the last transaction's failure and retries how many failed in a
 	// row.
@@ -115,7 +120,7 @@ func newReconcileLoop(host hostReconciler, policy policyDataplane, c calculator,
 	return &reconcileLoop{
 		host: host, policy: policy, calc: c, view: v, progress: newProgress(), m: m, log: log, now: now, resync: resync,
 		programTimeout: DefaultProgramTimeout,
-		ops:            make(chan loopOp), done: map[string]string{},
+		ops:            make(chan loopOp), done: map[string]string{}, removed: map[string]bool{},
 		routeDrift: make(chan struct{}, 1),
 		learned:    make(chan struct{}, 1),
 	}
@@ -161,6 +166,7 @@ func (l *reconcileLoop) do(ctx context.Context, fn func(ctx context.Context) err
 func (l *reconcileLoop) removeEndpoint(ctx context.Context, ep route.Endpoint) error {
 	return l.do(ctx, func(ctx context.Context) error {
 		delete(l.done, ep.Name)
+		l.removed[ep.Name] = true
 		return l.host.Delete(ctx, ep)
 	})
 }
@@ -170,6 +176,7 @@ func (l *reconcileLoop) removeEndpoint(ctx context.Context, ep route.Endpoint) e
 func (l *reconcileLoop) unrouteEndpoint(ctx context.Context, ep route.Endpoint) error {
 	return l.do(ctx, func(ctx context.Context) error {
 		delete(l.done, ep.Name)
+		l.removed[ep.Name] = true
 		return l.host.Unroute(ctx, ep)
 	})
 }
@@ -306,6 +313,7 @@ func (l *reconcileLoop) pass(ctx context.Context, full, drift bool) bool {
 	}
 	for _, name := range dr.touched {
 		delete(l.done, name)
+		delete(l.removed, name)
 	}
 	for _, c := range dr.changes {
 		if c.kind == api.KindWorkloadEndpoint && st.Endpoints[c.name] == nil {
@@ -315,6 +323,9 @@ func (l *reconcileLoop) pass(ctx context.Context, full, drift bool) bool {
 	desired := make([]route.Endpoint, 0, len(st.Endpoints))
 	status := map[string]error{}
 	for _, name := range slices.Sorted(maps.Keys(st.Endpoints)) {
+		if l.removed[name] {
+			continue
+		}
 		rep := routeEndpoint(st.Endpoints[name])
 		desired = append(desired, rep)
 		fp := fingerprint(rep)
@@ -334,6 +345,11 @@ func (l *reconcileLoop) pass(ctx context.Context, full, drift bool) bool {
 	for name := range l.done {
 		if st.Endpoints[name] == nil {
 			delete(l.done, name)
+		}
+	}
+	for name := range l.removed {
+		if st.Endpoints[name] == nil {
+			delete(l.removed, name)
 		}
 	}
 	if ok {

@@ -36,6 +36,10 @@ type Client struct {
 	cli       *clientv3.Client
 	log       *slog.Logger
 	endpoints []string
+	// members are the endpoints asked for their status, one by one: the
+	// client's own, or, in process, the server's client URL (any name
+	// reaches the one server).
+	members   []string
 	now       func() time.Time
 	health    healthState
 	group     group
@@ -95,7 +99,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error) {
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	_, err = cli.Get(pctx, probeKey, clientv3.WithCountOnly())
 	cancel()
-	c := &Client{cli: cli, log: log, endpoints: endpoints, now: time.Now}
+	c := &Client{cli: cli, log: log, endpoints: endpoints, members: cli.Endpoints(), now: time.Now}
 	if err != nil {
 		defer cli.Close()
 		if ctx.Err() != nil {
@@ -144,7 +148,7 @@ func (c *Client) Revision(ctx context.Context) (int64, error) {
 // answers, for calyxctl version.
 func (c *Client) ServerVersion(ctx context.Context) (string, error) {
 	var errs []error
-	for _, ep := range c.cli.Endpoints() {
+	for _, ep := range c.members {
 		resp, err := c.cli.Status(ctx, ep)
 		if err == nil {
 			return resp.Version, nil

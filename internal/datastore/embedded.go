@@ -17,7 +17,9 @@ import (
 
 	"github.com/calyx-net/calyx/internal/pki"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -256,6 +258,32 @@ func (e *Embedded) Config() EmbeddedConfig { return e.cfg }
 // the server has stopped.
 func (e *Embedded) Err() <-chan error { return e.etcd.Err() }
 
+// Stopped is closed when the server has stopped, by Close or on its own
+// (e.g. a failed disk).
+func (e *Embedded) Stopped() <-chan struct{} { return e.etcd.Server.StopNotify() }
+
+// StoppedErr says why the server stopped on its own: nil while it runs or
+// once Close was called, else an error naming its data directory with the
+// server's own error when it reported one.
+func (e *Embedded) StoppedErr() error {
+	if e.closing.Load() {
+		return nil
+	}
+	select {
+	case <-e.Stopped():
+	default:
+		return nil
+	}
+	select {
+	case err, ok := <-e.etcd.Err():
+		if ok && err != nil {
+			return fmt.Errorf("the embedded etcd (data %s) stopped: %w", e.cfg.DataDir, err)
+		}
+	default:
+	}
+	return fmt.Errorf("the embedded etcd (data %s) stopped", e.cfg.DataDir)
+}
+
 // Close stops the server and waits until it has released its ports and
 // data directory. Open client watches delay it by up to a few seconds
 // (etcd drains them), so stop syncers first. It is safe to call twice.
@@ -265,4 +293,28 @@ func (e *Embedded) Close() error {
 		e.etcd.Close()
 	})
 	return nil
+}
+
+// Client returns a client of this process's server that calls it
+// directly: no connection, TLS, HTTP/2 or protobuf encoding between them,
+// which is most of what a small write costs the process that serves it.
+// It behaves as New's client (errors, leases, watches, health); it needs
+// no certificate because it never leaves the process, and it closes with
+// the server at the latest. Like New, it first proves that the server
+// answers. log receives the client's own error-level messages; nil
+// discards them.
+func (e *Embedded) Client(ctx context.Context, log *slog.Logger) (*Client, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cli := v3client.New(e.etcd.Server)
+	c := &Client{cli: cli, log: log, endpoints: e.Endpoints(), members: e.Endpoints(), now: time.Now}
+	pctx, cancel := context.WithTimeout(ctx, DefaultDialTimeout)
+	_, err := cli.Get(pctx, probeKey, clientv3.WithCountOnly())
+	cancel()
+	if err != nil {
+		_ = cli.Close()
+		return nil, c.wrapErr("reading from the embedded etcd", err)
+	}
+	return c, nil
 }

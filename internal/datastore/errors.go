@@ -172,7 +172,7 @@ func (c *Client) wrapErr(what string, err error) error {
 			return fmt.Errorf("%s: %w (%w)", what, h.Err, err)
 		}
 		return fmt.Errorf("%s: %w", what, timedOut(c.endpoints, err))
-	case status.Code(err) == codes.Unavailable:
+	case status.Code(err) == codes.Unavailable, errors.Is(err, rpctypes.ErrStopped):
 		return fmt.Errorf("%s: %w", what, unreachable(c.endpoints, err))
 	case errors.Is(err, context.DeadlineExceeded), status.Code(err) == codes.DeadlineExceeded:
 		if h := c.Health(); !h.Available() {

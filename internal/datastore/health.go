@@ -113,7 +113,7 @@ func (c *Client) Check(ctx context.Context, timeout time.Duration) Health {
 
 // checkMembers asks every endpoint, in parallel, for its status.
 func (c *Client) checkMembers(ctx context.Context) Health {
-	eps := c.cli.Endpoints()
+	eps := c.members
 	type answer struct {
 		ep     string
 		leader bool

@@ -223,9 +223,10 @@ func (k *Netlink) ReplaceRoute(r Route) error { return k.h.RouteReplace(nlRoute(
 
 // DeleteRoute implements Kernel. The kernel deletes the route to r.Dst
 // that matches r's protocol, type, scope and next hop, so r should be as
-// Dump read it. A missing route is not an error.
+// Dump read it. A missing route is not an error, nor is a missing link,
+// which took its routes with it.
 func (k *Netlink) DeleteRoute(r Route) error {
-	if err := k.h.RouteDel(nlRoute(r)); err != nil && !errors.Is(err, syscall.ESRCH) {
+	if err := k.h.RouteDel(nlRoute(r)); err != nil && !errors.Is(err, syscall.ESRCH) && !errors.Is(err, syscall.ENODEV) {
 		return err
 	}
 	return nil
@@ -256,13 +257,14 @@ func (k *Netlink) SetNeigh(n Neigh) error {
 	return k.h.NeighSet(nn)
 }
 
-// DeleteNeigh implements Kernel. A missing entry is not an error.
+// DeleteNeigh implements Kernel. A missing entry is not an error, nor is
+// a missing link, which took its entries with it.
 func (k *Netlink) DeleteNeigh(n Neigh) error {
 	nn, err := nlNeigh(n)
 	if err != nil {
 		return err
 	}
-	if err := k.h.NeighDel(nn); err != nil && !errors.Is(err, syscall.ENOENT) {
+	if err := k.h.NeighDel(nn); err != nil && !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ENODEV) {
 		return err
 	}
 	return nil

@@ -266,6 +266,41 @@ func TestNetlinkUpdatePruneDelete(t *testing.T) {
 	}
 }
 
+// A link deleted behind the reconciler's back (calyx-node's reaper
+// deletes veths on a socket of its own) took its routes and neighbour
+// entries with it: Prune, finding them unwanted, drops them from its cache
+// without an error, once, instead of failing on them at every pass.
+func TestNetlinkPruneAfterLinkGone(t *testing.T) {
+	const ifName = "calyx0123456789"
+	topo := newKernelTopology(t, ifName)
+	r := New(topo.k, slog.New(slog.DiscardHandler), WithGrace(time.Second))
+	ctx := t.Context()
+	if err := r.Resync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ep := Endpoint{Name: "test", IfName: ifName, MAC: topo.mac, Addrs: addrs("10.65.0.7", "fd65:cafe::7")}
+	if err := r.Update(ctx, ep); err != nil {
+		t.Fatal(err)
+	}
+	l, err := topo.k.Handle().LinkByName(ifName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := topo.k.Handle().LinkDel(l); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for i, at := range []time.Time{now, now.Add(time.Second), now.Add(2 * time.Second)} {
+		before := r.Writes()
+		if err := r.Prune(ctx, nil, at); err != nil {
+			t.Fatalf("Prune %d after the link went: %v", i, err)
+		}
+		if w, want := r.Writes()-before, map[int]uint64{0: 0, 1: 4, 2: 0}[i]; w != want {
+			t.Errorf("Prune %d made %d writes, want %d (the two routes and two entries once, after the grace period)", i, w, want)
+		}
+	}
+}
+
 // BenchmarkNetlinkUpdate measures programming a new endpoint's host side,
 // the "netlink work per ADD" of benchmark B1: one veth per iteration, made
 // beforehand the way the plugin makes it (host end down, peer in another

@@ -132,6 +132,8 @@ type Kernel interface {
 	Dump() (State, error)
 	// ReplaceRoute adds r or replaces the main-table route to r.Dst.
 	ReplaceRoute(r Route) error
+	// DeleteRoute and DeleteNeigh succeed when what they delete is
+	// already gone, its link included.
 	DeleteRoute(r Route) error
 	// SetNeigh adds n or replaces the entry for n.IP on n.LinkIndex.
 	SetNeigh(n Neigh) error
