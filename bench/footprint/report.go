@@ -112,8 +112,14 @@ func printEnv(ctx context.Context, s settings) error {
 	if s.binDir != "" {
 		bin = s.binDir
 	}
+	var goEnv []string // the Go runtime settings calyx-node inherits (test/hostnode)
+	for _, k := range []string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG"} {
+		if v, ok := os.LookupEnv(k); ok {
+			goEnv = append(goEnv, k+"="+v)
+		}
+	}
 	return report.WriteEnv(os.Stdout, "footprint", map[string]any{
-		"binaries": bin, "commit": commit, "etcd": etcd, "etcd_mode": mode, "peer": "none",
+		"calyx_node_go_env": strings.Join(goEnv, " "), "binaries": bin, "commit": commit, "etcd": etcd, "etcd_mode": mode, "peer": "none",
 		"endpoints": s.endpoints, "remote_routes": s.remoteRoutes, "remote_nodes": s.remoteNodes,
 		"policies": s.policies, "parallel": s.parallel, "window": s.window.String(), "settle": s.settle.String(),
 		"calyx_node": strings.TrimSpace("--bgp=false --log-level warn "+s.nodeArgs) + "; native routes (vxlanMode Never)",

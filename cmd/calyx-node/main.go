@@ -92,6 +92,10 @@ func run(args []string) error {
 	defer stop()
 	log.Info("calyx-node starting", "version", version, "node", cfg.NodeName)
 	cfg.NoBGP = !*bgpOn
+	// GOGC in the environment is the operator's choice; else calyx-node
+	// tunes it (agent.Config.TuneGC).
+	_, gogcSet := os.LookupEnv("GOGC")
+	cfg.TuneGC = !gogcSet
 	if *dockerOn {
 		if _, err := os.Stat(filepath.Dir(*dockerDir)); err == nil {
 			cfg.DockerPluginDir = *dockerDir

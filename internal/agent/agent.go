@@ -91,6 +91,10 @@ type Config struct {
 	// handle held by no endpoint, before it is collected; default
 	// DefaultGCGrace.
 	GCGrace time.Duration
+	// TuneGC lets calyx-node set the Go runtime's GC percentage as its
+	// load changes (see gctune.go); calyx-node sets it unless GOGC is in
+	// its environment. Off in tests: the setting is the process's.
+	TuneGC bool
 	// DatastoreTimeout bounds the datastore work of one local API request:
 	// an ADD fails with CNI code 11 after it, or at once while the health
 	// monitor finds etcd unreachable or without a leader; default
@@ -382,8 +386,9 @@ type listeners struct {
 func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datastore.Client, claim *datastore.Claim, k nodeKernels, policy policyDataplane, ls listeners, h hooks) error {
 	view := newView(cfg.NodeName, time.Now)
 	view.expectAffinities()
-	syncer := datastore.NewSyncer(store, syncerKinds(), log.With("component", "syncer"))
-	affSyncer := datastore.NewSourceSyncer(store, ipam.AffinitySource(), log.With("component", "syncer", "source", "affinities"))
+	// The view keeps every resource it needs: the syncers keep no copy.
+	syncer := datastore.NewSyncer(store, syncerKinds(), log.With("component", "syncer")).WithoutDeletedValues()
+	affSyncer := datastore.NewSourceSyncer(store, ipam.AffinitySource(), log.With("component", "syncer", "source", "affinities")).WithoutDeletedValues()
 	var reg prometheus.Registerer
 	var gatherer prometheus.Gatherer
 	if cfg.Registry != nil {
@@ -458,7 +463,11 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 	}
 	status := nodeStatus{health: hl, loop: loop, bgp: speaker, syncers: []func() datastore.Status{syncer.Status, affSyncer.Status}}
 	local := apiHandler(svc, hl, map[string]http.Handler{localapi.PathNodeStatus: http.HandlerFunc(status.serve)})
-	g.Go(func() error { return serve(gctx, ls.api, local, log) })
+	tuner := newGCTuner(log.With("component", "gc-tuning"))
+	if cfg.TuneGC {
+		g.Go(func() error { tuner.run(gctx, gcTuneInterval); return nil })
+	}
+	g.Go(func() error { return serve(gctx, ls.api, tuner.wrap(local), log) })
 	if ls.metrics != nil {
 		g.Go(func() error { return serve(gctx, ls.metrics, metricsHandler(gatherer, hl), log) })
 	}
@@ -484,8 +493,8 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 			be.close()
 			return nil
 		})
-		g.Go(func() error { return serve(gctx, ls.docker.network, drv.NetworkHandler(), dlog) })
-		g.Go(func() error { return serve(gctx, ls.docker.ipam, drv.IPAMHandler(), dlog) })
+		g.Go(func() error { return serve(gctx, ls.docker.network, tuner.wrap(drv.NetworkHandler()), dlog) })
+		g.Go(func() error { return serve(gctx, ls.docker.ipam, tuner.wrap(drv.IPAMHandler()), dlog) })
 		gc.docker = engine.NetworkEndpoints
 	}
 	g.Go(func() error { return loop.run(gctx) })

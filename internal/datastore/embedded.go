@@ -298,11 +298,12 @@ func (e *Embedded) Close() error {
 // Client returns a client of this process's server that calls it
 // directly: no connection, TLS, HTTP/2 or protobuf encoding between them,
 // which is most of what a small write costs the process that serves it.
-// It behaves as New's client (errors, leases, watches, health); it needs
-// no certificate because it never leaves the process, and it closes with
-// the server at the latest. Like New, it first proves that the server
-// answers. log receives the client's own error-level messages; nil
-// discards them.
+// It behaves as New's client (errors, leases, watches), and needs no
+// certificate because it never leaves the process. Its health checks
+// cannot see the server stop, which Stopped tells instead; once it has,
+// requests fail as unavailable. Like New, it first proves that the server
+// answers; Close releases it. log receives the client's own error-level
+// messages; nil discards them.
 func (e *Embedded) Client(ctx context.Context, log *slog.Logger) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -38,7 +38,8 @@ func (t EventType) String() string {
 
 // Event is one change after the Snapshot. Resource is the new resource for
 // a put and the last one the handler was given for a delete (nil if that
-// value no longer decodes, which a Source's Decode never allows). Revision is the
+// value no longer decodes, which a Source's Decode never allows, and with
+// WithoutDeletedValues). Revision is the
 // etcd revision the handler is up to date with after applying the event;
 // successive events never go back in revision.
 type Event struct {
@@ -101,6 +102,8 @@ type Syncer struct {
 	log   *slog.Logger
 	now   func() time.Time
 	rand  func() float64 // in [0, 1), for the backoff's jitter
+	// noValues: deletes carry no resource, so no value is kept.
+	noValues bool
 
 	mu sync.Mutex // guards st
 	st Status
@@ -151,6 +154,24 @@ func NewSourceSyncer(c *Client, src Source, log *slog.Logger) *Syncer {
 	return &Syncer{c: c, src: src, log: log, now: time.Now, rand: rand.Float64}
 }
 
+// WithoutDeletedValues makes the syncer's delete events carry no Resource
+// (Kind and Name say what went), so that it need not keep a copy of every
+// stored value to hand back: for a handler that keeps what it needs
+// itself. It returns s, and must be called before Run.
+func (s *Syncer) WithoutDeletedValues() *Syncer {
+	s.noValues = true
+	return s
+}
+
+// keep is what the syncer remembers of a key it delivered.
+func (s *Syncer) keep(kind, name string, kv *mvccpb.KeyValue) entry {
+	e := entry{kind: kind, name: name, modRev: kv.ModRevision}
+	if !s.noValues {
+		e.value = kv.Value
+	}
+	return e
+}
+
 // typedSource is the typed resources under Prefix.
 func typedSource() Source {
 	return Source{
@@ -195,7 +216,7 @@ func (s *Syncer) Status() Status {
 type entry struct {
 	kind   string // kind name, e.g. "IPPool"
 	name   string
-	value  []byte
+	value  []byte // nil with WithoutDeletedValues
 	modRev int64
 }
 
@@ -334,7 +355,7 @@ func (s *Syncer) snapshot(st *syncState, kvs []*mvccpb.KeyValue, rev int64) {
 			s.log.Warn("skipping undecodable stored resource", "key", key, "err", err)
 			continue
 		}
-		st.known[key] = entry{kind: kind, name: name, value: kv.Value, modRev: kv.ModRevision}
+		st.known[key] = s.keep(kind, name, kv)
 		snap.Resources = append(snap.Resources, r)
 	}
 	st.h.OnSnapshot(snap)
@@ -436,7 +457,7 @@ func (s *Syncer) put(st *syncState, key string, kind, name string, kv *mvccpb.Ke
 		}
 		return
 	}
-	st.known[key] = entry{kind: kind, name: name, value: kv.Value, modRev: kv.ModRevision}
+	st.known[key] = s.keep(kind, name, kv)
 	st.h.OnEvent(Event{Type: EventPut, Kind: kind, Name: name, Resource: r, Revision: rev})
 }
 
@@ -447,10 +468,13 @@ func (s *Syncer) del(st *syncState, key string, rev int64) {
 		return
 	}
 	delete(st.known, key)
-	r, err := s.decode(old.kind, old.name, old.value, old.modRev)
-	if err != nil { // unreachable: the same bytes decoded when they were stored
-		s.log.Warn("a deleted resource's last value no longer decodes", "key", key, "err", err)
-		r = nil
+	var r api.Resource
+	if !s.noValues {
+		var err error
+		if r, err = s.decode(old.kind, old.name, old.value, old.modRev); err != nil { // unreachable: the same bytes decoded when they were stored
+			s.log.Warn("a deleted resource's last value no longer decodes", "key", key, "err", err)
+			r = nil
+		}
 	}
 	st.h.OnEvent(Event{Type: EventDelete, Kind: old.kind, Name: old.name, Resource: r, Revision: rev})
 }

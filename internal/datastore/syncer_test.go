@@ -47,11 +47,15 @@ func (r *recorder) OnSnapshot(s datastore.Snapshot) {
 }
 
 func (r *recorder) OnEvent(e datastore.Event) {
-	if e.Kind != e.Resource.GetKind() || e.Name != e.Resource.GetObjectMeta().Name {
-		panic(fmt.Sprintf("event %s %s/%s carries %s/%s", e.Type, e.Kind, e.Name, e.Resource.GetKind(), e.Resource.GetObjectMeta().Name))
+	ev := fmt.Sprintf("%s %s/%s @%d", e.Type, e.Kind, e.Name, e.Revision) // a delete without its value
+	if e.Resource != nil {
+		if e.Kind != e.Resource.GetKind() || e.Name != e.Resource.GetObjectMeta().Name {
+			panic(fmt.Sprintf("event %s %s/%s carries %s/%s", e.Type, e.Kind, e.Name, e.Resource.GetKind(), e.Resource.GetObjectMeta().Name))
+		}
+		ev = eventString(e.Type, e.Resource, e.Revision)
 	}
 	r.mu.Lock()
-	r.events = append(r.events, eventString(e.Type, e.Resource, e.Revision))
+	r.events = append(r.events, ev)
 	r.mu.Unlock()
 	r.poke()
 }
@@ -222,6 +226,36 @@ func TestSyncerSnapshotThenEvents(t *testing.T) {
 	testnet.WaitFor(t, "the syncer's status to reach the last revision", func() bool { return s.Status().Revision == last })
 	if st := s.Status(); !st.InSync || st.Resyncs != 0 {
 		t.Errorf("status %+v", st)
+	}
+}
+
+// WithoutDeletedValues: deletes name what went, without its last value;
+// snapshots and puts are as usual.
+func TestSyncerWithoutDeletedValues(t *testing.T) {
+	c := setup(t)
+	w := newWriter(t, c)
+	w.apply(pool("p0", "10.0.0.0/16", nil))
+	rec := newRecorder()
+	s := datastore.NewSyncer(c, nil, testnet.Logger(t)).WithoutDeletedValues()
+	ctx, cancel := context.WithCancel(testCtx(t))
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, rec) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	rec.waitFor(t, "the snapshot", func() bool { return len(rec.snaps) == 1 })
+	if got := len(rec.snaps[0].Resources); got != 1 {
+		t.Errorf("snapshot of %d resources, want 1", got)
+	}
+	w.want = nil
+	w.apply(pool("p1", "10.1.0.0/16", nil))
+	w.delete("ippool", "p0")
+	want := []string{w.want[0], fmt.Sprintf("delete IPPool/p0 @%d", mustRevision(t, c))}
+	if diff := cmp.Diff(want, rec.waitEvents(t, 2)); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
 	}
 }
 

@@ -202,6 +202,13 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.cmd = command(filepath.Join(cfg.BinDir, "calyx-node"), append(args, cfg.Args...)...)
 	n.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	// The Go runtime's settings pass through, so that a benchmark can
+	// measure them (e.g. GOGC=50 make bench BENCH=footprint).
+	for _, k := range []string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG"} {
+		if v, ok := os.LookupEnv(k); ok {
+			n.cmd.Env = append(n.cmd.Env, k+"="+v)
+		}
+	}
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
 	if err := StartIn(cfg.NS, n.cmd); err != nil {
 		return nil, fmt.Errorf("starting calyx-node: %w", err)

@@ -1,0 +1,115 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	rtmetrics "runtime/metrics"
+	"sync"
+	"time"
+)
+
+// calyx-node holds the cluster's routes, policies and endpoints for its
+// whole life. With Go's default GOGC of 100 its heap grows to twice what
+// is live; on a host with many endpoints and policies that doubling is
+// most of its memory. At rest a GOGC of 50 (a heap of 1.5 times the live
+// one) costs little CPU, because little is allocated; while it serves
+// ADDs and DELs each request would pay for twice as many collections. So
+// the tuner lowers GOGC to 50 once nothing was asked of calyx-node for a
+// tuning interval and its live heap is large, and puts it back to 100 as
+// soon as a request arrives.
+//
+// bench/footprint, 1,000 endpoints at rest: 116.6 MB RSS and 0.54% of a
+// core with 100, 100.7 MB and 0.68% with 50. bench/cni's bursts measured
+// more CPU per ADD with 50 throughout.
+const (
+	// gcTuneInterval is how often the tuner looks, and how long calyx-node
+	// must have been at rest before GOGC is lowered.
+	gcTuneInterval = 10 * time.Second
+	restGCPercent  = 50
+	busyGCPercent  = 100 // Go's default
+	// restHeap is the live heap from which restGCPercent applies at rest;
+	// below smallHeap busyGCPercent applies again (the gap keeps a heap
+	// near the threshold from switching back and forth). A small heap's
+	// doubling is a few MB.
+	restHeap  = 32 << 20
+	smallHeap = 24 << 20
+)
+
+// gcTuner sets the process's GC percentage: see above.
+type gcTuner struct {
+	log *slog.Logger
+	set func(percent int) // debug.SetGCPercent, replaced in tests
+	mu  sync.Mutex        // guards cur and busy
+	cur int               // the percentage set
+	// busy says a request arrived since the tuner last looked.
+	busy bool
+}
+
+func newGCTuner(log *slog.Logger) *gcTuner {
+	return &gcTuner{log: log, set: func(p int) { debug.SetGCPercent(p) }, cur: busyGCPercent}
+}
+
+// wrap marks calyx-node busy for every request h serves, restoring the
+// busy percentage at once if it was lowered.
+func (t *gcTuner) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.request()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (t *gcTuner) request() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.busy = true
+	if t.cur != busyGCPercent {
+		t.cur = busyGCPercent
+		t.set(t.cur)
+	}
+}
+
+// tick looks once: live is the live heap's size.
+func (t *gcTuner) tick(live uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := gcPercentFor(live, t.busy, t.cur)
+	t.busy = false
+	if p != t.cur {
+		t.log.Debug("GC percentage set", "percent", p, "liveHeapBytes", live)
+		t.cur = p
+		t.set(p)
+	}
+}
+
+// run looks every interval until ctx ends.
+func (t *gcTuner) run(ctx context.Context, every time.Duration) {
+	sample := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	tk := time.NewTicker(every)
+	defer tk.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tk.C:
+		}
+		rtmetrics.Read(sample)
+		if sample[0].Value.Kind() == rtmetrics.KindUint64 {
+			t.tick(sample[0].Value.Uint64())
+		}
+	}
+}
+
+// gcPercentFor is the GC percentage for a live heap of live bytes, busy
+// saying whether a request arrived in the last interval and cur being the
+// percentage set.
+func gcPercentFor(live uint64, busy bool, cur int) int {
+	switch {
+	case busy || live < smallHeap:
+		return busyGCPercent
+	case live >= restHeap:
+		return restGCPercent
+	}
+	return cur
+}

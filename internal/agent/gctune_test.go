@@ -1,0 +1,43 @@
+package agent
+
+import (
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"testing"
+)
+
+// GOGC is lowered only at rest with a large live heap, and restored by
+// the next request at once.
+func TestGCTuner(t *testing.T) {
+	var sets []int
+	tu := newGCTuner(slog.New(slog.DiscardHandler))
+	tu.set = func(p int) { sets = append(sets, p) }
+	h := tu.wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	serve := func() { h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/", nil)) }
+
+	steps := []struct {
+		name string
+		do   func()
+		want []int // percentages set
+	}{
+		{"small heap at rest", func() { tu.tick(10 << 20) }, nil},
+		{"large heap, a request this interval", func() { serve(); tu.tick(40 << 20) }, nil},
+		{"large heap at rest", func() { tu.tick(40 << 20) }, []int{50}},
+		{"still at rest", func() { tu.tick(40 << 20) }, nil},
+		{"between the thresholds at rest: kept", func() { tu.tick(28 << 20) }, nil},
+		{"a request restores 100 at once", serve, []int{100}},
+		{"the next look after it: still busy", func() { tu.tick(40 << 20) }, nil},
+		{"at rest again", func() { tu.tick(40 << 20) }, []int{50}},
+		{"the heap shrank at rest", func() { tu.tick(20 << 20) }, []int{100}},
+		{"between the thresholds at rest: kept at 100", func() { tu.tick(28 << 20) }, nil},
+	}
+	for _, s := range steps {
+		sets = nil
+		s.do()
+		if !slices.Equal(sets, s.want) {
+			t.Errorf("%s: set %v, want %v", s.name, sets, s.want)
+		}
+	}
+}
