@@ -40,7 +40,11 @@ const (
 // gcTuner sets the process's GC percentage: see above.
 type gcTuner struct {
 	log *slog.Logger
-	set func(percent int) // debug.SetGCPercent, replaced in tests
+	// set sets the GC percentage; release returns the heap's free memory
+	// to the kernel (debug.SetGCPercent, debug.FreeOSMemory; replaced in
+	// tests).
+	set     func(percent int)
+	release func()
 	mu  sync.Mutex        // guards cur and busy
 	cur int               // the percentage set
 	// busy says a request arrived since the tuner last looked.
@@ -48,7 +52,7 @@ type gcTuner struct {
 }
 
 func newGCTuner(log *slog.Logger) *gcTuner {
-	return &gcTuner{log: log, set: func(p int) { debug.SetGCPercent(p) }, cur: busyGCPercent}
+	return &gcTuner{log: log, set: func(p int) { debug.SetGCPercent(p) }, release: debug.FreeOSMemory, cur: busyGCPercent}
 }
 
 // wrap marks calyx-node busy for every request h serves, restoring the
@@ -70,16 +74,22 @@ func (t *gcTuner) request() {
 	}
 }
 
-// tick looks once: live is the live heap's size.
+// tick looks once: live is the live heap's size. Coming to rest, it also
+// returns what the busy heap freed to the kernel at once (one collection),
+// rather than leaving it to the runtime's slow background return.
 func (t *gcTuner) tick(live uint64) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	p := gcPercentFor(live, t.busy, t.cur)
 	t.busy = false
-	if p != t.cur {
+	changed := p != t.cur
+	if changed {
 		t.log.Debug("GC percentage set", "percent", p, "liveHeapBytes", live)
 		t.cur = p
 		t.set(p)
+	}
+	t.mu.Unlock()
+	if changed && p == restGCPercent {
+		t.release()
 	}
 }
 

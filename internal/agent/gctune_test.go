@@ -14,22 +14,23 @@ func TestGCTuner(t *testing.T) {
 	var sets []int
 	tu := newGCTuner(slog.New(slog.DiscardHandler))
 	tu.set = func(p int) { sets = append(sets, p) }
+	tu.release = func() { sets = append(sets, 0) } // 0: memory released
 	h := tu.wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	serve := func() { h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/", nil)) }
 
 	steps := []struct {
 		name string
 		do   func()
-		want []int // percentages set
+		want []int // percentages set, 0 for a release of memory
 	}{
 		{"small heap at rest", func() { tu.tick(10 << 20) }, nil},
 		{"large heap, a request this interval", func() { serve(); tu.tick(40 << 20) }, nil},
-		{"large heap at rest", func() { tu.tick(40 << 20) }, []int{50}},
+		{"large heap at rest: lowered, memory released", func() { tu.tick(40 << 20) }, []int{50, 0}},
 		{"still at rest", func() { tu.tick(40 << 20) }, nil},
 		{"between the thresholds at rest: kept", func() { tu.tick(28 << 20) }, nil},
 		{"a request restores 100 at once", serve, []int{100}},
 		{"the next look after it: still busy", func() { tu.tick(40 << 20) }, nil},
-		{"at rest again", func() { tu.tick(40 << 20) }, []int{50}},
+		{"at rest again", func() { tu.tick(40 << 20) }, []int{50, 0}},
 		{"the heap shrank at rest", func() { tu.tick(20 << 20) }, []int{100}},
 		{"between the thresholds at rest: kept at 100", func() { tu.tick(28 << 20) }, nil},
 	}

@@ -16,8 +16,11 @@ package nlsafe
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
 )
 
 // maxAttempts bounds the retries of one dump. Interruptions come from
@@ -30,19 +33,20 @@ const maxAttempts = 5
 func IsInterrupted(err error) bool { return errors.Is(err, netlink.ErrDumpInterrupted) }
 
 // retry runs dump until it is not interrupted, at most maxAttempts times.
-func retry[T any](what string, dump func() ([]T, error)) ([]T, error) {
+func retry[T any](what string, dump func() (T, error)) (T, error) {
 	var err error
+	var zero T
 	for range maxAttempts {
-		var out []T
+		var out T
 		out, err = dump()
 		if err == nil {
 			return out, nil
 		}
 		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return nil, fmt.Errorf("listing %s: %w", what, err)
+			return zero, fmt.Errorf("listing %s: %w", what, err)
 		}
 	}
-	return nil, fmt.Errorf("listing %s: interrupted %d times by concurrent changes: %w", what, maxAttempts, err)
+	return zero, fmt.Errorf("listing %s: interrupted %d times by concurrent changes: %w", what, maxAttempts, err)
 }
 
 // LinkList lists every link of h's namespace.
@@ -63,8 +67,74 @@ func RouteListFiltered(h *netlink.Handle, family int, filter *netlink.Route, fil
 	return retry("routes", func() ([]netlink.Route, error) { return h.RouteListFiltered(family, filter, filterMask) })
 }
 
+// Routes is RouteListFiltered converting each route with conv as it is
+// read (keeping those conv accepts), so that no list of netlink.Route (a
+// few hundred bytes each) is built: for callers that keep a few fields of
+// thousands of routes.
+func Routes[T any](h *netlink.Handle, family int, filter *netlink.Route, filterMask uint64, conv func(netlink.Route) (T, bool)) ([]T, error) {
+	return retry("routes", func() ([]T, error) {
+		var out []T
+		err := h.RouteListFilteredIter(family, filter, filterMask, func(r netlink.Route) bool {
+			if t, ok := conv(r); ok {
+				out = append(out, t)
+			}
+			return true
+		})
+		return out, err
+	})
+}
+
 // NeighList lists the neighbour entries of family on linkIndex (0: every
 // link).
 func NeighList(h *netlink.Handle, linkIndex, family int) ([]netlink.Neigh, error) {
 	return retry("neighbours", func() ([]netlink.Neigh, error) { return h.NeighList(linkIndex, family) })
+}
+
+// LinkBrief is what Links reads of a link.
+type LinkBrief struct {
+	Index int
+	Name  string
+	Flags uint32 // IFF_*: unix.IFF_UP for an interface set up
+}
+
+// Links lists the index, name and flags of every link of the calling
+// thread's network namespace (run it there), on a netlink socket of its
+// own, reading nothing else of them: a fraction of what LinkList
+// allocates, for callers that check which of many interfaces exist.
+func Links() ([]LinkBrief, error) {
+	return retry("links", func() ([]LinkBrief, error) {
+		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
+		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+		var out []LinkBrief
+		err := req.ExecuteIter(unix.NETLINK_ROUTE, unix.RTM_NEWLINK, func(msg []byte) bool {
+			if l, ok := linkBrief(msg); ok {
+				out = append(out, l)
+			}
+			return true
+		})
+		return out, err
+	})
+}
+
+// linkBrief reads an RTM_NEWLINK message's payload: an ifinfomsg, then
+// attributes, of which it wants IFLA_IFNAME.
+func linkBrief(msg []byte) (LinkBrief, bool) {
+	if len(msg) < unix.SizeofIfInfomsg {
+		return LinkBrief{}, false
+	}
+	ne := nl.NativeEndian()
+	l := LinkBrief{Index: int(int32(ne.Uint32(msg[4:8]))), Flags: ne.Uint32(msg[8:12])}
+	b := msg[unix.SizeofIfInfomsg:]
+	for len(b) >= unix.SizeofRtAttr {
+		n := int(ne.Uint16(b[0:2]))
+		if n < unix.SizeofRtAttr || n > len(b) {
+			return LinkBrief{}, false
+		}
+		if ne.Uint16(b[2:4]) == unix.IFLA_IFNAME {
+			l.Name = strings.TrimRight(string(b[unix.SizeofRtAttr:n]), "\x00")
+			return l, true
+		}
+		b = b[min((n+unix.RTA_ALIGNTO-1)&^(unix.RTA_ALIGNTO-1), len(b)):]
+	}
+	return LinkBrief{}, false
 }

@@ -43,3 +43,39 @@ func TestRetry(t *testing.T) {
 		})
 	}
 }
+
+func TestLinkBrief(t *testing.T) {
+	hdr := []byte{0, 0, 1, 0, 7, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0} // ifinfomsg: index 7, IFF_UP
+	attr := func(typ uint16, data string) []byte {
+		l := 4 + len(data)
+		b := []byte{byte(l), byte(l >> 8), byte(typ), byte(typ >> 8)}
+		b = append(b, data...)
+		for len(b)%4 != 0 {
+			b = append(b, 0)
+		}
+		return b
+	}
+	cat := func(parts ...[]byte) []byte {
+		var out []byte
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		msg  []byte
+		want string
+		ok   bool
+	}{
+		{"name after another attribute", cat(hdr, attr(4, "\x00\x05\x00\x00"), attr(3, "calyx01\x00")), "calyx01", true},
+		{"no name", cat(hdr, attr(4, "\x00\x05\x00\x00")), "", false},
+		{"short header", hdr[:8], "", false},
+		{"attribute longer than the message", cat(hdr, []byte{200, 0, 3, 0, 'x'}), "", false},
+	} {
+		got, ok := linkBrief(tc.msg)
+		if got.Name != tc.want || ok != tc.ok || ok && (got.Index != 7 || got.Flags != 1) {
+			t.Errorf("%s: %+v %v, want %q (index 7, flags 1) %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+}

@@ -74,13 +74,31 @@ func (k *Netlink) LinkByIndex(idx int) (Link, error) {
 
 // LinkNames implements Kernel.
 func (k *Netlink) LinkNames() (map[string]bool, error) {
-	links, err := nlsafe.LinkList(k.h)
+	links, err := k.links()
 	if err != nil {
-		return nil, fmt.Errorf("listing links: %w", err)
+		return nil, err
 	}
 	out := make(map[string]bool, len(links))
 	for _, l := range links {
-		out[l.Attrs().Name] = true
+		out[l.Name] = true
+	}
+	return out, nil
+}
+
+// links lists the namespace's links: index, name and whether up.
+func (k *Netlink) links() ([]Link, error) {
+	var bs []nlsafe.LinkBrief
+	err := k.ns.Do(func() error {
+		var err error
+		bs, err = nlsafe.Links()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing links: %w", err)
+	}
+	out := make([]Link, len(bs))
+	for i, b := range bs {
+		out[i] = Link{Index: b.Index, Name: b.Name, Up: b.Flags&unix.IFF_UP != 0}
 	}
 	return out, nil
 }
@@ -114,21 +132,12 @@ func (k *Netlink) DeleteLink(l Link) error {
 // Dump implements Kernel.
 func (k *Netlink) Dump() (State, error) {
 	var st State
-	links, err := nlsafe.LinkList(k.h)
-	if err != nil {
+	var err error
+	if st.Links, err = k.links(); err != nil {
 		return st, err
 	}
-	for _, l := range links {
-		st.Links = append(st.Links, toLink(l))
-	}
-	routes, err := nlsafe.RouteListFiltered(k.h, netlink.FAMILY_ALL, &netlink.Route{}, 0)
-	if err != nil {
+	if st.Routes, err = nlsafe.Routes(k.h, netlink.FAMILY_ALL, &netlink.Route{}, 0, fromNetlinkRoute); err != nil {
 		return st, err
-	}
-	for _, r := range routes {
-		if rt, ok := fromNetlinkRoute(r); ok {
-			st.Routes = append(st.Routes, rt)
-		}
 	}
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
 		neighs, err := nlsafe.NeighList(k.h, 0, fam)

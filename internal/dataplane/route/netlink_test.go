@@ -266,6 +266,28 @@ func TestNetlinkUpdatePruneDelete(t *testing.T) {
 	}
 }
 
+// LinkNames, which parses only the names of its own dump, lists what
+// LinkList does, in the reconciler's namespace (not the test's).
+func TestNetlinkLinkNames(t *testing.T) {
+	const ifName = "calyx0123456789"
+	topo := newKernelTopology(t, ifName)
+	got, err := topo.k.LinkNames()
+	if err != nil {
+		t.Fatal(err)
+	}
+	links, err := nlsafe.LinkList(topo.k.Handle())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for _, l := range links {
+		want[l.Attrs().Name] = true
+	}
+	if d := cmp.Diff(want, got); d != "" || !got[ifName] || !got["lo"] {
+		t.Errorf("LinkNames (-LinkList +LinkNames):\n%s", d)
+	}
+}
+
 // A link deleted behind the reconciler's back (calyx-node's reaper
 // deletes veths on a socket of its own) took its routes and neighbour
 // entries with it: Prune, finding them unwanted, drops them from its cache
