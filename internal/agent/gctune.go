@@ -45,8 +45,8 @@ type gcTuner struct {
 	// tests).
 	set     func(percent int)
 	release func()
-	mu  sync.Mutex        // guards cur and busy
-	cur int               // the percentage set
+	mu      sync.Mutex // guards cur and busy
+	cur     int        // the percentage set
 	// busy says a request arrived since the tuner last looked.
 	busy bool
 }
