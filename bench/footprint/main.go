@@ -50,7 +50,11 @@
 // window holds one periodic resync, the main periodic cost.
 //
 // -node-args passes extra flags to calyx-node (the environment line
-// shows them), e.g. to measure a setting's cost.
+// shows them), e.g. to measure a setting's cost. The Go runtime's
+// settings in the benchmark's environment (GOGC, GOMEMLIMIT, GOMAXPROCS,
+// GODEBUG) reach calyx-node too, and the environment line names them
+// (calyx_node_go_env): `GOGC=100 make bench BENCH=footprint` measures
+// calyx-node without its GC tuning.
 //
 // -profile DIR also saves calyx-node's CPU profile of each window and its
 // heap (after a collection) and goroutines at the end of it, for a
