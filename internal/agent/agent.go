@@ -337,24 +337,28 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, h hooks) error {
 	}
 	defer store.Close()
 
+	// An embedded etcd that stopped on its own is the reason for whatever
+	// failed after it did.
+	why := func(err error) error {
+		if emb != nil {
+			if serr := emb.StoppedErr(); serr != nil {
+				return serr
+			}
+		}
+		return err
+	}
 	claim, err := claimNode(ctx, store, cfg, hostID, cmp.Or(h.claimTTL, DefaultClaimTTL), log)
 	if err != nil {
-		return err
+		return why(err)
 	}
 	// Registration, like every later write of this node's state, holds only
 	// while this process holds the node's name.
 	node, err := registerNode(ctx, fencedStore{Client: store, fence: claim.Fence}, cfg)
 	if err != nil {
-		return err
+		return why(err)
 	}
 	log.Info("node registered", "node", node.Metadata.Name, "resourceVersion", node.Metadata.ResourceVersion)
-	err = serveNode(ctx, cfg, log, store, claim, k, policy, listeners{api: apiL, metrics: metricsL, docker: dl}, h)
-	if emb != nil {
-		if serr := emb.StoppedErr(); serr != nil {
-			return serr
-		}
-	}
-	return err
+	return why(serveNode(ctx, cfg, log, store, claim, k, policy, listeners{api: apiL, metrics: metricsL, docker: dl}, h))
 }
 
 // nodeKernels are the kernel interfaces calyx-node programs.
@@ -467,7 +471,7 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 	if cfg.TuneGC {
 		g.Go(func() error { tuner.run(gctx, gcTuneInterval); return nil })
 	}
-	g.Go(func() error { return serve(gctx, ls.api, tuner.wrap(local), log) })
+	g.Go(func() error { return serve(gctx, ls.api, tuner.wrap(local, cniWork), log) })
 	if ls.metrics != nil {
 		g.Go(func() error { return serve(gctx, ls.metrics, metricsHandler(gatherer, hl), log) })
 	}
@@ -493,8 +497,8 @@ func serveNode(ctx context.Context, cfg Config, log *slog.Logger, store *datasto
 			be.close()
 			return nil
 		})
-		g.Go(func() error { return serve(gctx, ls.docker.network, tuner.wrap(drv.NetworkHandler()), dlog) })
-		g.Go(func() error { return serve(gctx, ls.docker.ipam, tuner.wrap(drv.IPAMHandler()), dlog) })
+		g.Go(func() error { return serve(gctx, ls.docker.network, tuner.wrap(drv.NetworkHandler(), nil), dlog) })
+		g.Go(func() error { return serve(gctx, ls.docker.ipam, tuner.wrap(drv.IPAMHandler(), nil), dlog) })
 		gc.docker = engine.NetworkEndpoints
 	}
 	g.Go(func() error { return loop.run(gctx) })

@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"slices"
 	"testing"
+
+	"github.com/calyx-net/calyx/internal/localapi"
 )
 
 // GOGC is lowered only at rest with a large live heap, and restored by
@@ -15,8 +17,11 @@ func TestGCTuner(t *testing.T) {
 	tu := newGCTuner(slog.New(slog.DiscardHandler))
 	tu.set = func(p int) { sets = append(sets, p) }
 	tu.release = func() { sets = append(sets, 0) } // 0: memory released
-	h := tu.wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	serve := func() { h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/", nil)) }
+	h := tu.wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), cniWork)
+	call := func(path string) func() {
+		return func() { h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, path, nil)) }
+	}
+	serve := call(localapi.PathCNIAdd)
 
 	steps := []struct {
 		name string
@@ -27,8 +32,9 @@ func TestGCTuner(t *testing.T) {
 		{"large heap, a request this interval", func() { serve(); tu.tick(40 << 20) }, nil},
 		{"large heap at rest: lowered, memory released", func() { tu.tick(40 << 20) }, []int{50, 0}},
 		{"still at rest", func() { tu.tick(40 << 20) }, nil},
+		{"health and status polls are not work", func() { call(localapi.PathStatus)(); call(localapi.PathHealthz)(); tu.tick(40 << 20) }, nil},
 		{"between the thresholds at rest: kept", func() { tu.tick(28 << 20) }, nil},
-		{"a request restores 100 at once", serve, []int{100}},
+		{"a request restores 100 at once", call(localapi.PathIPAMDel), []int{100}},
 		{"the next look after it: still busy", func() { tu.tick(40 << 20) }, nil},
 		{"at rest again", func() { tu.tick(40 << 20) }, []int{50, 0}},
 		{"the heap shrank at rest", func() { tu.tick(20 << 20) }, []int{100}},

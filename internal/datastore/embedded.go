@@ -299,7 +299,10 @@ func (e *Embedded) Close() error {
 // directly: no connection, TLS, HTTP/2 or protobuf encoding between them,
 // which is most of what a small write costs the process that serves it.
 // It behaves as New's client (errors, leases, watches), and needs no
-// certificate because it never leaves the process. Its health checks
+// certificate because it never leaves the process. It skips what etcd
+// does in its gRPC layer: requests are not limited in size before the
+// server's own limit (MaxRequestBytes), and WithRequireLeader has no
+// effect, which for a single member changes nothing: its health checks
 // cannot see the server stop, which Stopped tells instead; once it has,
 // requests fail as unavailable. Like New, it first proves that the server
 // answers; Close releases it. log receives the client's own error-level
@@ -309,7 +312,7 @@ func (e *Embedded) Client(ctx context.Context, log *slog.Logger) (*Client, error
 		log = slog.New(slog.DiscardHandler)
 	}
 	cli := v3client.New(e.etcd.Server)
-	c := &Client{cli: cli, log: log, endpoints: e.Endpoints(), members: e.Endpoints(), now: time.Now}
+	c := &Client{cli: cli, log: log, endpoints: e.Endpoints(), members: e.Endpoints(), inProcess: true, now: time.Now}
 	pctx, cancel := context.WithTimeout(ctx, DefaultDialTimeout)
 	_, err := cli.Get(pctx, probeKey, clientv3.WithCountOnly())
 	cancel()

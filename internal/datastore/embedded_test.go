@@ -17,7 +17,11 @@ func inProcess(t *testing.T, e *datastore.Embedded) *datastore.Client {
 	if err != nil {
 		t.Fatalf("in-process client: %v", err)
 	}
-	t.Cleanup(func() { _ = c.Close() })
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("closing the in-process client: %v", err)
+		}
+	})
 	return c
 }
 
@@ -90,5 +94,24 @@ func TestEmbeddedInProcessClient(t *testing.T) {
 	}
 	if _, err := local.Get(testCtx(t), kind(t, "ippool"), "local"); !datastore.IsUnavailable(err) {
 		t.Errorf("get with the server stopped: %v, want unavailable", err)
+	}
+}
+
+// A server that stops on its own (not by Close) says so, naming its data
+// directory; calyx-node exits with that error.
+func TestEmbeddedStoppedOnItsOwn(t *testing.T) {
+	cfg := testnet.EtcdConfig(t)
+	e := testnet.StartEtcdWith(t, cfg)
+	if err := e.StoppedErr(); err != nil {
+		t.Fatalf("StoppedErr while running: %v", err)
+	}
+	datastore.HardStop(e)
+	select {
+	case <-e.Stopped():
+	case <-time.After(30 * time.Second):
+		t.Fatal("Stopped not closed after the server stopped")
+	}
+	if err := e.StoppedErr(); err == nil || !strings.Contains(err.Error(), cfg.DataDir) {
+		t.Errorf("StoppedErr after the server stopped on its own: %v, want an error naming %s", err, cfg.DataDir)
 	}
 }

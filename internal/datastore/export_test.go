@@ -30,3 +30,6 @@ func HoldGroup(c *Client) (queued func() int, release func()) {
 	}
 	return queued, release
 }
+
+// HardStop stops e's server the way a fatal error would, without Close.
+func HardStop(e *Embedded) { e.etcd.Server.HardStop() }

@@ -403,7 +403,8 @@ func (s *Syncer) watch(ctx context.Context, st *syncState) (progressed bool, err
 	defer cancel()
 	from := st.rev + 1
 	// No WithPrevKV: the syncer already holds the last value of every key
-	// it delivered, so the server need not send it again with each change.
+	// it delivered (or, WithoutDeletedValues, needs none), so the server
+	// need not send it again with each change.
 	wch := s.c.cli.Watch(wctx, s.src.Prefix, clientv3.WithPrefix(), clientv3.WithRev(from))
 	for resp := range wch {
 		if err := resp.Err(); err != nil {
@@ -461,7 +462,8 @@ func (s *Syncer) put(st *syncState, key string, kind, name string, kv *mvccpb.Ke
 	st.h.OnEvent(Event{Type: EventPut, Kind: kind, Name: name, Resource: r, Revision: rev})
 }
 
-// del delivers a delete of a key the handler holds, with its last value.
+// del delivers a delete of a key the handler holds, with its last value
+// (none WithoutDeletedValues).
 func (s *Syncer) del(st *syncState, key string, rev int64) {
 	old, had := st.known[key]
 	if !had {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 )
 
 func TestRetry(t *testing.T) {
@@ -45,16 +46,23 @@ func TestRetry(t *testing.T) {
 }
 
 func TestLinkBrief(t *testing.T) {
-	hdr := []byte{0, 0, 1, 0, 7, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0} // ifinfomsg: index 7, IFF_UP
+	ne := nl.NativeEndian()
+	hdr := make([]byte, 16) // ifinfomsg: index 7, IFF_UP
+	ne.PutUint32(hdr[4:8], 7)
+	ne.PutUint32(hdr[8:12], 1)
 	attr := func(typ uint16, data string) []byte {
 		l := 4 + len(data)
-		b := []byte{byte(l), byte(l >> 8), byte(typ), byte(typ >> 8)}
+		b := make([]byte, 4)
+		ne.PutUint16(b[0:2], uint16(l))
+		ne.PutUint16(b[2:4], typ)
 		b = append(b, data...)
 		for len(b)%4 != 0 {
 			b = append(b, 0)
 		}
 		return b
 	}
+	long := attr(3, "x")
+	ne.PutUint16(long[0:2], 200)
 	cat := func(parts ...[]byte) []byte {
 		var out []byte
 		for _, p := range parts {
@@ -71,7 +79,7 @@ func TestLinkBrief(t *testing.T) {
 		{"name after another attribute", cat(hdr, attr(4, "\x00\x05\x00\x00"), attr(3, "calyx01\x00")), "calyx01", true},
 		{"no name", cat(hdr, attr(4, "\x00\x05\x00\x00")), "", false},
 		{"short header", hdr[:8], "", false},
-		{"attribute longer than the message", cat(hdr, []byte{200, 0, 3, 0, 'x'}), "", false},
+		{"attribute longer than the message", cat(hdr, long), "", false},
 	} {
 		got, ok := linkBrief(tc.msg)
 		if got.Name != tc.want || ok != tc.ok || ok && (got.Index != 7 || got.Flags != 1) {
