@@ -39,7 +39,7 @@ type Client struct {
 	// members are the endpoints asked for their status, one by one: the
 	// client's own, or, in process, the server's client URL (any name
 	// reaches the one server).
-	members   []string
+	members []string
 	// inProcess: the client calls the embedded server directly
 	// (Embedded.Client).
 	inProcess bool
