@@ -93,14 +93,8 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = os.RemoveAll(work) }()
-	binDir := *bin
-	if binDir == "" {
-		binDir = filepath.Join(work, "bin")
-		logf("building the binaries")
-		if err := hostnode.Build(ctx, binDir); err != nil {
-			return err
-		}
-	} else if binDir, err = filepath.Abs(binDir); err != nil {
+	binDir, err := hostnode.Binaries(ctx, *bin, work, logf)
+	if err != nil {
 		return err
 	}
 	w, err := newWorld(ctx, work, binDir, tool, strings.Fields(*nodeArgs))

@@ -76,7 +76,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -163,14 +162,8 @@ func run(ctx context.Context, s settings) error {
 		return err
 	}
 	defer func() { _ = os.RemoveAll(work) }()
-	binDir := s.binDir
-	if binDir == "" {
-		binDir = filepath.Join(work, "bin")
-		logf("building the binaries")
-		if err := hostnode.Build(ctx, binDir); err != nil {
-			return err
-		}
-	} else if binDir, err = filepath.Abs(binDir); err != nil {
+	binDir, err := hostnode.Binaries(ctx, s.binDir, work, logf)
+	if err != nil {
 		return err
 	}
 	w, err := newWorld(ctx, work, binDir, s.embedded, strings.Fields(s.nodeArgs))

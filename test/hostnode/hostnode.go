@@ -62,6 +62,18 @@ func Build(ctx context.Context, dir string) error {
 	return nil
 }
 
+// Binaries returns the directory of the binaries a benchmark runs: dir
+// made absolute when set (binaries built elsewhere, e.g. with profiling),
+// else work/bin, where it builds them (Build), saying so on log.
+func Binaries(ctx context.Context, dir, work string, log func(format string, args ...any)) (string, error) {
+	if dir != "" {
+		return filepath.Abs(dir)
+	}
+	dir = filepath.Join(work, "bin")
+	log("building the binaries")
+	return dir, Build(ctx, dir)
+}
+
 // BuildTemp builds the binaries (see Build) into a new temporary
 // directory named after prefix, for a test package's TestMain. The caller
 // runs cleanup when its tests are done.

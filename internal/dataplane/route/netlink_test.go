@@ -116,18 +116,26 @@ func (k *kernelTopology) permanentNeighs(t *testing.T) []string {
 	return out
 }
 
-func TestNetlinkUpdatePruneDelete(t *testing.T) {
-	const ifName = "calyx0123456789"
+// programmedEndpoint is a reconciler with grace, resynced, that has
+// programmed one dual-stack endpoint on ifName's veth.
+func programmedEndpoint(t *testing.T, ifName string, grace time.Duration) (*kernelTopology, *Reconciler, Endpoint) {
+	t.Helper()
 	topo := newKernelTopology(t, ifName)
-	r := New(topo.k, slog.New(slog.DiscardHandler), WithGrace(10*time.Second))
-	ctx := t.Context()
-	if err := r.Resync(ctx); err != nil {
+	r := New(topo.k, slog.New(slog.DiscardHandler), WithGrace(grace))
+	if err := r.Resync(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	ep := Endpoint{Name: "test", IfName: ifName, MAC: topo.mac, Addrs: addrs("10.65.0.7", "fd65:cafe::7")}
-	if err := r.Update(ctx, ep); err != nil {
+	if err := r.Update(t.Context(), ep); err != nil {
 		t.Fatal(err)
 	}
+	return topo, r, ep
+}
+
+func TestNetlinkUpdatePruneDelete(t *testing.T) {
+	const ifName = "calyx0123456789"
+	topo, r, ep := programmedEndpoint(t, ifName, 10*time.Second)
+	ctx := t.Context()
 
 	// Read back what the kernel holds.
 	wantRoutes := []string{
@@ -294,16 +302,8 @@ func TestNetlinkLinkNames(t *testing.T) {
 // without an error, once, instead of failing on them at every pass.
 func TestNetlinkPruneAfterLinkGone(t *testing.T) {
 	const ifName = "calyx0123456789"
-	topo := newKernelTopology(t, ifName)
-	r := New(topo.k, slog.New(slog.DiscardHandler), WithGrace(time.Second))
+	topo, r, _ := programmedEndpoint(t, ifName, time.Second)
 	ctx := t.Context()
-	if err := r.Resync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ep := Endpoint{Name: "test", IfName: ifName, MAC: topo.mac, Addrs: addrs("10.65.0.7", "fd65:cafe::7")}
-	if err := r.Update(ctx, ep); err != nil {
-		t.Fatal(err)
-	}
 	l, err := topo.k.Handle().LinkByName(ifName)
 	if err != nil {
 		t.Fatal(err)
