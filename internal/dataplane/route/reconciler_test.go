@@ -33,6 +33,20 @@ func addrs(ss ...string) []netip.Addr {
 	return out
 }
 
+// programmedFake is a fake kernel and a reconciler that has programmed
+// endpoint a on its veth.
+func programmedFake(t *testing.T) (*Fake, *Reconciler, Endpoint) {
+	t.Helper()
+	f := NewFake()
+	ep := Endpoint{Name: "a", IfName: "calyxaaaaaaaaaa", MAC: mac("02:00:00:00:00:0a"), Addrs: addrs("10.65.0.10")}
+	f.AddLink(ep.IfName)
+	r := newTestReconciler(t, f)
+	if err := r.Update(t.Context(), ep); err != nil {
+		t.Fatal(err)
+	}
+	return f, r, ep
+}
+
 func newTestReconciler(t *testing.T, f *Fake) *Reconciler {
 	t.Helper()
 	r := New(f, slog.New(slog.DiscardHandler), WithGrace(10*time.Second))
@@ -186,13 +200,7 @@ func TestRestartWritesNothing(t *testing.T) {
 // endpoint wants (4 for IPv4 only), all 8 of a link it does not know, and
 // a reset one is repaired by the Update after it.
 func TestResyncReadsWantedSysctls(t *testing.T) {
-	f := NewFake()
-	ep := Endpoint{Name: "a", IfName: "calyxaaaaaaaaaa", MAC: mac("02:00:00:00:00:0a"), Addrs: addrs("10.65.0.10")}
-	f.AddLink(ep.IfName)
-	r := newTestReconciler(t, f)
-	if err := r.Update(t.Context(), ep); err != nil {
-		t.Fatal(err)
-	}
+	f, r, ep := programmedFake(t)
 	want := f.Render()
 	f.AddLink("calyxbbbbbbbbbb") // no endpoint of this reconciler's yet
 	reads := f.SysctlReads()
@@ -220,13 +228,7 @@ func TestResyncReadsWantedSysctls(t *testing.T) {
 // A veth deleted and re-created under the same name (a retried ADD) is
 // programmed afresh even though the cache knew the old one.
 func TestUpdateRecreatedLink(t *testing.T) {
-	f := NewFake()
-	ep := Endpoint{Name: "a", IfName: "calyxaaaaaaaaaa", MAC: mac("02:00:00:00:00:0a"), Addrs: addrs("10.65.0.10")}
-	f.AddLink(ep.IfName)
-	r := newTestReconciler(t, f)
-	if err := r.Update(t.Context(), ep); err != nil {
-		t.Fatal(err)
-	}
+	f, r, ep := programmedFake(t)
 	f.RemoveLink(ep.IfName)
 	f.AddLink(ep.IfName)
 	if err := r.Update(t.Context(), ep); err != nil {
