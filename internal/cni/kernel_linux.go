@@ -14,6 +14,9 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	vnetns "github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // ifaFNoDAD is IFA_F_NODAD (linux/if_addr.h).
@@ -65,15 +68,15 @@ func (k netlinkKernel) Attach(ctx context.Context, s vethSpec) (string, error) {
 }
 
 // Create creates the veth pair with one RTM_NEWLINK sent from this (the
-// host's) namespace: the host end here, up, and the container end
-// directly in the container's namespace. Moving a device between
-// namespaces afterwards would unregister and re-register it under the
-// kernel's rtnl lock, which costs milliseconds and serialises every
-// concurrent ADD on the host (Calico #7705, amazon-vpc-cni-k8s #3764).
-// The container end gets s.MAC and both ends s.MTU (0: the kernel's
-// default), which HostUp and ConfigureContainer correct should
-// calyx-node answer others. A name in use, in either namespace, is an
-// error that matches fs.ErrExist; nothing is deleted for it.
+// host's) namespace: the host end here and the container end directly in
+// the container's namespace; the host end up. Moving a device between namespaces
+// afterwards would unregister and re-register it under the kernel's rtnl
+// lock, which costs milliseconds and serialises every concurrent ADD on
+// the host (Calico #7705, amazon-vpc-cni-k8s #3764). The container end
+// gets s.MAC and both ends s.MTU (0: the kernel's default), which HostUp
+// and ConfigureContainer correct should calyx-node answer others. A name
+// in use, in either namespace, is an error that matches fs.ErrExist;
+// nothing is deleted for it.
 func (netlinkKernel) Create(_ context.Context, s vethSpec) error {
 	netns, err := ns.GetNS(s.Netns)
 	if err != nil {
@@ -81,17 +84,42 @@ func (netlinkKernel) Create(_ context.Context, s vethSpec) error {
 	}
 	defer netns.Close()
 	hostMAC, _ := net.ParseMAC(HostVethMAC)
-	la := netlink.NewLinkAttrs()
-	la.Name = s.HostIfName
-	la.MTU = s.MTU
-	la.Flags = net.FlagUp
-	la.HardwareAddr = hostMAC
-	veth := &netlink.Veth{LinkAttrs: la, PeerName: s.IfName, PeerHardwareAddr: s.MAC, PeerMTU: uint32(max(s.MTU, 0)),
-		PeerTxQLen: -1, PeerNamespace: netlink.NsFd(int(netns.Fd()))}
-	if err := netlink.LinkAdd(veth); err != nil {
+	if _, err := newVeth(s, hostMAC, int(netns.Fd())).Execute(unix.NETLINK_ROUTE, 0); err != nil {
 		return fmt.Errorf("creating veth %s (host) / %s (container): %w", s.HostIfName, s.IfName, err)
 	}
 	return nil
+}
+
+// newVeth is the RTM_NEWLINK request Create sends. It is built here
+// rather than by netlink.LinkAdd, which looks the new link up by name
+// afterwards: a second request, and a full parse of the link, for an
+// index the plugin never uses. (The container end cannot be created up:
+// the kernel opens it before the pair is joined, and refuses with
+// ENOTCONN.)
+func newVeth(s vethSpec, hostMAC net.HardwareAddr, netnsFd int) *nl.NetlinkRequest {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
+	host := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	host.Flags, host.Change = unix.IFF_UP, unix.IFF_UP
+	req.AddData(host)
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(s.HostIfName)))
+	req.AddData(nl.NewRtAttr(unix.IFLA_ADDRESS, []byte(hostMAC)))
+	if s.MTU > 0 {
+		req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(s.MTU))))
+	}
+	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("veth"))
+	peer := info.AddRtAttr(nl.IFLA_INFO_DATA, nil).AddRtAttr(nl.VETH_INFO_PEER, nil)
+	nl.NewIfInfomsgChild(peer, unix.AF_UNSPEC)
+	peer.AddRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(s.IfName))
+	if s.MAC != nil {
+		peer.AddRtAttr(unix.IFLA_ADDRESS, []byte(s.MAC))
+	}
+	if s.MTU > 0 {
+		peer.AddRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(s.MTU)))
+	}
+	peer.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(netnsFd)))
+	req.AddData(info)
+	return req
 }
 
 // Configure brings the host end up and sets up the container side of a
@@ -129,12 +157,7 @@ func (netlinkKernel) HostUp(_ context.Context, s vethSpec) error {
 // then addresses, gateway neighbours and routes. It returns the container
 // end's MAC. On error it deletes the pair.
 func (netlinkKernel) ConfigureContainer(_ context.Context, s vethSpec) (string, error) {
-	netns, err := ns.GetNS(s.Netns)
-	if err != nil {
-		return "", fmt.Errorf("opening %s: %w", s.Netns, err)
-	}
-	defer netns.Close()
-	mac, err := containerSide(netns, s)
+	mac, err := containerSide(s)
 	if err != nil {
 		if derr := deleteLink(s.HostIfName); derr != nil {
 			err = errors.Join(err, fmt.Errorf("deleting %s: %w", s.HostIfName, derr))
@@ -179,43 +202,11 @@ func hostUp(s vethSpec) error {
 	return nil
 }
 
-// containerSide sets up the container side; the host end is up.
-func containerSide(netns ns.NetNS, s vethSpec) (string, error) {
-	hostMAC, _ := net.ParseMAC(HostVethMAC) // as Create made it
-	var mac string
-	err := netns.Do(func(ns.NetNS) error {
-		link, err := netlink.LinkByName(s.IfName)
-		if err != nil {
-			return fmt.Errorf("finding %s in the container: %w", s.IfName, err)
-		}
-		if s.MTU > 0 && link.Attrs().MTU != s.MTU {
-			if err := netlink.LinkSetMTU(link, s.MTU); err != nil {
-				return fmt.Errorf("setting the MTU of %s to %d: %w", s.IfName, s.MTU, err)
-			}
-		}
-		if s.MAC != nil && !bytes.Equal(link.Attrs().HardwareAddr, s.MAC) {
-			if err := netlink.LinkSetHardwareAddr(link, s.MAC); err != nil {
-				return fmt.Errorf("setting the MAC of %s to %s: %w", s.IfName, s.MAC, err)
-			}
-			if link, err = netlink.LinkByName(s.IfName); err != nil {
-				return fmt.Errorf("finding %s in the container: %w", s.IfName, err)
-			}
-		}
-		if link.Attrs().Flags&net.FlagUp == 0 {
-			if err := netlink.LinkSetUp(link); err != nil {
-				return fmt.Errorf("setting %s up in the container: %w", s.IfName, err)
-			}
-		}
-		mac = link.Attrs().HardwareAddr.String()
-		return configureContainer(link, s, hostMAC)
-	})
-	return mac, err
-}
-
-// configureContainer runs inside the container's namespace. hostMAC is
-// the host end's MAC.
-func configureContainer(link netlink.Link, s vethSpec, hostMAC net.HardwareAddr) error {
-	idx := link.Attrs().Index
+// containerSide sets up the container side; the host end is up. It
+// speaks netlink through one socket opened in the container's namespace
+// rather than from a thread switched into it, which would cost a locked
+// OS thread and a socket a request; only IPv6's sysctl needs the switch.
+func containerSide(s vethSpec) (string, error) {
 	has4, has6 := false, false
 	for _, p := range s.IPs {
 		has4 = has4 || p.Addr().Is4()
@@ -223,11 +214,58 @@ func configureContainer(link netlink.Link, s vethSpec, hostMAC net.HardwareAddr)
 	}
 	if has6 {
 		// Runtimes may create namespaces with IPv6 off by default.
-		f := filepath.Join("/proc/sys/net/ipv6/conf", s.IfName, "disable_ipv6")
-		if err := os.WriteFile(f, []byte("0"), 0o644); err != nil {
-			return fmt.Errorf("enabling IPv6 on %s: %w", s.IfName, err)
+		err := withNetns(s.Netns, func() error {
+			f := filepath.Join("/proc/sys/net/ipv6/conf", s.IfName, "disable_ipv6")
+			return os.WriteFile(f, []byte("0"), 0o644)
+		})
+		if err != nil {
+			return "", fmt.Errorf("enabling IPv6 on %s: %w", s.IfName, err)
 		}
 	}
+	nsh, err := vnetns.GetFromPath(s.Netns)
+	if err != nil {
+		return "", fmt.Errorf("opening %s: %w", s.Netns, err)
+	}
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh, unix.NETLINK_ROUTE)
+	if err != nil {
+		return "", fmt.Errorf("opening a netlink socket in %s: %w", s.Netns, err)
+	}
+	defer h.Close()
+	link, err := h.LinkByName(s.IfName)
+	if err != nil {
+		return "", fmt.Errorf("finding %s in the container: %w", s.IfName, err)
+	}
+	if s.MTU > 0 && link.Attrs().MTU != s.MTU {
+		if err := h.LinkSetMTU(link, s.MTU); err != nil {
+			return "", fmt.Errorf("setting the MTU of %s to %d: %w", s.IfName, s.MTU, err)
+		}
+	}
+	if s.MAC != nil && !bytes.Equal(link.Attrs().HardwareAddr, s.MAC) {
+		if err := h.LinkSetHardwareAddr(link, s.MAC); err != nil {
+			return "", fmt.Errorf("setting the MAC of %s to %s: %w", s.IfName, s.MAC, err)
+		}
+		if link, err = h.LinkByName(s.IfName); err != nil {
+			return "", fmt.Errorf("finding %s in the container: %w", s.IfName, err)
+		}
+	}
+	if link.Attrs().Flags&net.FlagUp == 0 {
+		if err := h.LinkSetUp(link); err != nil {
+			return "", fmt.Errorf("setting %s up in the container: %w", s.IfName, err)
+		}
+	}
+	hostMAC, _ := net.ParseMAC(HostVethMAC) // as Create made it
+	if err := configureContainer(h, link, s, hostMAC, has4, has6); err != nil {
+		return "", err
+	}
+	return link.Attrs().HardwareAddr.String(), nil
+}
+
+// configureContainer adds the container's addresses, gateway neighbours
+// and routes through h, a socket in its namespace. hostMAC is the host
+// end's MAC.
+func configureContainer(h *netlink.Handle, link netlink.Link, s vethSpec, hostMAC net.HardwareAddr, has4, has6 bool) error {
+	idx := link.Attrs().Index
 	for _, p := range s.IPs {
 		a := &netlink.Addr{IPNet: ipNet(p)}
 		if p.Addr().Is6() {
@@ -235,12 +273,12 @@ func configureContainer(link netlink.Link, s vethSpec, hostMAC net.HardwareAddr)
 			// and DAD would hold it "tentative" for a second or more.
 			a.Flags = ifaFNoDAD
 		}
-		if err := netlink.AddrAdd(link, a); err != nil {
+		if err := h.AddrAdd(link, a); err != nil {
 			return fmt.Errorf("adding %s to %s: %w", p, s.IfName, err)
 		}
 	}
 	for _, gw := range gateways(s, has4, has6) {
-		if err := netlink.NeighSet(gatewayNeigh(idx, gw, hostMAC)); err != nil {
+		if err := h.NeighSet(gatewayNeigh(idx, gw, hostMAC)); err != nil {
 			return fmt.Errorf("adding the neighbour entry %s lladdr %s dev %s: %w", gw, hostMAC, s.IfName, err)
 		}
 	}
@@ -253,12 +291,12 @@ func configureContainer(link netlink.Link, s vethSpec, hostMAC net.HardwareAddr)
 	}
 	for _, r := range routes {
 		r.Priority = routeMetric(s.IfName, r, 0)
-		err := netlink.RouteAdd(r)
+		err := h.RouteAdd(r)
 		if errors.Is(err, syscall.EEXIST) {
 			// Another interface of this container holds the same route at
 			// this metric; this one becomes a backup.
 			r.Priority = routeMetric(s.IfName, r, 100+idx)
-			err = netlink.RouteAdd(r)
+			err = h.RouteAdd(r)
 		}
 		if err != nil {
 			desc := r.Dst.String()
