@@ -3,6 +3,7 @@ package main
 
 import (
 	"os"
+	"runtime"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	cniversion "github.com/containernetworking/cni/pkg/version"
@@ -14,5 +15,11 @@ import (
 var version = "dev"
 
 func main() {
+	// One P. A plugin's own work is one local API exchange and a few
+	// syscalls, and a second P only has the scheduler spin threads looking
+	// for work and hand goroutines between them, CPU that a burst of ADDs
+	// takes from the other plugins. A blocking syscall still hands the P
+	// on, so the veth is still created while calyx-node answers.
+	runtime.GOMAXPROCS(1)
 	skel.PluginMainFuncs(cni.NewPlugin(os.Stdout, os.Stderr).Funcs(), cniversion.All, "CNI plugin calyx "+version)
 }
