@@ -68,15 +68,15 @@ func (k netlinkKernel) Attach(ctx context.Context, s vethSpec) (string, error) {
 }
 
 // Create creates the veth pair with one RTM_NEWLINK sent from this (the
-// host's) namespace: the host end here and the container end directly in
-// the container's namespace; the host end up. Moving a device between namespaces
-// afterwards would unregister and re-register it under the kernel's rtnl
-// lock, which costs milliseconds and serialises every concurrent ADD on
-// the host (Calico #7705, amazon-vpc-cni-k8s #3764). The container end
-// gets s.MAC and both ends s.MTU (0: the kernel's default), which HostUp
-// and ConfigureContainer correct should calyx-node answer others. A name
-// in use, in either namespace, is an error that matches fs.ErrExist;
-// nothing is deleted for it.
+// host's) namespace: the host end here, up, and the container end
+// directly in the container's namespace. Moving a device between
+// namespaces afterwards would unregister and re-register it under the
+// kernel's rtnl lock, which costs milliseconds and serialises every
+// concurrent ADD on the host (Calico #7705, amazon-vpc-cni-k8s #3764).
+// The container end gets s.MAC and both ends s.MTU (0: the kernel's
+// default), which HostUp and ConfigureContainer correct should
+// calyx-node answer others. A name in use, in either namespace, is an
+// error that matches fs.ErrExist; nothing is deleted for it.
 func (netlinkKernel) Create(_ context.Context, s vethSpec) error {
 	netns, err := ns.GetNS(s.Netns)
 	if err != nil {
