@@ -21,8 +21,11 @@
 //
 // The time calyx-node spends in netlink per ADD comes from its
 // calyx_dataplane_endpoint_program_seconds metric (host side of READY);
-// its request times from calyx_cni_request_seconds. Three rounds; the
-// report gives medians of the round figures and the ratio Calyx/peer. Run
+// its request times from calyx_cni_request_seconds. Five rounds: a
+// burst's figure on a shared 2-vCPU machine moves by a fifth from one
+// round to the next, and the median of five moves less than that of
+// three. The report gives medians of the round figures and the ratio
+// Calyx/peer. Run
 // as root with `make bench BENCH=cni`; stdout gets an environment line, a
 // table and one JSON line per figure.
 package main
@@ -45,7 +48,7 @@ import (
 )
 
 const (
-	rounds      = 3
+	rounds      = 5
 	seqN        = 100 // sequential containers per round
 	burstN      = 64  // containers per burst
 	burstPar    = 16  // ADDs in flight during a burst
