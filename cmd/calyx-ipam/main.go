@@ -15,11 +15,14 @@ import (
 var version = "dev"
 
 func main() {
-	// One P. A plugin's own work is one local API exchange and a few
-	// syscalls, and a second P only has the scheduler spin threads looking
-	// for work and hand goroutines between them, CPU that a burst of ADDs
-	// takes from the other plugins. A blocking syscall still hands the P
-	// on, so the veth is still created while calyx-node answers.
-	runtime.GOMAXPROCS(1)
+	// One P, unless GOMAXPROCS says otherwise. A plugin's own work is one
+	// local API exchange and a few syscalls, and a second P only has the
+	// scheduler spin threads looking for work and hand goroutines between
+	// them, CPU that a burst of ADDs takes from the other plugins. A
+	// goroutine waiting on the kernel or on calyx-node lets the other run,
+	// so the veth is still created while calyx-node answers.
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
 	skel.PluginMainFuncs(cni.NewIPAM(os.Stdout, os.Stderr).Funcs(), cniversion.All, "CNI IPAM plugin calyx-ipam "+version)
 }

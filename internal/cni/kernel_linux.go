@@ -11,11 +11,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
-	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,7 +23,8 @@ import (
 const ifaFNoDAD = 0x02
 
 // netlinkKernel is the real kernel: netlink from the runtime's (host)
-// namespace, and pkg/ns for the container side.
+// namespace, and for the container side a netlink socket opened in the
+// container's namespace through pkg/ns.
 type netlinkKernel struct{}
 
 var _ kernel = netlinkKernel{}
@@ -202,39 +203,45 @@ func hostUp(s vethSpec) error {
 	return nil
 }
 
-// containerSide sets up the container side; the host end is up. It
-// speaks netlink through one socket opened in the container's namespace
-// rather than from a thread switched into it, which would cost a locked
-// OS thread and a socket a request; only IPv6's sysctl needs the switch.
+// containerSide sets up the container side; the host end is up. One
+// switch into the container's namespace opens a netlink socket there (and
+// enables IPv6, a sysctl); every request then goes through that socket
+// from here, rather than each running on a thread switched into the
+// namespace with a socket of its own.
 func containerSide(s vethSpec) (string, error) {
 	has4, has6 := false, false
 	for _, p := range s.IPs {
 		has4 = has4 || p.Addr().Is4()
 		has6 = has6 || p.Addr().Is6()
 	}
-	if has6 {
-		// Runtimes may create namespaces with IPv6 off by default.
-		err := withNetns(s.Netns, func() error {
-			f := filepath.Join("/proc/sys/net/ipv6/conf", s.IfName, "disable_ipv6")
-			return os.WriteFile(f, []byte("0"), 0o644)
-		})
-		if err != nil {
-			return "", fmt.Errorf("enabling IPv6 on %s: %w", s.IfName, err)
+	var h *netlink.Handle
+	var link netlink.Link
+	err := withNetns(s.Netns, func() error {
+		var err error
+		if h, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
+			return fmt.Errorf("opening a netlink socket in %s: %w", s.Netns, err)
 		}
+		if link, err = h.LinkByName(s.IfName); err != nil {
+			return fmt.Errorf("finding %s in the container: %w", s.IfName, err)
+		}
+		if has6 {
+			// Runtimes may create namespaces with IPv6 off by default.
+			f := filepath.Join("/proc/sys/net/ipv6/conf", s.IfName, "disable_ipv6")
+			if err := os.WriteFile(f, []byte("0"), 0o644); err != nil {
+				return fmt.Errorf("enabling IPv6 on %s: %w", s.IfName, err)
+			}
+		}
+		return nil
+	})
+	if h != nil {
+		defer h.Close()
 	}
-	nsh, err := vnetns.GetFromPath(s.Netns)
 	if err != nil {
-		return "", fmt.Errorf("opening %s: %w", s.Netns, err)
+		return "", err
 	}
-	defer nsh.Close()
-	h, err := netlink.NewHandleAt(nsh, unix.NETLINK_ROUTE)
-	if err != nil {
-		return "", fmt.Errorf("opening a netlink socket in %s: %w", s.Netns, err)
-	}
-	defer h.Close()
-	link, err := h.LinkByName(s.IfName)
-	if err != nil {
-		return "", fmt.Errorf("finding %s in the container: %w", s.IfName, err)
+	// As netlink's own one-request sockets: no request waits for ever.
+	if err := h.SetSocketTimeout(time.Duration(nl.SocketTimeoutTv.Sec) * time.Second); err != nil {
+		return "", fmt.Errorf("setting a timeout on the netlink socket in %s: %w", s.Netns, err)
 	}
 	if s.MTU > 0 && link.Attrs().MTU != s.MTU {
 		if err := h.LinkSetMTU(link, s.MTU); err != nil {
