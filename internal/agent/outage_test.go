@@ -132,6 +132,11 @@ func TestEtcdOutage(t *testing.T) {
 		_, ierr := alloc.IPsByHandle(ctx, att.Handle())
 		return datastore.IsNotFound(gerr) && ipam.IsNotFound(ierr)
 	})
+	// The collector counts the release once its writes are done, so the
+	// count may lag what the datastore already shows.
+	testnet.WaitFor(t, "calyx_gc_released_total{what=endpoint} to count the release", func() bool {
+		return metricValue(t, reg, "calyx_gc_released_total", "what", "endpoint") >= 1
+	})
 	if v := metricValue(t, reg, "calyx_gc_released_total", "what", "endpoint"); v != 1 {
 		t.Errorf("calyx_gc_released_total{what=endpoint} = %v, want 1", v)
 	}
