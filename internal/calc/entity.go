@@ -90,15 +90,27 @@ func (c *Calc) buildEntity(k entityKey) *entity {
 // effectiveLabels are each profile's labelsToApply in profile order, then
 // the endpoint's own labels, which win (calico-design.md §2 "Effective
 // labels").
+//
+// When no profile applies labels, as is usual, they are own itself, not a
+// copy: calc never modifies a resource, nor an entity's labels.
 func (c *Calc) effectiveLabels(profiles []string, own map[string]string) map[string]string {
-	out := map[string]string{}
+	var out map[string]string
 	for _, name := range profiles {
-		if p := c.res.profiles[name]; p != nil {
+		if p := c.res.profiles[name]; p != nil && len(p.Spec.LabelsToApply) > 0 {
+			if out == nil {
+				out = make(map[string]string, len(p.Spec.LabelsToApply)+len(own))
+			}
 			maps.Copy(out, p.Spec.LabelsToApply)
 		}
 	}
-	maps.Copy(out, own)
-	return out
+	switch {
+	case out != nil:
+		maps.Copy(out, own)
+		return out
+	case own == nil:
+		return map[string]string{}
+	}
+	return own
 }
 
 // refreshEntity rebuilds k's entity after its resource or one of its

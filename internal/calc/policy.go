@@ -24,6 +24,9 @@ type policyInfo struct {
 	sel             *selector.Selector
 	ingress, egress bool
 	order           float64 // +Inf when unset
+	// inChain and egChain are its chains' IDs, made once: every endpoint
+	// the policy selects names them in its tiers.
+	inChain, egChain string
 }
 
 type policyIndex struct {
@@ -31,7 +34,8 @@ type policyIndex struct {
 }
 
 func newPolicyInfo(g *api.GlobalNetworkPolicy) *policyInfo {
-	p := &policyInfo{gnp: g, order: math.Inf(1)}
+	p := &policyInfo{gnp: g, order: math.Inf(1),
+		inChain: ChainID(KindPolicy, g.Metadata.Name, Ingress), egChain: ChainID(KindPolicy, g.Metadata.Name, Egress)}
 	if o := g.Spec.Order; o != nil && !math.IsNaN(*o) {
 		p.order = *o
 	}
@@ -66,7 +70,22 @@ func comparePolicies(a, b *policyInfo) int {
 
 // local is a local endpoint's policy matches.
 type local struct {
-	matched map[string]struct{}
+	// matched are the names of the policies selecting it, sorted: a slice
+	// costs a third of a set's memory, and every local endpoint has one.
+	matched []string
+}
+
+// setMatched records whether policy name selects l, and reports whether
+// it did.
+func (l *local) setMatched(name string, is bool) (was bool) {
+	i, was := slices.BinarySearch(l.matched, name)
+	switch {
+	case is && !was:
+		l.matched = slices.Insert(l.matched, i, name)
+	case !is && was:
+		l.matched = slices.Delete(l.matched, i, i+1)
+	}
+	return was
 }
 
 type localIndex struct {
@@ -85,12 +104,14 @@ func (x *localIndex) update(m map[string]*local, name string, isLocal bool, e *e
 		delete(m, name)
 		return
 	}
-	l := &local{matched: map[string]struct{}{}}
+	l := &local{}
 	for pn, p := range pols.byName {
 		if p.matches(e.labels) {
-			l.matched[pn] = struct{}{}
+			l.matched = append(l.matched, pn)
 		}
 	}
+	slices.Sort(l.matched)
+	l.matched = slices.Clip(l.matched)
 	m[name] = l
 }
 
@@ -114,13 +135,8 @@ func (c *Calc) applyPolicy(name string, g *api.GlobalNetworkPolicy) {
 			if !ok {
 				continue
 			}
-			_, was := l.matched[name]
 			is := p.matches(labels)
-			if is {
-				l.matched[name] = struct{}{}
-			} else {
-				delete(l.matched, name)
-			}
+			was := l.setMatched(name, is)
 			if was != is || is && placeChanged {
 				markDirty(ln)
 			}
@@ -149,25 +165,44 @@ func (c *Calc) entityLabels(kind entKind) func(string) (map[string]string, bool)
 // tiers computes a local endpoint's ingress and egress tiers.
 func (c *Calc) tiers(l *local, profiles []string) (in, eg Tier) {
 	ps := make([]*policyInfo, 0, len(l.matched))
-	for n := range l.matched {
+	nIn, nEg := 0, 0
+	for _, n := range l.matched {
 		if p := c.pols.byName[n]; p != nil {
 			ps = append(ps, p)
+			nIn, nEg = nIn+b2i(p.ingress), nEg+b2i(p.egress)
 		}
 	}
 	slices.SortFunc(ps, comparePolicies)
+	// Sized once: an endpoint keeps its tiers for its life.
+	if nIn > 0 {
+		in.Policies = make([]string, 0, nIn)
+	}
+	if nEg > 0 {
+		eg.Policies = make([]string, 0, nEg)
+	}
 	for _, p := range ps {
 		if p.ingress {
-			in.Policies = append(in.Policies, ChainID(KindPolicy, p.gnp.Metadata.Name, Ingress))
+			in.Policies = append(in.Policies, p.inChain)
 		}
 		if p.egress {
-			eg.Policies = append(eg.Policies, ChainID(KindPolicy, p.gnp.Metadata.Name, Egress))
+			eg.Policies = append(eg.Policies, p.egChain)
 		}
+	}
+	if len(profiles) > 0 {
+		in.Profiles, eg.Profiles = make([]string, 0, len(profiles)), make([]string, 0, len(profiles))
 	}
 	for _, pr := range profiles {
 		in.Profiles = append(in.Profiles, ChainID(KindProfile, pr, Ingress))
 		eg.Profiles = append(eg.Profiles, ChainID(KindProfile, pr, Egress))
 	}
 	return in, eg
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // chainIDs lists every chain a pair of tiers uses, with repeats.

@@ -34,6 +34,11 @@ func compileChain(kind, name, dir string, rules []api.Rule, missing bool) (*Chai
 		ch.Rules = []Rule{{Index: 0, Action: ActionDeny}}
 		return ch, nil
 	}
+	// A compiled chain lives as long as its policy: one allocation of its
+	// rules, not append's doublings (a Rule is some 300 bytes).
+	if len(rules) > 0 {
+		ch.Rules = make([]Rule, 0, len(rules))
+	}
 	var specs []setSpec
 	for i := range rules {
 		r, rs, ok := compileRule(i, &rules[i])

@@ -42,8 +42,11 @@ type nlSocket struct {
 // A longer one would arrive truncated and fail to parse, never pass.
 const recvBuffer = 256 << 10
 
-// keptSendBuffer is the largest send buffer kept for the next batch.
-const keptSendBuffer = 4 << 20
+// keptSendBuffer is the largest send buffer kept for the next batch: one
+// endpoint's or policy's change is a few kB, and a larger batch (a first
+// programming, a policy that many endpoints use) costs far more to encode
+// than its buffer's allocation; kept, it would stay for the agent's life.
+const keptSendBuffer = 64 << 10
 
 // dialSocket opens a NETLINK_NETFILTER socket in the caller's network
 // namespace.

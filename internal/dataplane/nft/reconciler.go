@@ -264,18 +264,17 @@ func ruleComments(rules []*Rule) []string {
 	return out
 }
 
-// slim drops what the fragment's programmed rules no longer need: their
-// expressions and text, most of a rule's memory, which only the
-// transaction writing them uses (the reconciler compares chains by their
-// rules' comments, and writes a changed chain from a new rendering). At
-// 1,000 endpoints and policies that is most of the rendered ruleset.
+// slim drops the fragment's programmed rules, keeping for each chain the
+// digest of their comments. Only the transaction writing a rule uses it;
+// after that the reconciler compares a chain with a new rendering by its
+// comments, and writes a changed chain from the new rendering. At 1,000
+// endpoints and 1,000 policies the rules were the largest part of what the
+// reconciler keeps.
 func (f *fragment) slim() {
 	for _, cs := range [][]*chainDef{f.chains, f.tiers} {
 		for _, c := range cs {
-			for i, r := range c.rules {
-				if r.Exprs != nil || r.Text != "" {
-					c.rules[i] = &Rule{Chain: r.Chain, Comment: r.Comment, Jumps: r.Jumps, Sets: r.Sets}
-				}
+			if !c.slim {
+				c.sum, c.slim, c.rules = commentsDigest(c.rules), true, nil
 			}
 		}
 	}
@@ -517,7 +516,7 @@ func (r *Reconciler) diffFragment(p *plan, key string, old, nf *fragment, owner 
 	for _, c := range nf.chains {
 		newChains[c.spec.Name] = true
 		o, ok := oldChains[c.spec.Name]
-		if ok && slices.Equal(ruleComments(o.rules), ruleComments(c.rules)) {
+		if ok && o.digest() == c.digest() {
 			continue
 		}
 		if !ok {

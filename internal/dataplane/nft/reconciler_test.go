@@ -512,3 +512,42 @@ func between(s, before, after string) string {
 	v, _, _ := strings.Cut(rest, after)
 	return strings.TrimSpace(strings.TrimSuffix(v, "}"))
 }
+
+// TestProgrammedChainsKeepNoRules: once programmed, the chains the
+// reconciler remembers hold a digest of their rules, not the rules (their
+// expressions and text are most of a ruleset's memory), and the digest
+// still tells an unchanged chain from a changed one.
+func TestProgrammedChainsKeepNoRules(t *testing.T) {
+	f := NewFake()
+	r := New(f, Options{})
+	s := baseState()
+	mustResync(t, r, s)
+	id := chainID("policy", "egress-dns", "egress")
+	s2 := clone(s)
+	c := *s.Chains[id]
+	c.Rules = c.Rules[1:]
+	s2.Chains[id] = &c
+	mustApply(t, r, s2, calc.Delta{Chains: []string{id}})
+	kept := 0
+	for key, fr := range r.frags {
+		for _, ch := range append(slices.Clone(fr.chains), fr.tiers...) {
+			if !ch.slim || ch.rules != nil {
+				t.Errorf("%s: chain %s keeps %d rules (slim %v)", key, ch.spec.Name, len(ch.rules), ch.slim)
+			}
+			kept++
+		}
+	}
+	if kept == 0 {
+		t.Fatal("the reconciler remembers no chain")
+	}
+	before := f.Transactions
+	mustApply(t, r, s2, calc.Delta{Chains: []string{id}})
+	if f.Transactions != before {
+		t.Errorf("re-applying an unchanged chain wrote %v", opKinds(f.Last))
+	}
+	mustApply(t, r, s, calc.Delta{Chains: []string{id}})
+	if f.Transactions != before+1 {
+		t.Fatalf("restoring the chain's first rule wrote nothing")
+	}
+	assertConsistent(t, f, s)
+}

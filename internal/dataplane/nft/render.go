@@ -1,6 +1,8 @@
 package nft
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -27,6 +29,35 @@ type fragment struct {
 type chainDef struct {
 	spec  ChainSpec
 	rules []*Rule
+	// Once programmed (slim), a chain keeps only the digest of its rules'
+	// comments (sum), all the reconciler compares it by; rules is nil.
+	slim bool
+	sum  [sha256.Size]byte
+}
+
+// digest stands for the chain's rules: equal digests, equal comments in
+// the same order.
+func (c *chainDef) digest() [sha256.Size]byte {
+	if c.slim {
+		return c.sum
+	}
+	return commentsDigest(c.rules)
+}
+
+// commentsDigest hashes the rules' comments. Each comment ends in a digest
+// of its rule's text (see ruleBuilder.rule), so two lists of rules with
+// the same comments are the same rules. SHA-256, because a policy's author
+// chooses much of what is hashed.
+func commentsDigest(rules []*Rule) [sha256.Size]byte {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	for _, r := range rules {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(r.Comment)))])
+		h.Write([]byte(r.Comment))
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
 }
 
 type setDef struct {

@@ -53,7 +53,7 @@ type Reconciler struct {
 // linkState is what the reconciler knows of one link.
 type linkState struct {
 	link    Link
-	sysctls map[string]string // per-interface keys read or written
+	sysctls sysctlVals // per-interface keys read or written
 	// wanted are the per-interface keys the last Update wanted: a
 	// Resync re-reads only those of a link it knows (same name and
 	// index), all Calyx may set of one it does not.
@@ -63,6 +63,33 @@ type linkState struct {
 	// reading them first (a new veth has the kernel's defaults, none of
 	// which is what Calyx wants, so reading would only cost time).
 	fresh bool
+}
+
+// sysctlVals are a link's sysctl values by key: a handful, so a slice,
+// at a third of a map's memory for each of the host's endpoints.
+type sysctlVals []Sysctl
+
+func (v sysctlVals) get(key string) (string, bool) {
+	for _, s := range v {
+		if s.Key == key {
+			return s.Value, true
+		}
+	}
+	return "", false
+}
+
+func (v *sysctlVals) set(key, value string) {
+	for i := range *v {
+		if (*v)[i].Key == key {
+			(*v)[i].Value = value
+			return
+		}
+	}
+	*v = append(*v, Sysctl{Key: key, Value: value})
+}
+
+func (v *sysctlVals) del(key string) {
+	*v = slices.DeleteFunc(*v, func(s Sysctl) bool { return s.Key == key })
 }
 
 // New returns a reconciler over k. Call Resync before the first Update so
@@ -109,7 +136,7 @@ func (r *Reconciler) Resync(_ context.Context) error {
 		if !ok && !strings.HasPrefix(l.Name, InterfacePrefix) {
 			continue
 		}
-		ls := &linkState{link: l, sysctls: map[string]string{}}
+		ls := &linkState{link: l}
 		links[l.Name] = ls
 		names[l.Index] = l.Name
 		lkeys := k.wanted
@@ -118,6 +145,7 @@ func (r *Reconciler) Resync(_ context.Context) error {
 		} else {
 			lkeys = allIfaceKeys(l.Name)
 		}
+		ls.sysctls = make(sysctlVals, 0, len(lkeys))
 		for _, k := range lkeys {
 			keys = append(keys, k)
 			owner[k] = ls
@@ -130,7 +158,7 @@ func (r *Reconciler) Resync(_ context.Context) error {
 	global := map[string]string{}
 	for k, v := range vals {
 		if ls := owner[k]; ls != nil {
-			ls.sysctls[k] = v
+			ls.sysctls.set(k, v)
 		} else {
 			global[k] = v
 		}
@@ -227,7 +255,7 @@ func (r *Reconciler) linkLocked(l Link) *linkState {
 	if ls != nil {
 		r.forgetLocked(ls.link)
 	}
-	ls = &linkState{link: l, sysctls: map[string]string{}, fresh: true}
+	ls = &linkState{link: l, fresh: true}
 	r.links[l.Name] = ls
 	r.names[l.Index] = l.Name
 	return ls
@@ -263,14 +291,13 @@ func (r *Reconciler) sysctlsLocked(ls *linkState, ep Endpoint) error {
 			v, ok := r.global[k]
 			return v, ok
 		}
-		v, ok := ls.sysctls[k]
-		return v, ok
+		return ls.sysctls.get(k)
 	}
 	record := func(k, v string) {
 		if k == keyIPv4Forward || k == keyIPv6Forward {
 			r.global[k] = v
 		} else {
-			ls.sysctls[k] = v
+			ls.sysctls.set(k, v)
 		}
 	}
 	var unknown []string
@@ -303,7 +330,7 @@ func (r *Reconciler) sysctlsLocked(ls *linkState, ep Endpoint) error {
 	if err != nil {
 		// Some may have been written: read them again next time.
 		for _, s := range diff {
-			delete(ls.sysctls, s.Key)
+			ls.sysctls.del(s.Key)
 			delete(r.global, s.Key)
 		}
 		return err
