@@ -24,6 +24,16 @@ import (
 // bench/footprint, 1,000 endpoints at rest: 116.6 MB RSS and 0.54% of a
 // core with 100; 92.7 MB and 0.68% with this tuning. bench/cni's bursts
 // measured more CPU per ADD with 50 throughout.
+//
+// At rest the tuner also keeps the heap near its live size: when the heap
+// holds restSlack or more beyond what is live (garbage not yet collected,
+// and free memory the runtime has not returned), it collects and returns
+// that memory to the kernel at once. Left to the runtime, the heap at rest
+// grows back to its goal between collections, and the free memory goes
+// back to the kernel slowly, so that calyx-node's RSS depends more on when
+// it is read than on what it holds. At rest garbage comes mainly from the
+// periodic resync, so this is about one collection per resync, one the
+// heap's growth would have caused anyway, and at most one per look.
 const (
 	// gcTuneInterval is how often the tuner looks, and how long calyx-node
 	// must have been at rest before GOGC is lowered.
@@ -36,6 +46,9 @@ const (
 	// doubling is a few MB.
 	restHeap  = 32 << 20
 	smallHeap = 24 << 20
+	// restSlack is how much the heap may hold beyond its live part at
+	// rest before the tuner collects and returns it.
+	restSlack = 8 << 20
 )
 
 // gcTuner sets the process's GC percentage: see above.
@@ -88,11 +101,14 @@ func (t *gcTuner) request() {
 	}
 }
 
-// tick looks once: live is the live heap's size. Coming to rest, it also
-// returns what the busy heap freed to the kernel at once (one collection),
-// rather than leaving it to the runtime's slow background return.
-func (t *gcTuner) tick(live uint64) {
+// tick looks once: live is the live heap's size, slack what the heap holds
+// beyond it. Coming to rest with a large heap, and at rest whenever slack
+// reaches restSlack, it collects and returns the heap's free memory to the
+// kernel at once (one collection), rather than leaving it to the runtime's
+// slow background return.
+func (t *gcTuner) tick(live, slack uint64) {
 	t.mu.Lock()
+	rest := !t.busy
 	p := gcPercentFor(live, t.busy, t.cur)
 	t.busy = false
 	changed := p != t.cur
@@ -102,14 +118,17 @@ func (t *gcTuner) tick(live uint64) {
 		t.set(p)
 	}
 	t.mu.Unlock()
-	if changed && p == restGCPercent {
+	if changed && p == restGCPercent || rest && slack >= restSlack {
 		t.release()
 	}
 }
 
 // run looks every interval until ctx ends.
 func (t *gcTuner) run(ctx context.Context, every time.Duration) {
-	sample := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	// The live heap as of the last collection; the heap's objects, live or
+	// not yet collected; its free memory not returned to the kernel.
+	sample := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"}}
 	tk := time.NewTicker(every)
 	defer tk.Stop()
 	for {
@@ -119,9 +138,14 @@ func (t *gcTuner) run(ctx context.Context, every time.Duration) {
 		case <-tk.C:
 		}
 		rtmetrics.Read(sample)
-		if sample[0].Value.Kind() == rtmetrics.KindUint64 {
-			t.tick(sample[0].Value.Uint64())
+		var v [3]uint64
+		for i, s := range sample {
+			if s.Value.Kind() == rtmetrics.KindUint64 {
+				v[i] = s.Value.Uint64()
+			}
 		}
+		live, objects, free := v[0], v[1], v[2]
+		t.tick(live, max(objects, live)-live+free)
 	}
 }
 

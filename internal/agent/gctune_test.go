@@ -28,17 +28,22 @@ func TestGCTuner(t *testing.T) {
 		do   func()
 		want []int // percentages set, 0 for a release of memory
 	}{
-		{"small heap at rest", func() { tu.tick(10 << 20) }, nil},
-		{"large heap, a request this interval", func() { serve(); tu.tick(40 << 20) }, nil},
-		{"large heap at rest: lowered, memory released", func() { tu.tick(40 << 20) }, []int{50, 0}},
-		{"still at rest", func() { tu.tick(40 << 20) }, nil},
-		{"health and status polls are not work", func() { call(localapi.PathStatus)(); call(localapi.PathHealthz)(); tu.tick(40 << 20) }, nil},
-		{"between the thresholds at rest: kept", func() { tu.tick(28 << 20) }, nil},
+		{"small heap at rest", func() { tu.tick(10<<20, 0) }, nil},
+		{"large heap, a request this interval", func() { serve(); tu.tick(40<<20, 0) }, nil},
+		{"large heap at rest: lowered, memory released", func() { tu.tick(40<<20, 0) }, []int{50, 0}},
+		{"still at rest", func() { tu.tick(40<<20, 0) }, nil},
+		{"health and status polls are not work", func() { call(localapi.PathStatus)(); call(localapi.PathHealthz)(); tu.tick(40<<20, 0) }, nil},
+		{"between the thresholds at rest: kept", func() { tu.tick(28<<20, 0) }, nil},
 		{"a request restores 100 at once", call(localapi.PathIPAMDel), []int{100}},
-		{"the next look after it: still busy", func() { tu.tick(40 << 20) }, nil},
-		{"at rest again", func() { tu.tick(40 << 20) }, []int{50, 0}},
-		{"the heap shrank at rest", func() { tu.tick(20 << 20) }, []int{100}},
-		{"between the thresholds at rest: kept at 100", func() { tu.tick(28 << 20) }, nil},
+		{"the next look after it: still busy", func() { tu.tick(40<<20, 0) }, nil},
+		{"at rest again", func() { tu.tick(40<<20, 0) }, []int{50, 0}},
+		{"the heap shrank at rest", func() { tu.tick(20<<20, 0) }, []int{100}},
+		{"between the thresholds at rest: kept at 100", func() { tu.tick(28<<20, 0) }, nil},
+		{"at rest, the heap 7 MiB beyond its live part: kept", func() { tu.tick(28<<20, 7<<20) }, nil},
+		{"busy, the heap far beyond its live part: kept", func() { serve(); tu.tick(28<<20, 30<<20) }, nil},
+		{"at rest, 8 MiB beyond: collected and returned", func() { tu.tick(28<<20, 8<<20) }, []int{0}},
+		{"a small heap at rest, 9 MiB beyond: returned too", func() { tu.tick(10<<20, 9<<20) }, []int{0}},
+		{"a large heap coming to rest with slack: lowered, returned once", func() { tu.tick(40<<20, 9<<20) }, []int{50, 0}},
 	}
 	for _, s := range steps {
 		sets = nil
