@@ -48,7 +48,7 @@
 //   - selector_ns_per_op / selector_allocs_per_op: ten typical selectors via
 //     testing.Benchmark vs closures doing the same map lookups.
 //
-// Usage: go run ./bench/datastore [-rounds 3] [-n 2000] [-only REGEXP]
+// Usage: go run ./bench/datastore [-rounds 5] [-n 2000] [-only REGEXP]
 // [-cpuprofile FILE] [-memprofile FILE]. A readable table
 // goes to stderr; stdout gets one JSON line of environment and then one per
 // figure (bench/report), medians over the rounds.
@@ -86,7 +86,7 @@ const (
 
 func main() {
 	testing.Init() // registers -test.* flags, for testing.Benchmark
-	rounds := flag.Int("rounds", 3, "rounds of A/B measurements")
+	rounds := flag.Int("rounds", 5, "rounds of A/B measurements (a round's ratio moves by a tenth on a 2-vCPU machine; the median of five less)")
 	n := flag.Int("n", 2000, "resources or events per measurement")
 	conc := flag.Int("conc", 16, "concurrent writers")
 	benchtime := flag.Duration("benchtime", 200*time.Millisecond, "time per selector benchmark")
