@@ -401,10 +401,13 @@ func (b *bench) put(ctx context.Context, key, val string) error {
 // guarded by Version(key)==0. Against it the ratio is the layer's own
 // overhead.
 func (b *bench) txn(ctx context.Context, key, val string) error {
-	_, err := b.raw.Txn(ctx).
+	resp, err := b.raw.Txn(ctx).
 		If(clientv3.Compare(clientv3.Version(key), "=", 0)).
 		Then(clientv3.OpPut(key, val)).
 		Else(clientv3.OpGet(key)).Commit()
+	if err == nil && !resp.Succeeded {
+		return fmt.Errorf("raw transaction: %s exists already, so nothing was written", key)
+	}
 	return err
 }
 
@@ -497,8 +500,10 @@ const eventPasses = 4
 // eventPasses each, alternating, the side going first alternating by pass
 // and round, so that both meet the same noise and the same growing store.
 // Each pass starts its watcher, waits for it to be current, then times
-// from the first write to the pass's last event. The raw side watches
-// through w.
+// from the first write to the pass's last event, so each side's fixed
+// cost per pass (the writers starting, the last event's delivery) is in
+// its figure four times, the same for both. The raw side watches through
+// w.
 func (b *bench) events(w *clientv3.Client) func(context.Context) (float64, float64, error) {
 	return func(ctx context.Context) (float64, float64, error) {
 		return b.eventsVs(ctx, w)

@@ -34,8 +34,11 @@ import (
 // grows back to its goal between collections, and the free memory goes
 // back to the kernel slowly, so that calyx-node's RSS depends more on when
 // it is read than on what it holds. At rest garbage comes mainly from the
-// periodic resync, so this is about one collection per resync, one the
-// heap's growth would have caused anyway, and at most one per look.
+// periodic resync (every 90 s by default). "At rest" only means no local
+// API request: the datastore's events (a policy storm, a busy cluster's
+// remote endpoints) still make garbage, so such a collection happens at
+// most once per restReleaseEvery, whatever the garbage: one full
+// collection of the live heap a minute at worst.
 const (
 	// gcTuneInterval is how often the tuner looks, and how long calyx-node
 	// must have been at rest before GOGC is lowered.
@@ -49,8 +52,10 @@ const (
 	restHeap  = 32 << 20
 	smallHeap = 24 << 20
 	// restSlack is how much the heap may hold beyond its live part at
-	// rest before the tuner collects and returns it.
-	restSlack = 8 << 20
+	// rest before the tuner collects and returns it, at most once per
+	// restReleaseEvery.
+	restSlack        = 8 << 20
+	restReleaseEvery = time.Minute
 )
 
 // gcTuner sets the process's GC percentage: see above.
@@ -65,6 +70,8 @@ type gcTuner struct {
 	cur     int        // the percentage set
 	// busy says a request arrived since the tuner last looked.
 	busy bool
+	// slackReleased is when the tuner last released memory for slack.
+	slackReleased time.Time
 }
 
 func newGCTuner(log *slog.Logger) *gcTuner {
@@ -103,12 +110,13 @@ func (t *gcTuner) request() {
 	}
 }
 
-// tick looks once: live is the live heap's size, slack what the heap holds
-// beyond it. Coming to rest with a large heap, and at rest whenever slack
-// reaches restSlack, it collects and returns the heap's free memory to the
-// kernel at once (one collection), rather than leaving it to the runtime's
-// slow background return.
-func (t *gcTuner) tick(live, slack uint64) {
+// tick looks once, at now: live is the live heap's size, slack what the
+// heap holds beyond it. Coming to rest with a large heap, and at rest when
+// slack reaches restSlack (at most once per restReleaseEvery), it collects
+// and returns the heap's free memory to the kernel at once (one
+// collection), rather than leaving it to the runtime's slow background
+// return.
+func (t *gcTuner) tick(now time.Time, live, slack uint64) {
 	t.mu.Lock()
 	rest := !t.busy
 	p := gcPercentFor(live, t.busy, t.cur)
@@ -119,8 +127,12 @@ func (t *gcTuner) tick(live, slack uint64) {
 		t.cur = p
 		t.set(p)
 	}
+	release := changed && p == restGCPercent
+	if !release && rest && slack >= restSlack && now.Sub(t.slackReleased) >= restReleaseEvery {
+		release, t.slackReleased = true, now
+	}
 	t.mu.Unlock()
-	if changed && p == restGCPercent || rest && slack >= restSlack {
+	if release {
 		t.release()
 	}
 }
@@ -133,11 +145,12 @@ func (t *gcTuner) run(ctx context.Context, every time.Duration) {
 		{Name: "/memory/classes/heap/free:bytes"}}
 	tk := time.NewTicker(every)
 	defer tk.Stop()
+	var now time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tk.C:
+		case now = <-tk.C:
 		}
 		rtmetrics.Read(sample)
 		var v [3]uint64
@@ -147,7 +160,7 @@ func (t *gcTuner) run(ctx context.Context, every time.Duration) {
 			}
 		}
 		live, objects, free := v[0], v[1], v[2]
-		t.tick(live, max(objects, live)-live+free)
+		t.tick(now, live, max(objects, live)-live+free)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/calyx-net/calyx/internal/localapi"
 )
@@ -22,28 +23,32 @@ func TestGCTuner(t *testing.T) {
 		return func() { h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, path, nil)) }
 	}
 	serve := call(localapi.PathCNIAdd)
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	clock := func() time.Time { now = now.Add(10 * time.Second); return now } // one look
 
 	steps := []struct {
 		name string
 		do   func()
 		want []int // percentages set, 0 for a release of memory
 	}{
-		{"small heap at rest", func() { tu.tick(10<<20, 0) }, nil},
-		{"large heap, a request this interval", func() { serve(); tu.tick(40<<20, 0) }, nil},
-		{"large heap at rest: lowered, memory released", func() { tu.tick(40<<20, 0) }, []int{50, 0}},
-		{"still at rest", func() { tu.tick(40<<20, 0) }, nil},
-		{"health and status polls are not work", func() { call(localapi.PathStatus)(); call(localapi.PathHealthz)(); tu.tick(40<<20, 0) }, nil},
-		{"between the thresholds at rest: kept", func() { tu.tick(28<<20, 0) }, nil},
+		{"small heap at rest", func() { tu.tick(clock(), 10<<20, 0) }, nil},
+		{"large heap, a request this interval", func() { serve(); tu.tick(clock(), 40<<20, 0) }, nil},
+		{"large heap at rest: lowered, memory released", func() { tu.tick(clock(), 40<<20, 0) }, []int{50, 0}},
+		{"still at rest", func() { tu.tick(clock(), 40<<20, 0) }, nil},
+		{"health and status polls are not work", func() { call(localapi.PathStatus)(); call(localapi.PathHealthz)(); tu.tick(clock(), 40<<20, 0) }, nil},
+		{"between the thresholds at rest: kept", func() { tu.tick(clock(), 28<<20, 0) }, nil},
 		{"a request restores 100 at once", call(localapi.PathIPAMDel), []int{100}},
-		{"the next look after it: still busy", func() { tu.tick(40<<20, 0) }, nil},
-		{"at rest again", func() { tu.tick(40<<20, 0) }, []int{50, 0}},
-		{"the heap shrank at rest", func() { tu.tick(20<<20, 0) }, []int{100}},
-		{"between the thresholds at rest: kept at 100", func() { tu.tick(28<<20, 0) }, nil},
-		{"at rest, the heap 7 MiB beyond its live part: kept", func() { tu.tick(28<<20, 7<<20) }, nil},
-		{"busy, the heap far beyond its live part: kept", func() { serve(); tu.tick(28<<20, 30<<20) }, nil},
-		{"at rest, 8 MiB beyond: collected and returned", func() { tu.tick(28<<20, 8<<20) }, []int{0}},
-		{"a small heap at rest, 9 MiB beyond: returned too", func() { tu.tick(10<<20, 9<<20) }, []int{0}},
-		{"a large heap coming to rest with slack: lowered, returned once", func() { tu.tick(40<<20, 9<<20) }, []int{50, 0}},
+		{"the next look after it: still busy", func() { tu.tick(clock(), 40<<20, 0) }, nil},
+		{"at rest again", func() { tu.tick(clock(), 40<<20, 0) }, []int{50, 0}},
+		{"the heap shrank at rest", func() { tu.tick(clock(), 20<<20, 0) }, []int{100}},
+		{"between the thresholds at rest: kept at 100", func() { tu.tick(clock(), 28<<20, 0) }, nil},
+		{"at rest, the heap 7 MiB beyond its live part: kept", func() { tu.tick(clock(), 28<<20, 7<<20) }, nil},
+		{"busy, the heap far beyond its live part: kept", func() { serve(); tu.tick(clock(), 28<<20, 30<<20) }, nil},
+		{"at rest, 8 MiB beyond: collected and returned", func() { tu.tick(clock(), 28<<20, 8<<20) }, []int{0}},
+		{"at rest, 9 MiB beyond 50 s later: not yet again", func() { now = now.Add(40 * time.Second); tu.tick(clock(), 28<<20, 9<<20) }, nil},
+		{"a minute after the last: returned again", func() { tu.tick(clock(), 28<<20, 9<<20) }, []int{0}},
+		{"a small heap at rest, a minute later, 9 MiB beyond: returned too", func() { now = now.Add(50 * time.Second); tu.tick(clock(), 10<<20, 9<<20) }, []int{0}},
+		{"a large heap coming to rest with slack: lowered, returned once", func() { tu.tick(clock(), 40<<20, 9<<20) }, []int{50, 0}},
 	}
 	for _, s := range steps {
 		sets = nil
