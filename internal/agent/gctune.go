@@ -23,9 +23,12 @@ import (
 //
 // bench/footprint, 1,000 endpoints at rest: 116.6 MB RSS and 0.54% of a
 // core with 100; 92.7 MB and 0.68% with GOGC 50 at rest. Later code with
-// smaller caches measured 105.4 MB without the slack rule below (the free
-// memory not returned was 20 MB) and 84.9 MB and 0.64% with it. bench/cni's
-// bursts measured more CPU per ADD with 50 throughout.
+// smaller caches (a live heap of 29 MiB) measured 105.4 MB without the
+// slack rule below (the free memory not returned was 20 MB); 84.9 MB and
+// 0.64% with it applied at every look; and, with it at most once a minute,
+// 109.7 MB while restHeap was 32 MiB (so GOGC stayed at 100) and 87.2 MB
+// and 0.68% with restHeap at 16 MiB. bench/cni's bursts measured more CPU
+// per ADD with 50 throughout.
 //
 // At rest the tuner also keeps the heap near its live size: when the heap
 // holds restSlack or more beyond what is live (garbage not yet collected,
