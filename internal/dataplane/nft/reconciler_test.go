@@ -148,17 +148,24 @@ func TestDeltaPolicyEdit(t *testing.T) {
 	r := New(f, Options{})
 	s := baseState()
 	mustResync(t, r, s)
-	id := chainID("policy", "egress-dns", "egress")
-	c := *s.Chains[id]
-	c.Rules = c.Rules[1:]
-	s2 := clone(s)
-	s2.Chains[id] = &c
+	id, s2 := withoutFirstRule(s, "egress-dns", "egress")
 	mustApply(t, r, s2, calc.Delta{Chains: []string{id}})
 	got := opKinds(f.Last)
 	if len(got) != 3 || got[0] != "flush chain policy-out-egress-dns" || !strings.HasPrefix(got[1], "add rule policy-out-egress-dns ") || !strings.HasPrefix(got[2], "add rule policy-out-egress-dns ") {
 		t.Errorf("ops = %q, want a flush of policy-out-egress-dns and its two rules", got)
 	}
 	assertConsistent(t, f, s2)
+}
+
+// withoutFirstRule returns the ID of policy name's chain in dir and a copy
+// of s whose chain lacks its first rule.
+func withoutFirstRule(s *calc.State, name, dir string) (string, *calc.State) {
+	id := chainID("policy", name, dir)
+	c := *s.Chains[id]
+	c.Rules = c.Rules[1:]
+	s2 := clone(s)
+	s2.Chains[id] = &c
+	return id, s2
 }
 
 // TestDeltaEndpointLifecycle adds and removes an endpoint: its chains
@@ -522,11 +529,7 @@ func TestProgrammedChainsKeepNoRules(t *testing.T) {
 	r := New(f, Options{})
 	s := baseState()
 	mustResync(t, r, s)
-	id := chainID("policy", "egress-dns", "egress")
-	s2 := clone(s)
-	c := *s.Chains[id]
-	c.Rules = c.Rules[1:]
-	s2.Chains[id] = &c
+	id, s2 := withoutFirstRule(s, "egress-dns", "egress")
 	mustApply(t, r, s2, calc.Delta{Chains: []string{id}})
 	kept := 0
 	for key, fr := range r.frags {
