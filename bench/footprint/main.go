@@ -56,8 +56,15 @@
 // (calyx_node_go_env): `GOGC=100 make bench BENCH=footprint` measures
 // calyx-node without its GC tuning.
 //
-// -profile DIR also saves calyx-node's CPU profile of each window and its
-// heap (after a collection) and goroutines at the end of it, for a
+// Each window also reports what calyx-node allocated in it (KiB/s, from
+// its metrics at the window's start and end): the garbage its periodic
+// work makes at rest, which sets how far its heap grows past what is live.
+//
+// -profile DIR also saves calyx-node's CPU profile of each window, its
+// allocations at the start of the window (<name>-allocs-start.pprof: with
+// `go tool pprof -sample_index=alloc_space -base` it gives what the window
+// allocated, by caller), and its heap (after a collection) and goroutines
+// at the end of it, for a
 // calyx-node that serves net/http/pprof on its metrics address (the
 // released one does not: build one that does and pass its directory as
 // -bin).

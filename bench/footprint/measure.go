@@ -184,6 +184,11 @@ type window struct {
 	rssAnon, rssFile uint64
 	threads          int
 	metrics          map[string]float64
+	// allocRate is what calyx-node allocated during the window, bytes/s
+	// (with one scrape of its metrics, which is a few hundred KB): the
+	// garbage its periodic work makes at rest, which sets how far its
+	// heap grows beyond what is live.
+	allocRate float64
 	// The external etcd server's, with -embedded=false: for information.
 	etcdCPUPct float64
 	etcdRSS    uint64 // median
@@ -197,6 +202,7 @@ const (
 	nextGC       = "go_memstats_next_gc_bytes"
 	gogc         = "go_gc_gogc_percent"
 	goroutines   = "go_goroutines"
+	allocTotal   = "go_memstats_alloc_bytes_total"
 )
 
 // liveHeap is the Go heap that survived the last collection, from the
@@ -213,6 +219,7 @@ func (w window) record(rep *report.Report, prefix string) {
 	rep.Add(prefix+"go_heap_inuse_mb", w.metrics[heapInuse]/1e6)
 	rep.Add(prefix+"go_heap_unreleased_mb", (w.metrics[heapIdle]-w.metrics[heapReleased])/1e6)
 	rep.Add(prefix+"go_heap_live_mb", liveHeap(w.metrics)/1e6)
+	rep.Add(prefix+"alloc_kib_per_s", w.allocRate/1024)
 	rep.Add(prefix+"goroutines", w.metrics[goroutines])
 	rep.Add(prefix+"threads", float64(w.threads))
 	if w.etcdRSS != 0 {
@@ -236,6 +243,19 @@ func (w *world) measure(ctx context.Context, d time.Duration, profileDir, name s
 			cpuProf <- w.saveProfile(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds())), filepath.Join(profileDir, name+"-cpu.pprof"))
 		}()
 	}
+	before, err := w.scrape(ctx)
+	if err != nil {
+		return out, err
+	}
+	if profileDir != "" {
+		// the allocations since start, to compare with those after the
+		// window (pprof -sample_index=alloc_space -base): what the window
+		// allocated, by caller.
+		if err := w.saveProfile(ctx, "/debug/pprof/allocs", filepath.Join(profileDir, name+"-allocs-start.pprof")); err != nil {
+			return out, err
+		}
+	}
+	start := time.Now()
 	every := min(d/10, 5*time.Second)
 	var samples, etcd []procSample
 	var psss []uint64
@@ -290,10 +310,10 @@ func (w *world) measure(ctx context.Context, d time.Duration, profileDir, name s
 	}
 	out.pss = median(psss)
 	out.threads = samples[len(samples)-1].threads
-	var err error
 	if out.metrics, err = w.scrape(ctx); err != nil {
 		return out, err
 	}
+	out.allocRate = (out.metrics[allocTotal] - before[allocTotal]) / time.Since(start).Seconds()
 	if profileDir != "" {
 		if err := <-cpuProf; err != nil {
 			return out, err
@@ -364,7 +384,7 @@ func (w *world) scrape(ctx context.Context) (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range []string{heapInuse, heapIdle, heapReleased, nextGC, gogc, goroutines} {
+	for _, k := range []string{heapInuse, heapIdle, heapReleased, nextGC, gogc, goroutines, allocTotal} {
 		if _, ok := m[k]; !ok {
 			return nil, fmt.Errorf("calyx-node's metrics have no %s", k)
 		}

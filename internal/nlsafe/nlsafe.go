@@ -99,22 +99,132 @@ type LinkBrief struct {
 
 // Links lists the index, name and flags of every link of the calling
 // thread's network namespace (run it there), on a netlink socket of its
-// own, reading nothing else of them: a fraction of what LinkList
-// allocates, for callers that check which of many interfaces exist.
+// own, reading nothing else of them: for callers that check which of many
+// interfaces exist, as calyx-node's collector does every few seconds. It
+// asks the kernel to leave out the links' statistics, and reads the whole
+// dump into one buffer: a host's thousand veths cost a few KB of names,
+// not the megabytes of messages a general link list allocates.
 func Links() ([]LinkBrief, error) {
-	return retry("links", func() ([]LinkBrief, error) {
-		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
-		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
-		var out []LinkBrief
-		err := req.ExecuteIter(unix.NETLINK_ROUTE, unix.RTM_NEWLINK, func(msg []byte) bool {
-			if l, ok := linkBrief(msg); ok {
-				out = append(out, l)
-			}
-			return true
-		})
-		return out, err
-	})
+	return retry("links", dumpLinks)
 }
+
+const (
+	// linkDumpBuf is the receive buffer of one link dump. The kernel
+	// fills a dump's reply up to about 32 KiB at a time, and a link's
+	// message without statistics is well under 1 KiB.
+	linkDumpBuf = 64 << 10
+	// rtextFilterSkipStats asks a link dump to leave out IFLA_STATS and
+	// IFLA_STATS64 (RTEXT_FILTER_SKIP_STATS, linux/rtnetlink.h; Linux 4.5).
+	// Older kernels ignore it.
+	rtextFilterSkipStats = 1 << 3
+)
+
+// dumpLinks is one RTM_GETLINK dump; netlink.ErrDumpInterrupted when the
+// kernel marked a part of it interrupted.
+func dumpLinks() ([]LinkBrief, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("opening a netlink socket: %w", err)
+	}
+	defer unix.Close(fd)
+	kernel := &unix.SockaddrNetlink{Family: unix.AF_NETLINK}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return nil, fmt.Errorf("binding a netlink socket: %w", err)
+	}
+	const seq = 1
+	if err := unix.Sendto(fd, linkDumpRequest(seq), 0, kernel); err != nil {
+		return nil, fmt.Errorf("sending a link dump request: %w", err)
+	}
+	buf := make([]byte, linkDumpBuf)
+	var out []LinkBrief
+	interrupted := false
+	for {
+		n, _, err := unix.Recvfrom(fd, buf, unix.MSG_TRUNC)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("reading a link dump: %w", err)
+		case n > len(buf):
+			return nil, fmt.Errorf("reading a link dump: a reply of %d bytes is larger than the buffer (%d)", n, len(buf))
+		}
+		done, intr, err := parseLinkDump(buf[:n], seq, func(l LinkBrief) { out = append(out, l) })
+		interrupted = interrupted || intr
+		switch {
+		case err != nil:
+			return nil, err
+		case done && interrupted:
+			return nil, netlink.ErrDumpInterrupted
+		case done:
+			return out, nil
+		}
+	}
+}
+
+// linkDumpRequest is an RTM_GETLINK dump request for every family,
+// without statistics: nlmsghdr, ifinfomsg, IFLA_EXT_MASK.
+func linkDumpRequest(seq uint32) []byte {
+	ne := nl.NativeEndian()
+	const size = unix.NLMSG_HDRLEN + unix.SizeofIfInfomsg + unix.SizeofRtAttr + 4
+	b := make([]byte, size)
+	ne.PutUint32(b[0:4], size)
+	ne.PutUint16(b[4:6], unix.RTM_GETLINK)
+	ne.PutUint16(b[6:8], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	ne.PutUint32(b[8:12], seq)
+	// ifinfomsg: all zero (AF_UNSPEC, every link).
+	a := b[unix.NLMSG_HDRLEN+unix.SizeofIfInfomsg:]
+	ne.PutUint16(a[0:2], unix.SizeofRtAttr+4)
+	ne.PutUint16(a[2:4], unix.IFLA_EXT_MASK)
+	ne.PutUint32(a[4:8], rtextFilterSkipStats)
+	return b
+}
+
+// parseLinkDump reads one datagram of the link dump with sequence number
+// seq, calling add for each link: done at NLMSG_DONE, interrupted when a
+// message carries NLM_F_DUMP_INTR. Messages of another sequence number
+// are skipped.
+func parseLinkDump(b []byte, seq uint32, add func(LinkBrief)) (done, interrupted bool, err error) {
+	ne := nl.NativeEndian()
+	for len(b) >= unix.NLMSG_HDRLEN {
+		n := int(ne.Uint32(b[0:4]))
+		if n < unix.NLMSG_HDRLEN || n > len(b) {
+			return false, false, fmt.Errorf("reading a link dump: a message of %d bytes where %d remain", n, len(b))
+		}
+		typ, flags, msgSeq := ne.Uint16(b[4:6]), ne.Uint16(b[6:8]), ne.Uint32(b[8:12])
+		msg := b[unix.NLMSG_HDRLEN:n]
+		b = b[min(nlmsgAlign(n), len(b)):]
+		if msgSeq != seq {
+			continue
+		}
+		if flags&unix.NLM_F_DUMP_INTR != 0 {
+			interrupted = true
+		}
+		switch typ {
+		case unix.NLMSG_DONE:
+			// its payload is the dump's error, if any
+			if len(msg) >= 4 {
+				if errno := -int32(ne.Uint32(msg[0:4])); errno > 0 {
+					return false, false, fmt.Errorf("reading a link dump: %w", unix.Errno(errno))
+				}
+			}
+			return true, interrupted, nil
+		case unix.NLMSG_ERROR:
+			if len(msg) < 4 {
+				return false, false, errors.New("reading a link dump: a short error message")
+			}
+			if errno := -int32(ne.Uint32(msg[0:4])); errno > 0 {
+				return false, false, fmt.Errorf("reading a link dump: %w", unix.Errno(errno))
+			}
+		case unix.RTM_NEWLINK:
+			if l, ok := linkBrief(msg); ok {
+				add(l)
+			}
+		}
+	}
+	return false, interrupted, nil
+}
+
+func nlmsgAlign(n int) int { return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1) }
 
 // linkBrief reads an RTM_NEWLINK message's payload: an ifinfomsg, then
 // attributes, of which it wants IFLA_IFNAME.

@@ -1,11 +1,15 @@
 package nlsafe
 
 import (
+	"bytes"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
 )
 
 func TestRetry(t *testing.T) {
@@ -84,6 +88,68 @@ func TestLinkBrief(t *testing.T) {
 		got, ok := linkBrief(tc.msg)
 		if got.Name != tc.want || ok != tc.ok || ok && (got.Index != 7 || got.Flags != 1) {
 			t.Errorf("%s: %+v %v, want %q (index 7, flags 1) %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// nlmsg is one netlink message: header (length, type, flags, seq) and
+// payload, padded to 4 bytes.
+func nlmsg(typ, flags uint16, seq uint32, payload []byte) []byte {
+	ne := nl.NativeEndian()
+	b := make([]byte, 16, 16+len(payload)+3)
+	ne.PutUint32(b[0:4], uint32(16+len(payload)))
+	ne.PutUint16(b[4:6], typ)
+	ne.PutUint16(b[6:8], flags)
+	ne.PutUint32(b[8:12], seq)
+	b = append(b, payload...)
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+	return b
+}
+
+func TestParseLinkDump(t *testing.T) {
+	ne := nl.NativeEndian()
+	link := func(index int, name string) []byte {
+		b := make([]byte, 16, 64) // ifinfomsg
+		ne.PutUint32(b[4:8], uint32(index))
+		a := make([]byte, 4)
+		ne.PutUint16(a[0:2], uint16(4+len(name)+1))
+		ne.PutUint16(a[2:4], unix.IFLA_IFNAME)
+		return append(append(append(b, a...), name...), 0)
+	}
+	errno := func(e unix.Errno) []byte {
+		b := make([]byte, 4)
+		ne.PutUint32(b, uint32(-int32(e)))
+		return b
+	}
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	for _, tc := range []struct {
+		name              string
+		in                []byte
+		want              []string
+		done, interrupted bool
+		err               string
+	}{
+		{name: "a part", in: cat(nlmsg(unix.RTM_NEWLINK, unix.NLM_F_MULTI, 1, link(1, "lo")), nlmsg(unix.RTM_NEWLINK, unix.NLM_F_MULTI, 1, link(9, "calyx0a"))), want: []string{"lo", "calyx0a"}},
+		{name: "the last part", in: cat(nlmsg(unix.RTM_NEWLINK, unix.NLM_F_MULTI, 1, link(9, "calyx0a")), nlmsg(unix.NLMSG_DONE, unix.NLM_F_MULTI, 1, errno(0))), want: []string{"calyx0a"}, done: true},
+		{name: "another request's messages", in: cat(nlmsg(unix.RTM_NEWLINK, unix.NLM_F_MULTI, 2, link(9, "calyx0a")), nlmsg(unix.NLMSG_DONE, unix.NLM_F_MULTI, 2, errno(0)))},
+		{name: "interrupted", in: cat(nlmsg(unix.RTM_NEWLINK, unix.NLM_F_MULTI|unix.NLM_F_DUMP_INTR, 1, link(1, "lo")), nlmsg(unix.NLMSG_DONE, unix.NLM_F_MULTI, 1, errno(0))), want: []string{"lo"}, done: true, interrupted: true},
+		{name: "an error", in: nlmsg(unix.NLMSG_ERROR, 0, 1, errno(unix.EPERM)), err: "operation not permitted"},
+		{name: "a failed dump", in: nlmsg(unix.NLMSG_DONE, unix.NLM_F_MULTI, 1, errno(unix.EMSGSIZE)), err: "message too long"},
+		{name: "a length past the datagram", in: nlmsg(unix.RTM_NEWLINK, 0, 1, link(1, "lo"))[:20], err: "remain"},
+	} {
+		var got []string
+		done, intr, err := parseLinkDump(tc.in, 1, func(l LinkBrief) { got = append(got, l.Name) })
+		switch {
+		case tc.err != "":
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want one saying %q", tc.name, err, tc.err)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case !slices.Equal(got, tc.want) || done != tc.done || intr != tc.interrupted:
+			t.Errorf("%s: %q done %v interrupted %v, want %q %v %v", tc.name, got, done, intr, tc.want, tc.done, tc.interrupted)
 		}
 	}
 }
