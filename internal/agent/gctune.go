@@ -14,12 +14,16 @@ import (
 // calyx-node holds the cluster's routes, policies and endpoints for its
 // whole life. With Go's default GOGC of 100 its heap grows to twice what
 // is live; on a host with many endpoints and policies that doubling is
-// most of its memory. At rest a GOGC of 50 (a heap of 1.5 times the live
-// one) costs little CPU, because little is allocated; while it serves
-// ADDs and DELs each request would pay for twice as many collections. So
-// the tuner lowers GOGC to 50 once nothing was asked of calyx-node for a
-// tuning interval and its live heap is large, and puts it back to 100 as
-// soon as a request arrives.
+// most of its memory. While it serves ADDs and DELs each request would pay
+// for twice as many collections with a lower GOGC, so GOGC stays at 100
+// then; but at rest little is allocated, and a heap that grows only by a
+// fixed amount past its live part between collections costs little CPU.
+// So once nothing was asked of calyx-node for a tuning interval and its
+// live heap is large, the tuner sets GOGC for about restHeadroom of growth
+// (50 for a live heap of 16 MiB, 25, the floor, from 32 MiB), and puts it
+// back to 100 as soon as a request arrives. A fixed headroom, rather than
+// a fixed percentage, keeps what each endpoint costs at rest close to
+// what it keeps live.
 //
 // bench/footprint, 1,000 endpoints at rest: 116.6 MB RSS and 0.54% of a
 // core with 100; 92.7 MB and 0.68% with GOGC 50 at rest. Later code with
@@ -27,8 +31,8 @@ import (
 // slack rule below (the free memory not returned was 20 MB); 84.9 MB and
 // 0.64% with it applied at every look; and, with it at most once a minute,
 // 109.7 MB while restHeap was 32 MiB (so GOGC stayed at 100) and 87.2 MB
-// and 0.68% with restHeap at 16 MiB. bench/cni's bursts measured more CPU
-// per ADD with 50 throughout.
+// and 0.68% with restHeap at 16 MiB and GOGC 50. bench/cni's bursts
+// measured more CPU per ADD with 50 throughout.
 //
 // At rest the tuner also keeps the heap near its live size: when the heap
 // holds restSlack or more beyond what is live (garbage not yet collected,
@@ -37,22 +41,29 @@ import (
 // grows back to its goal between collections, and the free memory goes
 // back to the kernel slowly, so that calyx-node's RSS depends more on when
 // it is read than on what it holds. At rest garbage comes mainly from the
-// periodic resync (every 90 s by default). "At rest" only means no local
-// API request: the datastore's events (a policy storm, a busy cluster's
-// remote endpoints) still make garbage, so such a collection happens at
-// most once per restReleaseEvery, whatever the garbage: one full
-// collection of the live heap a minute at worst.
+// periodic resync (every 90 s by default) and the collector's passes.
+// "At rest" only means no local API request: the datastore's events (a
+// policy storm, a busy cluster's remote endpoints) still make garbage, so
+// such a collection happens at most once per restReleaseEvery, whatever
+// the garbage: one full collection of the live heap a minute at worst.
 const (
 	// gcTuneInterval is how often the tuner looks, and how long calyx-node
 	// must have been at rest before GOGC is lowered.
 	gcTuneInterval = 10 * time.Second
-	restGCPercent  = 50
 	busyGCPercent  = 100 // Go's default
-	// restHeap is the live heap from which restGCPercent applies at rest;
-	// below smallHeap busyGCPercent applies again (the gap keeps a heap
-	// near the threshold from switching back and forth). A small heap's
-	// doubling is a few MB. (At 32 MiB, a host with 1,000 endpoints, whose
-	// live heap is 29 MiB, stayed at 100: 110 MB of RSS at rest.)
+	// At rest GOGC is set for restHeadroom of growth past the live heap,
+	// between minRestGCPercent (a collection at every quarter of the live
+	// heap allocated, however large it is) and maxRestGCPercent, in steps
+	// of restGCStep so that a live heap moving a little does not change it.
+	restHeadroom     = 8 << 20
+	minRestGCPercent = 25
+	maxRestGCPercent = 50
+	restGCStep       = 5
+	// restHeap is the live heap from which GOGC is lowered at rest; below
+	// smallHeap busyGCPercent applies again (the gap keeps a heap near the
+	// threshold from switching back and forth). A small heap's doubling is
+	// a few MB. (At 32 MiB, a host with 1,000 endpoints, whose live heap
+	// is 29 MiB, stayed at 100: 110 MB of RSS at rest.)
 	restHeap  = 16 << 20
 	smallHeap = 12 << 20
 	// restSlack is how much the heap may hold beyond its live part at
@@ -122,7 +133,7 @@ func (t *gcTuner) request() {
 // return.
 func (t *gcTuner) tick(now time.Time, live, slack uint64) {
 	t.mu.Lock()
-	rest := !t.busy
+	rest, prev := !t.busy, t.cur
 	p := gcPercentFor(live, t.busy, t.cur)
 	t.busy = false
 	changed := p != t.cur
@@ -131,7 +142,7 @@ func (t *gcTuner) tick(now time.Time, live, slack uint64) {
 		t.cur = p
 		t.set(p)
 	}
-	release := changed && p == restGCPercent
+	release := changed && prev == busyGCPercent
 	if !release && rest && slack >= restSlack && now.Sub(t.slackReleased) >= restReleaseEvery {
 		release, t.slackReleased = true, now
 	}
@@ -176,7 +187,14 @@ func gcPercentFor(live uint64, busy bool, cur int) int {
 	case busy || live < smallHeap:
 		return busyGCPercent
 	case live >= restHeap:
-		return restGCPercent
+		return restGCPercentFor(live)
 	}
 	return cur
+}
+
+// restGCPercentFor is the GC percentage at rest for a live heap of live
+// bytes: about restHeadroom of growth, within the bounds.
+func restGCPercentFor(live uint64) int {
+	p := int(restHeadroom * 100 / max(live, 1))
+	return min(max(p/restGCStep*restGCStep, minRestGCPercent), maxRestGCPercent)
 }

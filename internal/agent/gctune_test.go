@@ -11,6 +11,17 @@ import (
 	"github.com/calyx-net/calyx/internal/localapi"
 )
 
+func TestRestGCPercent(t *testing.T) {
+	for _, tc := range []struct {
+		live uint64
+		want int
+	}{{12 << 20, 50}, {16 << 20, 50}, {20 << 20, 40}, {24 << 20, 30}, {29 << 20, 25}, {32 << 20, 25}, {1 << 30, 25}} {
+		if got := restGCPercentFor(tc.live); got != tc.want {
+			t.Errorf("restGCPercentFor(%d MiB) = %d, want %d", tc.live>>20, got, tc.want)
+		}
+	}
+}
+
 // GOGC is lowered only at rest with a large live heap, and restored by
 // the next request at once.
 func TestGCTuner(t *testing.T) {
@@ -33,14 +44,17 @@ func TestGCTuner(t *testing.T) {
 	}{
 		{"small heap at rest", func() { tu.tick(clock(), 10<<20, 0) }, nil},
 		{"large heap, a request this interval", func() { serve(); tu.tick(clock(), 40<<20, 0) }, nil},
-		{"large heap at rest: lowered, memory released", func() { tu.tick(clock(), 40<<20, 0) }, []int{50, 0}},
+		{"large heap at rest: lowered, memory released", func() { tu.tick(clock(), 40<<20, 0) }, []int{25, 0}},
 		{"still at rest", func() { tu.tick(clock(), 40<<20, 0) }, nil},
 		{"health and status polls are not work", func() { call(localapi.PathStatus)(); call(localapi.PathHealthz)(); tu.tick(clock(), 40<<20, 0) }, nil},
 		{"between the thresholds at rest: kept", func() { tu.tick(clock(), 14<<20, 0) }, nil},
 		{"a request restores 100 at once", call(localapi.PathIPAMDel), []int{100}},
 		{"the next look after it: still busy", func() { tu.tick(clock(), 40<<20, 0) }, nil},
-		{"at rest again", func() { tu.tick(clock(), 40<<20, 0) }, []int{50, 0}},
+		{"at rest again", func() { tu.tick(clock(), 40<<20, 0) }, []int{25, 0}},
 		{"the heap shrank at rest", func() { tu.tick(clock(), 10<<20, 0) }, []int{100}},
+		{"a smaller large heap at rest: 8 MiB of headroom", func() { tu.tick(clock(), 20<<20, 0) }, []int{40, 0}},
+		{"it grew at rest: lowered again, nothing released", func() { tu.tick(clock(), 40<<20, 0) }, []int{25}},
+		{"it shrank at rest", func() { tu.tick(clock(), 10<<20, 0) }, []int{100}},
 		{"between the thresholds at rest: kept at 100", func() { tu.tick(clock(), 14<<20, 0) }, nil},
 		{"at rest, the heap 7 MiB beyond its live part: kept", func() { tu.tick(clock(), 14<<20, 7<<20) }, nil},
 		{"busy, the heap far beyond its live part: kept", func() { serve(); tu.tick(clock(), 14<<20, 30<<20) }, nil},
@@ -48,7 +62,7 @@ func TestGCTuner(t *testing.T) {
 		{"at rest, 9 MiB beyond 50 s later: not yet again", func() { now = now.Add(40 * time.Second); tu.tick(clock(), 14<<20, 9<<20) }, nil},
 		{"a minute after the last: returned again", func() { tu.tick(clock(), 14<<20, 9<<20) }, []int{0}},
 		{"a small heap at rest, a minute later, 9 MiB beyond: returned too", func() { now = now.Add(50 * time.Second); tu.tick(clock(), 8<<20, 9<<20) }, []int{0}},
-		{"a large heap coming to rest with slack: lowered, returned once", func() { tu.tick(clock(), 40<<20, 9<<20) }, []int{50, 0}},
+		{"a large heap coming to rest with slack: lowered, returned once", func() { tu.tick(clock(), 40<<20, 9<<20) }, []int{25, 0}},
 	}
 	for _, s := range steps {
 		sets = nil
