@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -213,6 +214,13 @@ func (v *view) OnEvent(e datastore.Event) {
 	if e.Kind == api.KindWorkloadEndpoint {
 		if ent, ok := v.local[e.Name]; ok && e.Revision >= ent.rev {
 			delete(v.local, e.Name)
+			// The syncer's copy of this node's own write: keep the copy the
+			// loop already gave calc, so that each endpoint is in memory
+			// once (calc's indexes keep parts of the first copy of an
+			// endpoint, such as its labels, when an equal one follows).
+			if ent.wep != nil && e.Type == datastore.EventPut && reflect.DeepEqual(ent.wep, e.Resource) {
+				e.Resource = ent.wep
+			}
 		}
 	}
 	switch e.Type {
@@ -238,7 +246,11 @@ func (v *view) OnEvent(e datastore.Event) {
 
 func (v *view) putLocked(r api.Resource) {
 	m := r.GetObjectMeta()
-	v.res[resKey{r.GetTypeMeta().Kind, m.Name}] = r
+	k := resKey{r.GetTypeMeta().Kind, m.Name}
+	if old, ok := v.res[k]; ok && reflect.DeepEqual(old, r) {
+		return // keep the copy calc holds (a resync brings equal copies)
+	}
+	v.res[k] = r
 	if p, ok := r.(*api.IPPool); ok {
 		if pfx, err := netip.ParsePrefix(p.Spec.CIDR); err == nil {
 			v.pools[m.Name] = pfx.Masked()

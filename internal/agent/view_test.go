@@ -206,3 +206,31 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("defaults %+v", c)
 	}
 }
+
+// When the syncer delivers this node's own write, the view keeps the
+// written copy (which calc holds already) if the two are equal, and the
+// syncer's otherwise; an equal copy of what it holds changes nothing.
+func TestViewKeepsOwnCopy(t *testing.T) {
+	v := newView("node-a", time.Now)
+	v.OnSnapshot(datastore.Snapshot{Revision: 5})
+	event := func(w *api.WorkloadEndpoint, rev int64) {
+		v.OnEvent(datastore.Event{Type: datastore.EventPut, Kind: api.KindWorkloadEndpoint, Name: w.Metadata.Name, Resource: w, Revision: rev})
+	}
+	own := testWEP("b", "node-a", 10, "m1")
+	v.wroteEndpoint(own)
+	event(testWEP("b", "node-a", 10, "m1"), 10)
+	if got := v.endpoint("b"); got != own {
+		t.Errorf("after the syncer's equal copy the view holds %p, want the written copy %p", got, own)
+	}
+	own = testWEP("b", "node-a", 11, "m2")
+	v.wroteEndpoint(own)
+	theirs := testWEP("b", "node-a", 12, "m3") // changed by another writer since
+	event(theirs, 12)
+	if got := v.endpoint("b"); got != theirs {
+		t.Errorf("after a different copy the view holds %+v, want the syncer's %+v", got, theirs)
+	}
+	event(testWEP("b", "node-a", 12, "m3"), 13) // the same again, as a resync brings it
+	if got := v.endpoint("b"); got != theirs {
+		t.Errorf("after an equal copy the view holds %p, want the one it had, %p", got, theirs)
+	}
+}

@@ -264,7 +264,9 @@ func asKind[T api.Resource](r api.Resource) (T, bool) {
 
 // store sets m[name] = v, or deletes it when v is nil, and reports whether
 // anything changed: the same pointer again, or an equal value (as a
-// resync after a watch compaction brings), is no change.
+// resync after a watch compaction brings), is no change, and the value
+// held stays (the indexes share parts of it, such as labels: replacing it
+// would keep both in memory).
 func store[T comparable](m map[string]T, name string, v T) bool {
 	var zero T
 	old, had := m[name]
@@ -272,8 +274,11 @@ func store[T comparable](m map[string]T, name string, v T) bool {
 		delete(m, name)
 		return had
 	}
+	if had && (old == v || reflect.DeepEqual(old, v)) {
+		return false
+	}
 	m[name] = v
-	return !had || old != v && !reflect.DeepEqual(old, v)
+	return true
 }
 
 func (c *Calc) applyWEP(name string, w *api.WorkloadEndpoint) {
