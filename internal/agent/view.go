@@ -438,6 +438,12 @@ func (v *view) deletedEndpoint(name string, prevRev int64) {
 
 func (v *view) ownWrite(name string, e overlayEntry) {
 	v.mu.Lock()
+	// The syncer may deliver a write before the writer records it: then
+	// the view (and calc) hold an equal copy already, which the overlay
+	// shares, so that each endpoint is in memory once.
+	if cur, ok := v.res[resKey{api.KindWorkloadEndpoint, name}].(*api.WorkloadEndpoint); ok && e.wep != nil && reflect.DeepEqual(cur, e.wep) {
+		e.wep = cur
+	}
 	v.local[name] = e
 	v.pending = append(v.pending, pendingWrite{rev: e.rev, at: e.at})
 	v.dirty[resKey{api.KindWorkloadEndpoint, name}] = struct{}{}

@@ -209,7 +209,8 @@ func TestConfigValidate(t *testing.T) {
 
 // When the syncer delivers this node's own write, the view keeps the
 // written copy (which calc holds already) if the two are equal, and the
-// syncer's otherwise; an equal copy of what it holds changes nothing.
+// syncer's otherwise, in either order; an equal copy of what it holds
+// changes nothing.
 func TestViewKeepsOwnCopy(t *testing.T) {
 	v := newView("node-a", time.Now)
 	v.OnSnapshot(datastore.Snapshot{Revision: 5})
@@ -232,5 +233,16 @@ func TestViewKeepsOwnCopy(t *testing.T) {
 	event(testWEP("b", "node-a", 12, "m3"), 13) // the same again, as a resync brings it
 	if got := v.endpoint("b"); got != theirs {
 		t.Errorf("after an equal copy the view holds %p, want the one it had, %p", got, theirs)
+	}
+	// the syncer first, then the writer
+	first := testWEP("c", "node-a", 20, "m4")
+	event(first, 20)
+	v.wroteEndpoint(testWEP("c", "node-a", 20, "m4"))
+	if got := v.endpoint("c"); got != first {
+		t.Errorf("after an own write the syncer delivered first, the view holds %p, want the syncer's copy %p", got, first)
+	}
+	event(testWEP("d", "node-a", 21, ""), 21) // the overlay entry goes
+	if got := v.endpoint("c"); got != first || len(v.local) != 0 {
+		t.Errorf("once the syncer caught up the view holds %p (want %p), overlay %v", got, first, v.local)
 	}
 }
