@@ -1,6 +1,7 @@
 package nlsafe_test
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -16,7 +17,8 @@ import (
 )
 
 // Links lists what LinkList does, with each link's up flag, in a
-// namespace with enough links (400) that its dump takes many datagrams.
+// namespace with enough links (400) that its dump takes many datagrams;
+// LinkByName finds one, or says ENODEV.
 func TestLinksKernel(t *testing.T) {
 	testnet.RequireRoot(t)
 	netns := testnet.NewNS(t)
@@ -36,6 +38,15 @@ func TestLinksKernel(t *testing.T) {
 					return err
 				}
 			}
+		}
+		for name, up := range map[string]bool{"calyxtest000": true, "calyxtest001": false} {
+			b, err := nlsafe.LinkByName(name)
+			if err != nil || b.Name != name || b.Flags&unix.IFF_UP != 0 != up {
+				t.Errorf("LinkByName(%s) = %+v, %v; want it up %v", name, b, err, up)
+			}
+		}
+		if b, err := nlsafe.LinkByName("calyxnosuch"); !errors.Is(err, unix.ENODEV) {
+			t.Errorf("LinkByName of a missing link = %+v, %v; want ENODEV", b, err)
 		}
 		bs, err := nlsafe.Links()
 		if err != nil {

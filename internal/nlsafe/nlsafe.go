@@ -109,7 +109,7 @@ func Links() ([]LinkBrief, error) {
 }
 
 const (
-	// linkDumpBuf is the receive buffer of one link dump. The kernel
+	// linkDumpBuf is the receive buffer of one link request. The kernel
 	// fills a dump's reply up to about 32 KiB at a time, and a link's
 	// message without statistics is well under 1 KiB.
 	linkDumpBuf = 64 << 10
@@ -119,24 +119,51 @@ const (
 	rtextFilterSkipStats = 1 << 3
 )
 
+// LinkByName reads the index, name and flags of the link called name in
+// the calling thread's network namespace (run it there), as Links reads
+// them; an error wrapping unix.ENODEV when there is none. A link lookup
+// of vishvananda/netlink decodes the whole link, statistics included: some
+// 8 KB for each endpoint calyx-node checks.
+func LinkByName(name string) (LinkBrief, error) {
+	var out []LinkBrief
+	err := linkRequest(linkGetRequest(1, name), 1, func(l LinkBrief) { out = append(out, l) })
+	switch {
+	case err != nil:
+		return LinkBrief{}, fmt.Errorf("looking up link %s: %w", name, err)
+	case len(out) != 1:
+		return LinkBrief{}, fmt.Errorf("looking up link %s: %d links in the reply", name, len(out))
+	}
+	return out[0], nil
+}
+
 // dumpLinks is one RTM_GETLINK dump; netlink.ErrDumpInterrupted when the
 // kernel marked a part of it interrupted.
 func dumpLinks() ([]LinkBrief, error) {
+	var out []LinkBrief
+	if err := linkRequest(linkDumpRequest(1), 1, func(l LinkBrief) { out = append(out, l) }); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// linkRequest sends req (with sequence number seq) on a NETLINK_ROUTE
+// socket of its own and reads the reply into one buffer, calling add for
+// each link it holds; netlink.ErrDumpInterrupted when the kernel marked a
+// part of a dump interrupted.
+func linkRequest(req []byte, seq uint32, add func(LinkBrief)) error {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 	if err != nil {
-		return nil, fmt.Errorf("opening a netlink socket: %w", err)
+		return fmt.Errorf("opening a netlink socket: %w", err)
 	}
 	defer unix.Close(fd)
 	kernel := &unix.SockaddrNetlink{Family: unix.AF_NETLINK}
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, fmt.Errorf("binding a netlink socket: %w", err)
+		return fmt.Errorf("binding a netlink socket: %w", err)
 	}
-	const seq = 1
-	if err := unix.Sendto(fd, linkDumpRequest(seq), 0, kernel); err != nil {
-		return nil, fmt.Errorf("sending a link dump request: %w", err)
+	if err := unix.Sendto(fd, req, 0, kernel); err != nil {
+		return fmt.Errorf("sending a link request: %w", err)
 	}
 	buf := make([]byte, linkDumpBuf)
-	var out []LinkBrief
 	interrupted := false
 	for {
 		n, _, err := unix.Recvfrom(fd, buf, unix.MSG_TRUNC)
@@ -144,19 +171,19 @@ func dumpLinks() ([]LinkBrief, error) {
 		case errors.Is(err, unix.EINTR):
 			continue
 		case err != nil:
-			return nil, fmt.Errorf("reading a link dump: %w", err)
+			return fmt.Errorf("reading links: %w", err)
 		case n > len(buf):
-			return nil, fmt.Errorf("reading a link dump: a reply of %d bytes is larger than the buffer (%d)", n, len(buf))
+			return fmt.Errorf("reading links: a reply of %d bytes is larger than the buffer (%d)", n, len(buf))
 		}
-		done, intr, err := parseLinkDump(buf[:n], seq, func(l LinkBrief) { out = append(out, l) })
+		done, intr, err := parseLinkDump(buf[:n], seq, add)
 		interrupted = interrupted || intr
 		switch {
 		case err != nil:
-			return nil, err
+			return err
 		case done && interrupted:
-			return nil, netlink.ErrDumpInterrupted
+			return netlink.ErrDumpInterrupted
 		case done:
-			return out, nil
+			return nil
 		}
 	}
 }
@@ -164,23 +191,43 @@ func dumpLinks() ([]LinkBrief, error) {
 // linkDumpRequest is an RTM_GETLINK dump request for every family,
 // without statistics: nlmsghdr, ifinfomsg, IFLA_EXT_MASK.
 func linkDumpRequest(seq uint32) []byte {
+	return linkRequestMsg(seq, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, "")
+}
+
+// linkGetRequest is an RTM_GETLINK request for the link called name,
+// without statistics: nlmsghdr, ifinfomsg, IFLA_EXT_MASK, IFLA_IFNAME.
+func linkGetRequest(seq uint32, name string) []byte {
+	return linkRequestMsg(seq, unix.NLM_F_REQUEST, name)
+}
+
+func linkRequestMsg(seq uint32, flags uint16, name string) []byte {
 	ne := nl.NativeEndian()
-	const size = unix.NLMSG_HDRLEN + unix.SizeofIfInfomsg + unix.SizeofRtAttr + 4
+	size := unix.NLMSG_HDRLEN + unix.SizeofIfInfomsg + unix.SizeofRtAttr + 4
+	if name != "" {
+		size += nlmsgAlign(unix.SizeofRtAttr + len(name) + 1)
+	}
 	b := make([]byte, size)
-	ne.PutUint32(b[0:4], size)
+	ne.PutUint32(b[0:4], uint32(size))
 	ne.PutUint16(b[4:6], unix.RTM_GETLINK)
-	ne.PutUint16(b[6:8], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	ne.PutUint16(b[6:8], flags)
 	ne.PutUint32(b[8:12], seq)
-	// ifinfomsg: all zero (AF_UNSPEC, every link).
+	// ifinfomsg: all zero (AF_UNSPEC, any index).
 	a := b[unix.NLMSG_HDRLEN+unix.SizeofIfInfomsg:]
 	ne.PutUint16(a[0:2], unix.SizeofRtAttr+4)
 	ne.PutUint16(a[2:4], unix.IFLA_EXT_MASK)
 	ne.PutUint32(a[4:8], rtextFilterSkipStats)
+	if name != "" {
+		a = a[unix.SizeofRtAttr+4:]
+		ne.PutUint16(a[0:2], uint16(unix.SizeofRtAttr+len(name)+1))
+		ne.PutUint16(a[2:4], unix.IFLA_IFNAME)
+		copy(a[unix.SizeofRtAttr:], name) // NUL-terminated: the buffer is zeroed
+	}
 	return b
 }
 
-// parseLinkDump reads one datagram of the link dump with sequence number
-// seq, calling add for each link: done at NLMSG_DONE, interrupted when a
+// parseLinkDump reads one datagram of the reply to the link request with
+// sequence number seq, calling add for each link: done at NLMSG_DONE or
+// after a link message that is not part of a dump, interrupted when a
 // message carries NLM_F_DUMP_INTR. Messages of another sequence number
 // are skipped.
 func parseLinkDump(b []byte, seq uint32, add func(LinkBrief)) (done, interrupted bool, err error) {
@@ -218,6 +265,9 @@ func parseLinkDump(b []byte, seq uint32, add func(LinkBrief)) (done, interrupted
 		case unix.RTM_NEWLINK:
 			if l, ok := linkBrief(msg); ok {
 				add(l)
+			}
+			if flags&unix.NLM_F_MULTI == 0 { // a reply of one message
+				return true, interrupted, nil
 			}
 		}
 	}

@@ -135,6 +135,8 @@ func TestParseLinkDump(t *testing.T) {
 		{name: "the last part", in: cat(nlmsg(unix.RTM_NEWLINK, unix.NLM_F_MULTI, 1, link(9, "calyx0a")), nlmsg(unix.NLMSG_DONE, unix.NLM_F_MULTI, 1, errno(0))), want: []string{"calyx0a"}, done: true},
 		{name: "another request's messages", in: cat(nlmsg(unix.RTM_NEWLINK, unix.NLM_F_MULTI, 2, link(9, "calyx0a")), nlmsg(unix.NLMSG_DONE, unix.NLM_F_MULTI, 2, errno(0)))},
 		{name: "interrupted", in: cat(nlmsg(unix.RTM_NEWLINK, unix.NLM_F_MULTI|unix.NLM_F_DUMP_INTR, 1, link(1, "lo")), nlmsg(unix.NLMSG_DONE, unix.NLM_F_MULTI, 1, errno(0))), want: []string{"lo"}, done: true, interrupted: true},
+		{name: "a reply of one message", in: nlmsg(unix.RTM_NEWLINK, 0, 1, link(9, "calyx0a")), want: []string{"calyx0a"}, done: true},
+		{name: "no such link", in: nlmsg(unix.NLMSG_ERROR, 0, 1, errno(unix.ENODEV)), err: "no such device"},
 		{name: "an error", in: nlmsg(unix.NLMSG_ERROR, 0, 1, errno(unix.EPERM)), err: "operation not permitted"},
 		{name: "a failed dump", in: nlmsg(unix.NLMSG_DONE, unix.NLM_F_MULTI, 1, errno(unix.EMSGSIZE)), err: "message too long"},
 		{name: "a length past the datagram", in: nlmsg(unix.RTM_NEWLINK, 0, 1, link(1, "lo"))[:20], err: "remain"},

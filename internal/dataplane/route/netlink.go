@@ -48,15 +48,23 @@ func toLink(l netlink.Link) Link {
 
 // LinkByName implements Kernel.
 func (k *Netlink) LinkByName(name string) (Link, error) {
-	l, err := k.h.LinkByName(name)
+	var b nlsafe.LinkBrief
+	err := k.ns.Do(func() error {
+		var err error
+		b, err = nlsafe.LinkByName(name)
+		return err
+	})
 	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) || errors.Is(err, syscall.ENODEV) {
+		if errors.Is(err, syscall.ENODEV) {
 			return Link{}, LinkNotFound(name)
 		}
 		return Link{}, fmt.Errorf("looking up %s: %w", name, err)
 	}
-	return toLink(l), nil
+	return briefLink(b), nil
+}
+
+func briefLink(b nlsafe.LinkBrief) Link {
+	return Link{Index: b.Index, Name: b.Name, Up: b.Flags&unix.IFF_UP != 0}
 }
 
 // LinkByIndex implements Kernel.
@@ -98,7 +106,7 @@ func (k *Netlink) links() ([]Link, error) {
 	}
 	out := make([]Link, len(bs))
 	for i, b := range bs {
-		out[i] = Link{Index: b.Index, Name: b.Name, Up: b.Flags&unix.IFF_UP != 0}
+		out[i] = briefLink(b)
 	}
 	return out, nil
 }
