@@ -108,7 +108,7 @@ func nlmsg(typ, flags uint16, seq uint32, payload []byte) []byte {
 	return b
 }
 
-func TestParseLinkDump(t *testing.T) {
+func TestParseReply(t *testing.T) {
 	ne := nl.NativeEndian()
 	link := func(index int, name string) []byte {
 		b := make([]byte, 16, 64) // ifinfomsg
@@ -141,8 +141,12 @@ func TestParseLinkDump(t *testing.T) {
 		{name: "a failed dump", in: nlmsg(unix.NLMSG_DONE, unix.NLM_F_MULTI, 1, errno(unix.EMSGSIZE)), err: "message too long"},
 		{name: "a length past the datagram", in: nlmsg(unix.RTM_NEWLINK, 0, 1, link(1, "lo"))[:20], err: "remain"},
 	} {
+		var links []LinkBrief
+		done, intr, err := parseReply(tc.in, 1, unix.RTM_NEWLINK, addLink(&links))
 		var got []string
-		done, intr, err := parseLinkDump(tc.in, 1, func(l LinkBrief) { got = append(got, l.Name) })
+		for _, l := range links {
+			got = append(got, l.Name)
+		}
 		switch {
 		case tc.err != "":
 			if err == nil || !strings.Contains(err.Error(), tc.err) {

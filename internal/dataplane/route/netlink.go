@@ -144,8 +144,17 @@ func (k *Netlink) Dump() (State, error) {
 	if st.Links, err = k.links(); err != nil {
 		return st, err
 	}
-	if st.Routes, err = nlsafe.Routes(k.h, netlink.FAMILY_ALL, &netlink.Route{}, 0, fromNetlinkRoute); err != nil {
-		return st, err
+	var rs []nlsafe.RouteBrief
+	if err := k.ns.Do(func() error {
+		var err error
+		rs, err = nlsafe.MainRoutes()
+		return err
+	}); err != nil {
+		return st, fmt.Errorf("listing routes: %w", err)
+	}
+	st.Routes = make([]Route, len(rs))
+	for i, r := range rs {
+		st.Routes[i] = fromBrief(r)
 	}
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
 		neighs, err := nlsafe.NeighList(k.h, 0, fam)
@@ -178,6 +187,20 @@ func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
 
 func ipNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// fromBrief converts a main-table route read from the kernel as
+// fromNetlinkRoute does.
+func fromBrief(r nlsafe.RouteBrief) Route {
+	out := Route{
+		Dst: r.Dst, LinkIndex: r.LinkIndex, Protocol: int(r.Protocol), Scope: r.Scope,
+		OnLink: r.Flags&unix.RTNH_F_ONLINK != 0, Gw: r.Gw,
+	}
+	if r.Type != unix.RTN_UNICAST {
+		out.Type = RouteType(r.Type)
+		out.LinkIndex = 0
+	}
+	return out
 }
 
 // fromNetlinkRoute converts a main-table route read from the kernel; ok
