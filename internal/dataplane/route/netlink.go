@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
+	"slices"
 	"syscall"
 
 	"github.com/calyx-net/calyx/internal/netns"
@@ -145,31 +146,28 @@ func (k *Netlink) Dump() (State, error) {
 		return st, err
 	}
 	var rs []nlsafe.RouteBrief
+	var ns [2][]nlsafe.NeighBrief
 	if err := k.ns.Do(func() error {
 		var err error
-		rs, err = nlsafe.MainRoutes()
-		return err
+		if rs, err = nlsafe.MainRoutes(); err != nil {
+			return err
+		}
+		for i, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
+			if ns[i], err = nlsafe.Neighs(fam); err != nil {
+				return err
+			}
+		}
+		return nil
 	}); err != nil {
-		return st, fmt.Errorf("listing routes: %w", err)
+		return st, err
 	}
 	st.Routes = make([]Route, len(rs))
 	for i, r := range rs {
 		st.Routes[i] = fromBrief(r)
 	}
-	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		neighs, err := nlsafe.NeighList(k.h, 0, fam)
-		if err != nil {
-			return st, err
-		}
-		for _, n := range neighs {
-			ip, ok := netip.AddrFromSlice(n.IP)
-			if !ok || n.Flags&netlink.NTF_PROXY != 0 {
-				continue
-			}
-			st.Neighs = append(st.Neighs, Neigh{
-				IP: ip.Unmap(), LinkIndex: n.LinkIndex, MAC: n.HardwareAddr.String(),
-				Permanent: n.State&netlink.NUD_PERMANENT != 0,
-			})
+	for _, n := range slices.Concat(ns[0], ns[1]) {
+		if n.Flags&unix.NTF_PROXY == 0 {
+			st.Neighs = append(st.Neighs, Neigh{IP: n.IP, LinkIndex: n.LinkIndex, MAC: n.MAC, Permanent: n.State&unix.NUD_PERMANENT != 0})
 		}
 	}
 	return st, nil
