@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -47,6 +48,20 @@ func TestLinksKernel(t *testing.T) {
 		}
 		if b, err := nlsafe.LinkByName("calyxnosuch"); !errors.Is(err, unix.ENODEV) {
 			t.Errorf("LinkByName of a missing link = %+v, %v; want ENODEV", b, err)
+		}
+		// calyx-node looks up each endpoint's veth at every resync: a
+		// lookup allocates about its reply, not a dump's buffer.
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		const lookups = 50
+		for range lookups {
+			if _, err := nlsafe.LinkByName("calyxtest000"); err != nil {
+				return err
+			}
+		}
+		runtime.ReadMemStats(&after)
+		if per := (after.TotalAlloc - before.TotalAlloc) / lookups; per > 8<<10 {
+			t.Errorf("LinkByName allocated %d bytes a lookup, want at most 8 KiB", per)
 		}
 		bs, err := nlsafe.Links()
 		if err != nil {

@@ -16,11 +16,6 @@ import (
 // library's decoding was most of what they allocated (tens of MB a
 // resync at 1,000 endpoints and 10,000 routes).
 
-// replyBuf is the receive buffer of one request. The kernel fills a
-// dump's reply up to about 32 KiB at a time; no single message asked for
-// here comes near that.
-const replyBuf = 64 << 10
-
 // request sends req (sequence number seq) on a NETLINK_ROUTE socket of
 // its own, in the calling thread's network namespace, and reads the reply
 // into one buffer, calling msg with the payload of each message of type
@@ -38,17 +33,24 @@ func request(req []byte, seq uint32, typ uint16, msg func([]byte)) error {
 	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return fmt.Errorf("sending a netlink request: %w", err)
 	}
-	buf := make([]byte, replyBuf)
+	// The buffer grows to the largest datagram, which a peek measures
+	// first: a dump's are up to about 32 KiB, a single link's a few KB,
+	// and a lookup of one link per endpoint must not cost 32 KiB each.
+	var buf []byte
 	interrupted := false
 	for {
-		n, _, err := unix.Recvfrom(fd, buf, unix.MSG_TRUNC)
+		n, _, err := unix.Recvfrom(fd, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+		if err == nil && n > len(buf) {
+			buf = make([]byte, n)
+		}
+		if err == nil {
+			n, _, err = unix.Recvfrom(fd, buf, 0)
+		}
 		switch {
 		case errors.Is(err, unix.EINTR):
 			continue
 		case err != nil:
 			return fmt.Errorf("reading a netlink reply: %w", err)
-		case n > len(buf):
-			return fmt.Errorf("reading a netlink reply: a datagram of %d bytes is larger than the buffer (%d)", n, len(buf))
 		}
 		done, intr, err := parseReply(buf[:n], seq, typ, msg)
 		interrupted = interrupted || intr

@@ -24,14 +24,17 @@ type RouteBrief struct {
 // MainRoutes lists the IPv4 and IPv6 routes of the main table of the
 // calling thread's network namespace (run it there), as RouteListFiltered
 // with no filter lists them, reading only what RouteBrief holds, on a
-// socket of its own: for calyx-node's resync, which reads every route of a
-// host that may have tens of thousands.
-func MainRoutes() ([]RouteBrief, error) {
-	return retry("routes", func() ([]RouteBrief, error) {
-		var out []RouteBrief
+// socket of its own, and converting each route with conv as it is read
+// (keeping those conv accepts): for calyx-node's resync, which reads every
+// route of a host that may have tens of thousands.
+func MainRoutes[T any](conv func(RouteBrief) (T, bool)) ([]T, error) {
+	return retry("routes", func() ([]T, error) {
+		var out []T
 		err := request(routeDumpRequest(1), 1, unix.RTM_NEWROUTE, func(msg []byte) {
 			if r, ok := routeBrief(msg); ok {
-				out = append(out, r)
+				if t, ok := conv(r); ok {
+					out = append(out, t)
+				}
 			}
 		})
 		return out, err

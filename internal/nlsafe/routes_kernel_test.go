@@ -62,7 +62,7 @@ func TestMainRoutesKernel(t *testing.T) {
 				return err
 			}
 		}
-		rs, err := nlsafe.MainRoutes()
+		rs, err := nlsafe.MainRoutes(func(r nlsafe.RouteBrief) (nlsafe.RouteBrief, bool) { return r, true })
 		if err != nil {
 			return err
 		}

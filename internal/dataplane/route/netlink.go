@@ -145,11 +145,10 @@ func (k *Netlink) Dump() (State, error) {
 	if st.Links, err = k.links(); err != nil {
 		return st, err
 	}
-	var rs []nlsafe.RouteBrief
 	var ns [2][]nlsafe.NeighBrief
 	if err := k.ns.Do(func() error {
 		var err error
-		if rs, err = nlsafe.MainRoutes(); err != nil {
+		if st.Routes, err = nlsafe.MainRoutes(fromBrief); err != nil {
 			return err
 		}
 		for i, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
@@ -160,10 +159,6 @@ func (k *Netlink) Dump() (State, error) {
 		return nil
 	}); err != nil {
 		return st, err
-	}
-	st.Routes = make([]Route, len(rs))
-	for i, r := range rs {
-		st.Routes[i] = fromBrief(r)
 	}
 	for _, n := range slices.Concat(ns[0], ns[1]) {
 		if n.Flags&unix.NTF_PROXY == 0 {
@@ -189,7 +184,7 @@ func ipNet(p netip.Prefix) *net.IPNet {
 
 // fromBrief converts a main-table route read from the kernel as
 // fromNetlinkRoute does.
-func fromBrief(r nlsafe.RouteBrief) Route {
+func fromBrief(r nlsafe.RouteBrief) (Route, bool) {
 	out := Route{
 		Dst: r.Dst, LinkIndex: r.LinkIndex, Protocol: int(r.Protocol), Scope: r.Scope,
 		OnLink: r.Flags&unix.RTNH_F_ONLINK != 0, Gw: r.Gw,
@@ -198,7 +193,7 @@ func fromBrief(r nlsafe.RouteBrief) Route {
 		out.Type = RouteType(r.Type)
 		out.LinkIndex = 0
 	}
-	return out
+	return out, true
 }
 
 // fromNetlinkRoute converts a main-table route read from the kernel; ok
