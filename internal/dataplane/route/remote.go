@@ -170,7 +170,9 @@ func (r *Remote) Resync(_ context.Context) error {
 	for _, l := range st.Links {
 		names[l.Index] = l.Name
 	}
-	routes, others := map[netip.Prefix]Route{}, map[netip.Prefix]Route{}
+	// Most of a host's routes are usually Remote's (one a remote block):
+	// a map of their number, not its doublings.
+	routes, others := make(map[netip.Prefix]Route, len(st.Routes)), map[netip.Prefix]Route{}
 	for _, rt := range st.Routes {
 		if owns(rt, names[rt.LinkIndex]) {
 			routes[rt.Dst] = rt
