@@ -197,6 +197,7 @@ type window struct {
 // Go runtime metrics calyx-node exports.
 const (
 	heapInuse    = "go_memstats_heap_inuse_bytes"
+	heapAlloc    = "go_memstats_heap_alloc_bytes"
 	heapIdle     = "go_memstats_heap_idle_bytes"
 	heapReleased = "go_memstats_heap_released_bytes"
 	nextGC       = "go_memstats_next_gc_bytes"
@@ -218,6 +219,9 @@ func (w window) record(rep *report.Report, prefix string) {
 	rep.Add(prefix+"rss_file_mb", mb(w.rssFile))
 	rep.Add(prefix+"go_heap_inuse_mb", w.metrics[heapInuse]/1e6)
 	rep.Add(prefix+"go_heap_unreleased_mb", (w.metrics[heapIdle]-w.metrics[heapReleased])/1e6)
+	// free room in spans that hold objects: the heap's fragmentation,
+	// which no collection returns
+	rep.Add(prefix+"go_heap_unused_mb", (w.metrics[heapInuse]-w.metrics[heapAlloc])/1e6)
 	rep.Add(prefix+"go_heap_live_mb", liveHeap(w.metrics)/1e6)
 	rep.Add(prefix+"alloc_kib_per_s", w.allocRate/1024)
 	rep.Add(prefix+"goroutines", w.metrics[goroutines])
@@ -384,7 +388,7 @@ func (w *world) scrape(ctx context.Context) (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range []string{heapInuse, heapIdle, heapReleased, nextGC, gogc, goroutines, allocTotal} {
+	for _, k := range []string{heapInuse, heapAlloc, heapIdle, heapReleased, nextGC, gogc, goroutines, allocTotal} {
 		if _, ok := m[k]; !ok {
 			return nil, fmt.Errorf("calyx-node's metrics have no %s", k)
 		}
