@@ -40,7 +40,7 @@ const (
 // 8 KB for each endpoint calyx-node checks.
 func LinkByName(name string) (LinkBrief, error) {
 	var out []LinkBrief
-	err := request(linkGetRequest(1, name), 1, unix.RTM_NEWLINK, addLink(&out))
+	err := request(linkGetRequest(name), unix.RTM_NEWLINK, addLink(&out))
 	switch {
 	case err != nil:
 		return LinkBrief{}, fmt.Errorf("looking up link %s: %w", name, err)
@@ -54,7 +54,7 @@ func LinkByName(name string) (LinkBrief, error) {
 // kernel marked a part of it interrupted.
 func dumpLinks() ([]LinkBrief, error) {
 	var out []LinkBrief
-	if err := request(linkDumpRequest(1), 1, unix.RTM_NEWLINK, addLink(&out)); err != nil {
+	if err := request(linkDumpRequest(), unix.RTM_NEWLINK, addLink(&out)); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -71,17 +71,17 @@ func addLink(out *[]LinkBrief) func([]byte) {
 
 // linkDumpRequest is an RTM_GETLINK dump request for every family,
 // without statistics: nlmsghdr, ifinfomsg, IFLA_EXT_MASK.
-func linkDumpRequest(seq uint32) []byte {
-	return linkRequestMsg(seq, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, "")
+func linkDumpRequest() []byte {
+	return linkRequestMsg(unix.NLM_F_REQUEST|unix.NLM_F_DUMP, "")
 }
 
 // linkGetRequest is an RTM_GETLINK request for the link called name,
 // without statistics: nlmsghdr, ifinfomsg, IFLA_EXT_MASK, IFLA_IFNAME.
-func linkGetRequest(seq uint32, name string) []byte {
-	return linkRequestMsg(seq, unix.NLM_F_REQUEST, name)
+func linkGetRequest(name string) []byte {
+	return linkRequestMsg(unix.NLM_F_REQUEST, name)
 }
 
-func linkRequestMsg(seq uint32, flags uint16, name string) []byte {
+func linkRequestMsg(flags uint16, name string) []byte {
 	ne := nl.NativeEndian()
 	size := unix.NLMSG_HDRLEN + unix.SizeofIfInfomsg + unix.SizeofRtAttr + 4
 	if name != "" {
@@ -91,7 +91,7 @@ func linkRequestMsg(seq uint32, flags uint16, name string) []byte {
 	ne.PutUint32(b[0:4], uint32(size))
 	ne.PutUint16(b[4:6], unix.RTM_GETLINK)
 	ne.PutUint16(b[6:8], flags)
-	ne.PutUint32(b[8:12], seq)
+	ne.PutUint32(b[8:12], requestSeq)
 	// ifinfomsg: all zero (AF_UNSPEC, any index).
 	a := b[unix.NLMSG_HDRLEN+unix.SizeofIfInfomsg:]
 	ne.PutUint16(a[0:2], unix.SizeofRtAttr+4)

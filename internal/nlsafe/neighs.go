@@ -26,7 +26,7 @@ type NeighBrief struct {
 func Neighs(family uint8) ([]NeighBrief, error) {
 	return retry("neighbours", func() ([]NeighBrief, error) {
 		var out []NeighBrief
-		err := request(neighDumpRequest(1, family), 1, unix.RTM_NEWNEIGH, func(msg []byte) {
+		err := request(neighDumpRequest(family), unix.RTM_NEWNEIGH, func(msg []byte) {
 			if n, ok := neighBrief(msg, family); ok {
 				out = append(out, n)
 			}
@@ -37,14 +37,14 @@ func Neighs(family uint8) ([]NeighBrief, error) {
 
 // neighDumpRequest is an RTM_GETNEIGH dump request for family: nlmsghdr,
 // ndmsg.
-func neighDumpRequest(seq uint32, family uint8) []byte {
+func neighDumpRequest(family uint8) []byte {
 	ne := nl.NativeEndian()
 	const size = unix.NLMSG_HDRLEN + unix.SizeofNdMsg
 	b := make([]byte, size)
 	ne.PutUint32(b[0:4], size)
 	ne.PutUint16(b[4:6], unix.RTM_GETNEIGH)
 	ne.PutUint16(b[6:8], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
-	ne.PutUint32(b[8:12], seq)
+	ne.PutUint32(b[8:12], requestSeq)
 	b[unix.NLMSG_HDRLEN] = family
 	return b
 }

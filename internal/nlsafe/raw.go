@@ -16,17 +16,22 @@ import (
 // library's decoding was most of what they allocated (tens of MB a
 // resync at 1,000 endpoints and 10,000 routes).
 
-// request sends req (sequence number seq) on a NETLINK_ROUTE socket of
-// its own, in the calling thread's network namespace, and reads the reply
+// requestSeq is the sequence number of every request: each is alone on
+// its socket.
+const requestSeq = 1
+
+// request sends req (sequence number requestSeq) on a NETLINK_ROUTE
+// socket of its own, in the calling thread's network namespace, and reads
+// the reply
 // into one buffer, calling msg with the payload of each message of type
 // typ. It returns netlink.ErrDumpInterrupted when the kernel marked a part
 // of a dump interrupted, having read it all.
-func request(req []byte, seq uint32, typ uint16, msg func([]byte)) error {
+func request(req []byte, typ uint16, msg func([]byte)) error {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("opening a netlink socket: %w", err)
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return fmt.Errorf("binding a netlink socket: %w", err)
 	}
@@ -52,7 +57,7 @@ func request(req []byte, seq uint32, typ uint16, msg func([]byte)) error {
 		case err != nil:
 			return fmt.Errorf("reading a netlink reply: %w", err)
 		}
-		done, intr, err := parseReply(buf[:n], seq, typ, msg)
+		done, intr, err := parseReply(buf[:n], requestSeq, typ, msg)
 		interrupted = interrupted || intr
 		switch {
 		case err != nil:

@@ -30,7 +30,7 @@ type RouteBrief struct {
 func MainRoutes[T any](conv func(RouteBrief) (T, bool)) ([]T, error) {
 	return retry("routes", func() ([]T, error) {
 		var out []T
-		err := request(routeDumpRequest(1), 1, unix.RTM_NEWROUTE, func(msg []byte) {
+		err := request(routeDumpRequest(), unix.RTM_NEWROUTE, func(msg []byte) {
 			if r, ok := routeBrief(msg); ok {
 				if t, ok := conv(r); ok {
 					out = append(out, t)
@@ -43,14 +43,14 @@ func MainRoutes[T any](conv func(RouteBrief) (T, bool)) ([]T, error) {
 
 // routeDumpRequest is an RTM_GETROUTE dump request for every family:
 // nlmsghdr, rtmsg.
-func routeDumpRequest(seq uint32) []byte {
+func routeDumpRequest() []byte {
 	ne := nl.NativeEndian()
 	const size = unix.NLMSG_HDRLEN + unix.SizeofRtMsg
 	b := make([]byte, size)
 	ne.PutUint32(b[0:4], size)
 	ne.PutUint16(b[4:6], unix.RTM_GETROUTE)
 	ne.PutUint16(b[6:8], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
-	ne.PutUint32(b[8:12], seq)
+	ne.PutUint32(b[8:12], requestSeq)
 	return b
 }
 
