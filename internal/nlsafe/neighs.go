@@ -38,15 +38,7 @@ func Neighs(family uint8) ([]NeighBrief, error) {
 // neighDumpRequest is an RTM_GETNEIGH dump request for family: nlmsghdr,
 // ndmsg.
 func neighDumpRequest(family uint8) []byte {
-	ne := nl.NativeEndian()
-	const size = unix.NLMSG_HDRLEN + unix.SizeofNdMsg
-	b := make([]byte, size)
-	ne.PutUint32(b[0:4], size)
-	ne.PutUint16(b[4:6], unix.RTM_GETNEIGH)
-	ne.PutUint16(b[6:8], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
-	ne.PutUint32(b[8:12], requestSeq)
-	b[unix.NLMSG_HDRLEN] = family
-	return b
+	return dumpRequest(unix.RTM_GETNEIGH, unix.SizeofNdMsg, family)
 }
 
 // neighBrief reads an RTM_NEWNEIGH message's payload, an ndmsg then

@@ -5,20 +5,16 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/calyx-net/calyx/internal/nlsafe"
-	"github.com/calyx-net/calyx/internal/testnet"
 )
 
 // Neighs reads what NeighList does of each family's entries (permanent
 // ones here; not the proxy entry, which a neighbour dump leaves out).
 func TestNeighsKernel(t *testing.T) {
-	testnet.RequireRoot(t)
-	netns := testnet.NewNS(t)
 	type brief struct {
 		IP        string
 		LinkIndex int
@@ -27,14 +23,7 @@ func TestNeighsKernel(t *testing.T) {
 		MAC       string
 	}
 	var got, want []brief
-	err := netns.Do(func(ns.NetNS) error {
-		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "calyxtest0"}, PeerName: "peer0"}
-		if err := netlink.LinkAdd(v); err != nil {
-			return err
-		}
-		if err := netlink.LinkSetUp(v); err != nil {
-			return err
-		}
+	inVethNS(t, func(h *netlink.Handle, v *netlink.Veth) error {
 		mac, _ := net.ParseMAC("ee:ee:ee:00:00:07")
 		for _, n := range []netlink.Neigh{
 			{LinkIndex: v.Index, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT, IP: net.ParseIP("10.64.0.7"), HardwareAddr: mac},
@@ -45,11 +34,6 @@ func TestNeighsKernel(t *testing.T) {
 				return err
 			}
 		}
-		h, err := netlink.NewHandle()
-		if err != nil {
-			return err
-		}
-		defer h.Close()
 		for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
 			bs, err := nlsafe.Neighs(uint8(fam))
 			if err != nil {
@@ -69,9 +53,6 @@ func TestNeighsKernel(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("Neighs (-NeighList +Neighs):\n%s", d)
 	}

@@ -117,6 +117,20 @@ func parseReply(b []byte, seq uint32, typ uint16, msg func([]byte)) (done, inter
 	return false, interrupted, nil
 }
 
+// dumpRequest is a dump request of type typ (RTM_GET*) whose body is a
+// family header of hdrLen bytes, zero but for its first, the family.
+func dumpRequest(typ uint16, hdrLen int, family uint8) []byte {
+	ne := nl.NativeEndian()
+	size := unix.NLMSG_HDRLEN + hdrLen
+	b := make([]byte, size)
+	ne.PutUint32(b[0:4], uint32(size))
+	ne.PutUint16(b[4:6], typ)
+	ne.PutUint16(b[6:8], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	ne.PutUint32(b[8:12], requestSeq)
+	b[unix.NLMSG_HDRLEN] = family
+	return b
+}
+
 func nlmsgAlign(n int) int { return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1) }
 
 // attrs calls f with the type and payload of each route attribute in b,

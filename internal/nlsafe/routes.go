@@ -44,14 +44,7 @@ func MainRoutes[T any](conv func(RouteBrief) (T, bool)) ([]T, error) {
 // routeDumpRequest is an RTM_GETROUTE dump request for every family:
 // nlmsghdr, rtmsg.
 func routeDumpRequest() []byte {
-	ne := nl.NativeEndian()
-	const size = unix.NLMSG_HDRLEN + unix.SizeofRtMsg
-	b := make([]byte, size)
-	ne.PutUint32(b[0:4], size)
-	ne.PutUint16(b[4:6], unix.RTM_GETROUTE)
-	ne.PutUint16(b[6:8], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
-	ne.PutUint32(b[8:12], requestSeq)
-	return b
+	return dumpRequest(unix.RTM_GETROUTE, unix.SizeofRtMsg, unix.AF_UNSPEC)
 }
 
 // routeBrief reads an RTM_NEWROUTE message's payload, an rtmsg then

@@ -5,21 +5,17 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/calyx-net/calyx/internal/nlsafe"
-	"github.com/calyx-net/calyx/internal/testnet"
 )
 
 // MainRoutes reads what RouteListFiltered does of the main table's routes
 // of both families: device routes, gateways (onlink too), a default
 // route, blackholes, and none of another table's.
 func TestMainRoutesKernel(t *testing.T) {
-	testnet.RequireRoot(t)
-	netns := testnet.NewNS(t)
 	type brief struct {
 		Dst                   string
 		LinkIndex             int
@@ -28,14 +24,7 @@ func TestMainRoutesKernel(t *testing.T) {
 		OnLink                bool
 	}
 	var got, want []brief
-	err := netns.Do(func(ns.NetNS) error {
-		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "calyxtest0"}, PeerName: "peer0"}
-		if err := netlink.LinkAdd(v); err != nil {
-			return err
-		}
-		if err := netlink.LinkSetUp(v); err != nil {
-			return err
-		}
+	inVethNS(t, func(h *netlink.Handle, v *netlink.Veth) error {
 		for _, a := range []string{"10.9.0.1/24", "fd00:9::1/64"} {
 			addr, err := netlink.ParseAddr(a)
 			if err != nil {
@@ -73,11 +62,6 @@ func TestMainRoutesKernel(t *testing.T) {
 			}
 			got = append(got, brief{r.Dst.String(), r.LinkIndex, gw, int(r.Protocol), int(r.Scope), int(r.Type), r.Flags&unix.RTNH_F_ONLINK != 0})
 		}
-		h, err := netlink.NewHandle()
-		if err != nil {
-			return err
-		}
-		defer h.Close()
 		nrs, err := nlsafe.RouteListFiltered(h, netlink.FAMILY_ALL, &netlink.Route{}, 0)
 		if err != nil {
 			return err
@@ -100,9 +84,6 @@ func TestMainRoutesKernel(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("MainRoutes (-RouteListFiltered +MainRoutes):\n%s", d)
 	}
