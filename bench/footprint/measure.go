@@ -247,10 +247,6 @@ func (w *world) measure(ctx context.Context, d time.Duration, profileDir, name s
 			cpuProf <- w.saveProfile(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds())), filepath.Join(profileDir, name+"-cpu.pprof"))
 		}()
 	}
-	before, err := w.scrape(ctx)
-	if err != nil {
-		return out, err
-	}
 	if profileDir != "" {
 		// the allocations since start, to compare with those after the
 		// window (pprof -sample_index=alloc_space -base): what the window
@@ -258,6 +254,10 @@ func (w *world) measure(ctx context.Context, d time.Duration, profileDir, name s
 		if err := w.saveProfile(ctx, "/debug/pprof/allocs", filepath.Join(profileDir, name+"-allocs-start.pprof")); err != nil {
 			return out, err
 		}
+	}
+	before, err := w.scrape(ctx)
+	if err != nil {
+		return out, err
 	}
 	start := time.Now()
 	every := min(d/10, 5*time.Second)

@@ -47,7 +47,7 @@ func TestGCTuner(t *testing.T) {
 		{"large heap at rest: lowered, memory released", func() { tu.tick(clock(), 40<<20, 0) }, []int{25, 0}},
 		{"still at rest", func() { tu.tick(clock(), 40<<20, 0) }, nil},
 		{"health and status polls are not work", func() { call(localapi.PathStatus)(); call(localapi.PathHealthz)(); tu.tick(clock(), 40<<20, 0) }, nil},
-		{"between the thresholds at rest: kept", func() { tu.tick(clock(), 14<<20, 0) }, nil},
+		{"between the thresholds at rest: the headroom follows the live heap", func() { tu.tick(clock(), 14<<20, 0) }, []int{50}},
 		{"a request restores 100 at once", call(localapi.PathIPAMDel), []int{100}},
 		{"the next look after it: still busy", func() { tu.tick(clock(), 40<<20, 0) }, nil},
 		{"at rest again", func() { tu.tick(clock(), 40<<20, 0) }, []int{25, 0}},

@@ -248,7 +248,7 @@ func (v *view) putLocked(r api.Resource) {
 	m := r.GetObjectMeta()
 	k := resKey{r.GetTypeMeta().Kind, m.Name}
 	if old, ok := v.res[k]; ok && reflect.DeepEqual(old, r) {
-		return // keep the copy calc holds (a resync brings equal copies)
+		return // keep the copy calc holds (as for an own write delivered)
 	}
 	v.res[k] = r
 	if p, ok := r.(*api.IPPool); ok {

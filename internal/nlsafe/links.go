@@ -33,12 +33,16 @@ const (
 	rtextFilterSkipStats = 1 << 3
 )
 
-// LinkByName reads the index, name and flags of the link called name in
-// the calling thread's network namespace (run it there), as Links reads
-// them; an error wrapping unix.ENODEV when there is none. A link lookup
-// of vishvananda/netlink decodes the whole link, statistics included: some
-// 8 KB for each endpoint calyx-node checks.
+// LinkByName reads the index, name and flags of the link called name (or
+// with that alternative name) in the calling thread's network namespace
+// (run it there), as Links reads them; an error wrapping unix.ENODEV when
+// there is none. A link lookup of vishvananda/netlink decodes the whole
+// link, statistics included: some 8 KB for each endpoint calyx-node
+// checks.
 func LinkByName(name string) (LinkBrief, error) {
+	if name == "" {
+		return LinkBrief{}, fmt.Errorf("looking up a link without a name: %w", unix.ENODEV)
+	}
 	var out []LinkBrief
 	err := request(linkGetRequest(name), unix.RTM_NEWLINK, addLink(&out))
 	switch {
@@ -76,7 +80,8 @@ func linkDumpRequest() []byte {
 }
 
 // linkGetRequest is an RTM_GETLINK request for the link called name,
-// without statistics: nlmsghdr, ifinfomsg, IFLA_EXT_MASK, IFLA_IFNAME.
+// without statistics: nlmsghdr, ifinfomsg, IFLA_EXT_MASK, IFLA_IFNAME (or
+// IFLA_ALT_IFNAME for a name longer than a link's name can be).
 func linkGetRequest(name string) []byte {
 	return linkRequestMsg(unix.NLM_F_REQUEST, name)
 }
@@ -100,7 +105,11 @@ func linkRequestMsg(flags uint16, name string) []byte {
 	if name != "" {
 		a = a[unix.SizeofRtAttr+4:]
 		ne.PutUint16(a[0:2], uint16(unix.SizeofRtAttr+len(name)+1))
-		ne.PutUint16(a[2:4], unix.IFLA_IFNAME)
+		attr := uint16(unix.IFLA_IFNAME)
+		if len(name) >= unix.IFNAMSIZ { // only an alternative name is that long
+			attr = unix.IFLA_ALT_IFNAME
+		}
+		ne.PutUint16(a[2:4], attr)
 		copy(a[unix.SizeofRtAttr:], name) // NUL-terminated: the buffer is zeroed
 	}
 	return b

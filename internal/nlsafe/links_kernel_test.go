@@ -17,14 +17,15 @@ import (
 
 // Links lists what LinkList does, with each link's up flag, in a
 // namespace with enough links (403) that its dump takes many datagrams;
-// LinkByName finds one, or says ENODEV.
+// LinkByName finds one, by its name or an alternative name, or says
+// ENODEV.
 func TestLinksKernel(t *testing.T) {
 	type brief struct {
 		Index int
 		Up    bool
 	}
 	var got, want map[string]brief
-	inVethNS(t, func(h *netlink.Handle, _ *netlink.Veth) error {
+	inVethNS(t, func(h *netlink.Handle, v *netlink.Veth) error {
 		for i := range 200 {
 			v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: fmt.Sprintf("calyxtest%03d", i)}, PeerName: fmt.Sprintf("peer%03d", i)}
 			if err := netlink.LinkAdd(v); err != nil {
@@ -42,8 +43,17 @@ func TestLinksKernel(t *testing.T) {
 				t.Errorf("LinkByName(%s) = %+v, %v; want it up %v", name, b, err, up)
 			}
 		}
-		if b, err := nlsafe.LinkByName("calyxnosuch"); !errors.Is(err, unix.ENODEV) {
-			t.Errorf("LinkByName of a missing link = %+v, %v; want ENODEV", b, err)
+		for _, name := range []string{"calyxnosuch", "", "calyx-no-such-alternative-name"} {
+			if b, err := nlsafe.LinkByName(name); !errors.Is(err, unix.ENODEV) {
+				t.Errorf("LinkByName(%q) of a missing link = %+v, %v; want ENODEV", name, b, err)
+			}
+		}
+		const alt = "calyx-alternative-name-0"
+		if err := netlink.LinkAddAltName(v, alt); err != nil {
+			return err
+		}
+		if b, err := nlsafe.LinkByName(alt); err != nil || b.Name != "calyxtest0" {
+			t.Errorf("LinkByName(%s) = %+v, %v; want calyxtest0, its alternative name's", alt, b, err)
 		}
 		// calyx-node looks up each endpoint's veth at every resync: a
 		// lookup allocates about its reply, not a dump's buffer.

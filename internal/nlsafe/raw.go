@@ -16,15 +16,18 @@ import (
 // library's decoding was most of what they allocated (tens of MB a
 // resync at 1,000 endpoints and 10,000 routes).
 
-// requestSeq is the sequence number of every request: each is alone on
-// its socket.
-const requestSeq = 1
+const (
+	// requestSeq is the sequence number of every request: each is alone
+	// on its socket.
+	requestSeq = 1
+	// dumpBuf is the receive buffer of a dump (see request).
+	dumpBuf = 32 << 10
+)
 
 // request sends req (sequence number requestSeq) on a NETLINK_ROUTE
 // socket of its own, in the calling thread's network namespace, and reads
-// the reply
-// into one buffer, calling msg with the payload of each message of type
-// typ. It returns netlink.ErrDumpInterrupted when the kernel marked a part
+// the reply into one buffer, calling msg with the payload of each message
+// of type typ. It returns netlink.ErrDumpInterrupted when the kernel marked a part
 // of a dump interrupted, having read it all.
 func request(req []byte, typ uint16, msg func([]byte)) error {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
@@ -38,10 +41,16 @@ func request(req []byte, typ uint16, msg func([]byte)) error {
 	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return fmt.Errorf("sending a netlink request: %w", err)
 	}
-	// The buffer grows to the largest datagram, which a peek measures
-	// first: a dump's are up to about 32 KiB, a single link's a few KB,
-	// and a lookup of one link per endpoint must not cost 32 KiB each.
+	// The kernel fills each datagram of a dump up to the largest buffer
+	// this socket has read with (up to about 32 KiB; a page at first), so
+	// a dump reads with dumpBuf, which keeps their number small. A single
+	// reply (one link's a few KB) gets a buffer of its size, which a peek
+	// measures: a lookup of one link per endpoint must not cost 32 KiB.
+	// A larger datagram than the buffer grows it likewise.
 	var buf []byte
+	if nl.NativeEndian().Uint16(req[6:8])&unix.NLM_F_DUMP == unix.NLM_F_DUMP {
+		buf = make([]byte, dumpBuf)
+	}
 	interrupted := false
 	for {
 		n, _, err := unix.Recvfrom(fd, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
