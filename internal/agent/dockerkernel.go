@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
 	"github.com/calyx-net/calyx/internal/netns"
@@ -78,8 +79,11 @@ func (k netlinkDocker) addVeth(host, peer string, peerMAC net.HardwareAddr, mtu 
 
 func (netlinkDocker) gatewayNeighbours(sandbox string, mac net.HardwareAddr, gws []netip.Addr) (bool, error) {
 	sb, err := netns.Open(sandbox)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil // not created yet
+	var notNS ns.NSPathNotNSErr
+	if errors.Is(err, fs.ErrNotExist) || errors.As(err, &notNS) {
+		// not created yet, or not yet mounted: dockerd creates the file,
+		// then bind-mounts the namespace on it
+		return false, nil
 	}
 	if err != nil {
 		return false, err
