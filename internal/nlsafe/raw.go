@@ -27,8 +27,8 @@ const (
 // request sends req (sequence number requestSeq) on a NETLINK_ROUTE
 // socket of its own, in the calling thread's network namespace, and reads
 // the reply into one buffer, calling msg with the payload of each message
-// of type typ. It returns netlink.ErrDumpInterrupted when the kernel marked a part
-// of a dump interrupted, having read it all.
+// of type typ. It returns netlink.ErrDumpInterrupted when the kernel
+// marked a part of a dump interrupted, having read it all.
 func request(req []byte, typ uint16, msg func([]byte)) error {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 	if err != nil {
