@@ -116,24 +116,19 @@ func linkRequestMsg(flags uint16, name string) []byte {
 }
 
 // linkBrief reads an RTM_NEWLINK message's payload: an ifinfomsg, then
-// attributes, of which it wants IFLA_IFNAME.
+// attributes, of which it wants IFLA_IFNAME (false without one, or when an
+// attribute before it is malformed).
 func linkBrief(msg []byte) (LinkBrief, bool) {
 	if len(msg) < unix.SizeofIfInfomsg {
 		return LinkBrief{}, false
 	}
 	ne := nl.NativeEndian()
 	l := LinkBrief{Index: int(int32(ne.Uint32(msg[4:8]))), Flags: ne.Uint32(msg[8:12])}
-	b := msg[unix.SizeofIfInfomsg:]
-	for len(b) >= unix.SizeofRtAttr {
-		n := int(ne.Uint16(b[0:2]))
-		if n < unix.SizeofRtAttr || n > len(b) {
-			return LinkBrief{}, false
+	found := false
+	attrs(msg[unix.SizeofIfInfomsg:], func(typ uint16, data []byte) {
+		if typ == unix.IFLA_IFNAME && !found {
+			l.Name, found = strings.TrimRight(string(data), "\x00"), true
 		}
-		if ne.Uint16(b[2:4]) == unix.IFLA_IFNAME {
-			l.Name = strings.TrimRight(string(b[unix.SizeofRtAttr:n]), "\x00")
-			return l, true
-		}
-		b = b[min((n+unix.RTA_ALIGNTO-1)&^(unix.RTA_ALIGNTO-1), len(b)):]
-	}
-	return LinkBrief{}, false
+	})
+	return l, found
 }

@@ -108,11 +108,15 @@ func (k *Netlink) links() ([]Link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing links: %w", err)
 	}
+	return briefLinks(bs), nil
+}
+
+func briefLinks(bs []nlsafe.LinkBrief) []Link {
 	out := make([]Link, len(bs))
 	for i, b := range bs {
 		out[i] = briefLink(b)
 	}
-	return out, nil
+	return out
 }
 
 func device(l Link) *netlink.Device {
@@ -144,13 +148,13 @@ func (k *Netlink) DeleteLink(l Link) error {
 // Dump implements Kernel.
 func (k *Netlink) Dump() (State, error) {
 	var st State
-	var err error
-	if st.Links, err = k.links(); err != nil {
-		return st, err
-	}
+	var links []nlsafe.LinkBrief
 	var ns [2][]nlsafe.NeighBrief
-	if err := k.ns.Do(func() error {
+	if err := k.ns.Do(func() error { // one visit to the namespace for all of it
 		var err error
+		if links, err = nlsafe.Links(); err != nil {
+			return fmt.Errorf("listing links: %w", err)
+		}
 		if st.Routes, err = nlsafe.MainRoutes(fromBrief); err != nil {
 			return err
 		}
@@ -163,6 +167,7 @@ func (k *Netlink) Dump() (State, error) {
 	}); err != nil {
 		return st, err
 	}
+	st.Links = briefLinks(links)
 	for _, n := range slices.Concat(ns[0], ns[1]) {
 		if n.Flags&unix.NTF_PROXY == 0 {
 			st.Neighs = append(st.Neighs, Neigh{IP: n.IP, LinkIndex: n.LinkIndex, MAC: n.MAC, Permanent: n.State&unix.NUD_PERMANENT != 0})
@@ -220,18 +225,14 @@ func fromNetlinkRoute(r netlink.Route) (Route, bool) {
 	default:
 		return Route{}, false
 	}
-	out := Route{
-		Dst: p, LinkIndex: r.LinkIndex, Protocol: int(r.Protocol), Scope: uint8(r.Scope),
-		OnLink: r.Flags&int(netlink.FLAG_ONLINK) != 0,
+	b := nlsafe.RouteBrief{
+		Dst: p, Protocol: uint8(r.Protocol), Scope: uint8(r.Scope), Type: uint8(r.Type),
+		Flags: uint32(r.Flags), LinkIndex: r.LinkIndex,
 	}
 	if gw, ok := netip.AddrFromSlice(r.Gw); ok {
-		out.Gw = gw.Unmap()
+		b.Gw = gw.Unmap()
 	}
-	if r.Type != unix.RTN_UNICAST {
-		out.Type = RouteType(r.Type)
-		out.LinkIndex = 0
-	}
-	return out, true
+	return fromBrief(b)
 }
 
 func nlRoute(r Route) *netlink.Route {
