@@ -22,8 +22,19 @@ func TestRestGCPercent(t *testing.T) {
 	}
 }
 
-// GOGC is lowered only at rest with a large live heap, and restored by
-// the next request at once.
+func TestBusyGCPercent(t *testing.T) {
+	for _, tc := range []struct {
+		live uint64
+		want int
+	}{{0, 100}, {8 << 20, 100}, {16 << 20, 100}, {17 << 20, 90}, {20 << 20, 80}, {29 << 20, 55}, {32 << 20, 50}, {1 << 30, 50}} {
+		if got := busyGCPercentFor(tc.live); got != tc.want {
+			t.Errorf("busyGCPercentFor(%d MiB) = %d, want %d", tc.live>>20, got, tc.want)
+		}
+	}
+}
+
+// GOGC is lowered at rest with a large live heap, and restored to the busy
+// percentage by the next request at once.
 func TestGCTuner(t *testing.T) {
 	var sets []int
 	tu := newGCTuner(slog.New(slog.DiscardHandler))
@@ -43,13 +54,15 @@ func TestGCTuner(t *testing.T) {
 		want []int // percentages set, 0 for a release of memory
 	}{
 		{"small heap at rest", func() { tu.tick(clock(), 10<<20, 0) }, nil},
-		{"large heap, a request this interval", func() { serve(); tu.tick(clock(), 40<<20, 0) }, nil},
+		{"a request this interval, a 16 MiB live heap: Go's default", func() { serve(); tu.tick(clock(), 16<<20, 0) }, nil},
+		{"busy, a larger live heap: 16 MiB of headroom", func() { serve(); tu.tick(clock(), 20<<20, 0) }, []int{80}},
+		{"busy, a large live heap: 16 MiB of headroom, at least 50", func() { serve(); tu.tick(clock(), 40<<20, 0) }, []int{50}},
 		{"large heap at rest: lowered, memory released", func() { tu.tick(clock(), 40<<20, 0) }, []int{25, 0}},
 		{"still at rest", func() { tu.tick(clock(), 40<<20, 0) }, nil},
 		{"health and status polls are not work", func() { call(localapi.PathStatus)(); call(localapi.PathHealthz)(); tu.tick(clock(), 40<<20, 0) }, nil},
 		{"between the thresholds at rest: the headroom follows the live heap", func() { tu.tick(clock(), 14<<20, 0) }, []int{50}},
-		{"a request restores 100 at once", call(localapi.PathIPAMDel), []int{100}},
-		{"the next look after it: still busy", func() { tu.tick(clock(), 40<<20, 0) }, nil},
+		{"a request restores the busy percentage at once", call(localapi.PathIPAMDel), []int{100}},
+		{"the next look after it: still busy, the heap large again", func() { tu.tick(clock(), 40<<20, 0) }, []int{50}},
 		{"at rest again", func() { tu.tick(clock(), 40<<20, 0) }, []int{25, 0}},
 		{"the heap shrank at rest", func() { tu.tick(clock(), 10<<20, 0) }, []int{100}},
 		{"a smaller large heap at rest: 8 MiB of headroom", func() { tu.tick(clock(), 20<<20, 0) }, []int{40, 0}},

@@ -131,7 +131,7 @@ func ReadSysctl(key string) (string, error) {
 	}
 	defer func() { _ = unix.Close(fd) }()
 	var buf [128]byte
-	var out []byte
+	var out []byte // a value longer than buf
 	for {
 		n, err := unix.Read(fd, buf[:])
 		if errors.Is(err, unix.EINTR) {
@@ -140,9 +140,14 @@ func ReadSysctl(key string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("reading sysctl %s: %w", key, &fs.PathError{Op: "read", Path: path, Err: err})
 		}
+		if n < len(buf) && out == nil {
+			// trimmed before the conversion: a value of one byte, as most
+			// are, then needs no memory of its own
+			return string(trimNewline(buf[:n])), nil
+		}
 		out = append(out, buf[:n]...)
 		if n < len(buf) {
-			return trimNewline(string(out)), nil
+			return string(trimNewline(out)), nil
 		}
 	}
 }
@@ -162,7 +167,7 @@ func WriteSysctl(key, value string) error {
 	return nil
 }
 
-func trimNewline(s string) string {
+func trimNewline(s []byte) []byte {
 	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == ' ') {
 		s = s[:len(s)-1]
 	}

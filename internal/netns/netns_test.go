@@ -3,6 +3,7 @@ package netns
 import (
 	"errors"
 	"io/fs"
+	"strings"
 	"testing"
 
 	"github.com/calyx-net/calyx/internal/nlsafe"
@@ -24,6 +25,24 @@ func TestOpenOwn(t *testing.T) {
 	}
 	if _, err := ReadSysctl("net/no/such/key"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing key: %v, want fs.ErrNotExist", err)
+	}
+}
+
+// A value of one byte, as most sysctls hold, costs no memory of its own:
+// calyx-node keeps several for each endpoint. (The other two allocations
+// are the path and its C string.) A longer value is read whole.
+func TestReadSysctlValues(t *testing.T) {
+	allocs := testing.AllocsPerRun(20, func() {
+		if v, err := ReadSysctl("net/ipv4/conf/lo/forwarding"); err != nil || len(v) != 1 {
+			t.Fatalf("forwarding on lo: %q, %v", v, err)
+		}
+	})
+	if allocs > 2 {
+		t.Errorf("reading a one-byte value allocated %v times, want at most 2", allocs)
+	}
+	v, err := ReadSysctl("kernel/osrelease")
+	if err != nil || strings.ContainsAny(v, "\n ") || len(v) < 3 {
+		t.Errorf("kernel/osrelease: %q, %v: want a release without its newline", v, err)
 	}
 }
 
