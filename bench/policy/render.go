@@ -208,13 +208,13 @@ func iptMatch(r calc.Rule) (string, error) {
 		m   calc.Match
 		dir string
 	}{{r.Src, "src"}, {r.Dst, "dst"}} {
-		if h.m.NamedPortSet != "" || h.m.NotNamedPortSet != "" || len(h.m.NotPorts) > 0 {
+		if h.m.NamedPortSet != "" || h.m.NotNamedPortSet() != "" || len(h.m.NotPorts()) > 0 {
 			return "", fmt.Errorf("named ports and notPorts are not supported by the reference renderer")
 		}
 		for _, id := range h.m.Sets {
 			fmt.Fprintf(&b, " -m set --match-set %s %s", ipsetName(id), h.dir)
 		}
-		for _, id := range h.m.NotSets {
+		for _, id := range h.m.NotSets() {
 			fmt.Fprintf(&b, " -m set ! --match-set %s %s", ipsetName(id), h.dir)
 		}
 		if len(h.m.Ports) > 0 {
@@ -341,13 +341,13 @@ func nftMatch(r calc.Rule) (string, error) {
 		m   calc.Match
 		dir string
 	}{{r.Src, "saddr"}, {r.Dst, "daddr"}} {
-		if h.m.NamedPortSet != "" || h.m.NotNamedPortSet != "" || len(h.m.NotPorts) > 0 {
+		if h.m.NamedPortSet != "" || h.m.NotNamedPortSet() != "" || len(h.m.NotPorts()) > 0 {
 			return "", fmt.Errorf("named ports and notPorts are not supported by the reference renderer")
 		}
 		for _, id := range h.m.Sets {
 			fmt.Fprintf(&b, "ip %s @%s ", h.dir, id)
 		}
-		for _, id := range h.m.NotSets {
+		for _, id := range h.m.NotSets() {
 			fmt.Fprintf(&b, "ip %s != @%s ", h.dir, id)
 		}
 		if len(h.m.Ports) > 0 {

@@ -111,7 +111,7 @@ func checkRefs(t *testing.T, s *calc.State) {
 	}
 	for _, c := range s.Chains {
 		for _, r := range c.Rules {
-			for _, id := range slices.Concat(r.Src.Sets, r.Dst.Sets, r.Src.NotSets, r.Dst.NotSets) {
+			for _, id := range slices.Concat(r.Src.Sets, r.Dst.Sets, r.Src.NotSets(), r.Dst.NotSets()) {
 				if s.Sets[id] == nil {
 					t.Errorf("chain %s rule %d refers to missing set %s", c.ID, r.Index, id)
 				}

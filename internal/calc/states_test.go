@@ -333,7 +333,7 @@ func checkClosed(t *testing.T, step string, s *State) {
 		}
 		for _, r := range ch.Rules {
 			for _, m := range []Match{r.Src, r.Dst} {
-				for _, sid := range append(append([]string{m.NamedPortSet, m.NotNamedPortSet}, m.Sets...), m.NotSets...) {
+				for _, sid := range append(append([]string{m.NamedPortSet, m.NotNamedPortSet()}, m.Sets...), m.NotSets()...) {
 					if sid != "" {
 						sets[sid] = true
 					}

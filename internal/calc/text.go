@@ -131,8 +131,8 @@ func matchText(side string, m Match) []string {
 	if len(m.Sets) > 0 {
 		out = append(out, side+".sets="+strings.Join(m.Sets, ","))
 	}
-	if len(m.NotSets) > 0 {
-		out = append(out, side+".!sets="+strings.Join(m.NotSets, ","))
+	if len(m.NotSets()) > 0 {
+		out = append(out, side+".!sets="+strings.Join(m.NotSets(), ","))
 	}
 	if len(m.Ports) > 0 {
 		out = append(out, side+".ports="+portRanges(m.Ports))
@@ -140,11 +140,11 @@ func matchText(side string, m Match) []string {
 	if m.NamedPortSet != "" {
 		out = append(out, side+".named="+m.NamedPortSet)
 	}
-	if len(m.NotPorts) > 0 {
-		out = append(out, side+".!ports="+portRanges(m.NotPorts))
+	if len(m.NotPorts()) > 0 {
+		out = append(out, side+".!ports="+portRanges(m.NotPorts()))
 	}
-	if m.NotNamedPortSet != "" {
-		out = append(out, side+".!named="+m.NotNamedPortSet)
+	if m.NotNamedPortSet() != "" {
+		out = append(out, side+".!named="+m.NotNamedPortSet())
 	}
 	return out
 }

@@ -206,7 +206,7 @@ func (s *State) sideMatches(m *Match, a netip.Addr, port uint16, proto uint8) bo
 			return false
 		}
 	}
-	for _, id := range m.NotSets {
+	for _, id := range m.NotSets() {
 		if s.inAddrSet(id, a) {
 			return false
 		}
@@ -217,8 +217,8 @@ func (s *State) sideMatches(m *Match, a netip.Addr, port uint16, proto uint8) bo
 			return false
 		}
 	}
-	if len(m.NotPorts) > 0 || m.NotNamedPortSet != "" {
-		if !hasPorts || inRanges(m.NotPorts, port) || s.inPortSet(m.NotNamedPortSet, a, proto, port) {
+	if len(m.NotPorts()) > 0 || m.NotNamedPortSet() != "" {
+		if !hasPorts || inRanges(m.NotPorts(), port) || s.inPortSet(m.NotNamedPortSet(), a, proto, port) {
 			return false
 		}
 	}

@@ -44,11 +44,11 @@ func baseState() *calc.State {
 		{Index: 0, Action: calc.ActionDeny, Src: calc.Match{Sets: []string{"blocked"}}},
 		{Index: 1, Action: calc.ActionAllow, Protocol: u8(6), Src: calc.Match{Sets: []string{"frontend"}}, Dst: calc.Match{Ports: []calc.PortRange{{Min: 8080, Max: 8080}, {Min: 9000, Max: 9100}}, NamedPortSet: "http"}},
 		{Index: 2, Action: calc.ActionAllow, Protocol: u8(1), ICMP: &calc.ICMPMatch{Type: 8, Code: u8(0)}},
-		{Index: 3, Action: calc.ActionPass, Src: calc.Match{NotSets: []string{"frontend"}}},
+		{Index: 3, Action: calc.ActionPass, Src: calc.Match{Not: &calc.NotMatch{Sets: []string{"frontend"}}}},
 	}}
 	egress := calc.Chain{ID: chainID("policy", "egress-dns", "egress"), Kind: calc.KindPolicy, Name: "egress-dns", Dir: calc.Egress, Rules: []calc.Rule{
 		{Index: 0, Action: calc.ActionLog, Protocol: u8(17), Dst: calc.Match{Ports: []calc.PortRange{{Min: 53, Max: 53}}}},
-		{Index: 1, Action: calc.ActionAllow, Protocol: u8(17), Dst: calc.Match{Ports: []calc.PortRange{{Min: 53, Max: 53}}, NotPorts: []calc.PortRange{{Min: 1, Max: 52}}}},
+		{Index: 1, Action: calc.ActionAllow, Protocol: u8(17), Dst: calc.Match{Ports: []calc.PortRange{{Min: 53, Max: 53}}, Not: &calc.NotMatch{Ports: []calc.PortRange{{Min: 1, Max: 52}}}}},
 		{Index: 2, Action: calc.ActionDeny, NotProtocol: u8(6)},
 	}}
 	prof := calc.Chain{ID: chainID("profile", "ns-default", "ingress"), Kind: calc.KindProfile, Name: "ns-default", Dir: calc.Ingress, Rules: []calc.Rule{

@@ -72,7 +72,7 @@ func TestKernelPolicies(t *testing.T) {
 			return s
 		}(), map[string]bool{"c1->c2:9050": true, "c1->c2:80": false}},
 		{"notNets",
-			withProfiles([]*calc.Chain{pol("not-c1", calc.Ingress, calc.Rule{Action: calc.ActionAllow, Src: calc.Match{NotSets: []string{"c1"}}})},
+			withProfiles([]*calc.Chain{pol("not-c1", calc.Ingress, calc.Rule{Action: calc.ActionAllow, Src: calc.Match{Not: &calc.NotMatch{Sets: []string{"c1"}}}})},
 				map[int]calc.Tier{2: {Policies: []string{"policy/not-c1/ingress"}}}, map[int]calc.Tier{}),
 			map[string]bool{"c1->c2:80": false, "c3->c2:80": true}},
 	} {

@@ -29,11 +29,11 @@ type portAlt struct {
 }
 
 func matchUsesAddrs(m calc.Match) bool {
-	return len(m.Sets) > 0 || len(m.NotSets) > 0 || m.NamedPortSet != "" || m.NotNamedPortSet != ""
+	return len(m.Sets) > 0 || len(m.NotSets()) > 0 || m.NamedPortSet != "" || m.NotNamedPortSet() != ""
 }
 
 func matchUsesPorts(m calc.Match) bool {
-	return len(m.Ports) > 0 || m.NamedPortSet != "" || len(m.NotPorts) > 0 || m.NotNamedPortSet != ""
+	return len(m.Ports) > 0 || m.NamedPortSet != "" || len(m.NotPorts()) > 0 || m.NotNamedPortSet() != ""
 }
 
 func ruleFamilies(r calc.Rule) []famChoice {
@@ -130,7 +130,7 @@ func (rd *renderer) variant(s *calc.State, r calc.Rule, f famChoice, proto *uint
 			}
 			b.addrInSet(f.v6, side.dst, false, setName(set, f.v6))
 		}
-		for _, id := range side.m.NotSets {
+		for _, id := range side.m.NotSets() {
 			if set, ok := s.Sets[id]; ok && set.Kind == calc.AddrSet {
 				b.addrInSet(f.v6, side.dst, true, setName(set, f.v6))
 			}
@@ -145,10 +145,10 @@ func (rd *renderer) variant(s *calc.State, r calc.Rule, f famChoice, proto *uint
 			}
 			b.addrPortInSet(f.v6, side.dst, false, setName(set, f.v6))
 		}
-		for _, pr := range side.m.NotPorts {
+		for _, pr := range side.m.NotPorts() {
 			b.portRange(side.dst, true, pr.Min, pr.Max)
 		}
-		if id := side.m.NotNamedPortSet; id != "" {
+		if id := side.m.NotNamedPortSet(); id != "" {
 			if set, ok := s.Sets[id]; ok && set.Kind == calc.AddrPortSet {
 				b.addrPortInSet(f.v6, side.dst, true, setName(set, f.v6))
 			}
