@@ -72,9 +72,10 @@ func TestGCTuner(t *testing.T) {
 		{"at rest, the heap 3 MiB beyond its live part: kept", func() { tu.tick(clock(), 14<<20, 3<<20) }, nil},
 		{"busy, the heap far beyond its live part: kept", func() { serve(); tu.tick(clock(), 14<<20, 30<<20) }, nil},
 		{"at rest, 4 MiB beyond: collected and returned", func() { tu.tick(clock(), 14<<20, 4<<20) }, []int{0}},
-		{"at rest, 9 MiB beyond 20 s later: not yet again", func() { now = now.Add(10 * time.Second); tu.tick(clock(), 14<<20, 9<<20) }, nil},
-		{"30 s after the last: returned again", func() { tu.tick(clock(), 14<<20, 9<<20) }, []int{0}},
-		{"a small heap at rest, 30 s later, 9 MiB beyond: returned too", func() { now = now.Add(20 * time.Second); tu.tick(clock(), 8<<20, 9<<20) }, []int{0}},
+		{"at rest, 9 MiB beyond 5 s later: not yet again", func() { now = now.Add(-5 * time.Second); tu.tick(clock(), 14<<20, 9<<20) }, nil},
+		{"10 s after the last: returned again", func() { tu.tick(clock(), 14<<20, 9<<20) }, []int{0}},
+		{"at the next look, 3 MiB beyond: kept", func() { tu.tick(clock(), 14<<20, 3<<20) }, nil},
+		{"a small heap at rest, 9 MiB beyond: returned too", func() { tu.tick(clock(), 8<<20, 9<<20) }, []int{0}},
 		{"a large heap coming to rest with slack: lowered, returned once", func() { tu.tick(clock(), 40<<20, 9<<20) }, []int{25, 0}},
 	}
 	for _, s := range steps {
