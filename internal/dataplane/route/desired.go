@@ -31,7 +31,7 @@ func globalSysctls(ep Endpoint) []Sysctl {
 	return out
 }
 
-// ifaceSysctls returns the settings of the endpoint's host veth, as Calico
+// ifaceSettings are the settings of an endpoint's host veth, as Calico
 // sets them (calico-design.md §6.3):
 //
 //   - IPv4: proxy_arp=1 so that the host answers the container's ARP for
@@ -47,34 +47,59 @@ func globalSysctls(ep Endpoint) []Sysctl {
 //
 // route_localnet, which Calico also sets for Kubernetes NodePorts, is not
 // needed by Calyx and left alone.
-func ifaceSysctls(ep Endpoint) []Sysctl {
-	var out []Sysctl
-	name := ep.IfName
-	if ep.hasFamily(false) {
-		out = append(out,
-			Sysctl{Key: "net/ipv4/conf/" + name + "/proxy_arp", Value: "1"},
-			Sysctl{Key: "net/ipv4/neigh/" + name + "/proxy_delay", Value: "0"},
-			Sysctl{Key: "net/ipv4/conf/" + name + "/forwarding", Value: "1"},
-			Sysctl{Key: "net/ipv4/conf/" + name + "/rp_filter", Value: "1"},
-		)
-	}
-	if ep.hasFamily(true) {
-		out = append(out,
-			Sysctl{Key: "net/ipv6/conf/" + name + "/disable_ipv6", Value: "0"},
-			Sysctl{Key: "net/ipv6/conf/" + name + "/accept_ra", Value: "0"},
-			Sysctl{Key: "net/ipv6/conf/" + name + "/proxy_ndp", Value: "1"},
-			Sysctl{Key: "net/ipv6/conf/" + name + "/forwarding", Value: "1"},
-		)
-	}
-	return out
+var ifaceSettings = [...]ifaceSetting{
+	{"net/ipv4/conf/", "/proxy_arp", "1", false},
+	{"net/ipv4/neigh/", "/proxy_delay", "0", false},
+	{"net/ipv4/conf/", "/forwarding", "1", false},
+	{"net/ipv4/conf/", "/rp_filter", "1", false},
+	{"net/ipv6/conf/", "/disable_ipv6", "0", true},
+	{"net/ipv6/conf/", "/accept_ra", "0", true},
+	{"net/ipv6/conf/", "/proxy_ndp", "1", true},
+	{"net/ipv6/conf/", "/forwarding", "1", true},
 }
 
-// allIfaceKeys returns every per-interface key Calyx may set on a link, to
-// read them at resync.
-func allIfaceKeys(name string) []string {
-	var out []string
-	for _, s := range ifaceSysctls(Endpoint{IfName: name, Addrs: []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()}}) {
-		out = append(out, s.Key)
+// ifaceSetting is one per-interface sysctl: its key is prefix, the
+// interface's name, suffix. The IPv6 ones apply to an endpoint with an
+// IPv6 address, the others to one with an IPv4 address.
+type ifaceSetting struct {
+	prefix, suffix, value string
+	v6                    bool
+}
+
+// keyMask is a set of ifaceSettings, by index.
+type keyMask uint8
+
+// allIfaceKeys are every per-interface key Calyx may set on a link, read
+// at resync on a link whose endpoint the reconciler does not know.
+const allIfaceKeys keyMask = 1<<len(ifaceSettings) - 1
+
+func (m keyMask) has(i int) bool { return m&(1<<i) != 0 }
+
+// ifaceMask returns the per-interface settings ep needs.
+func ifaceMask(ep Endpoint) keyMask {
+	v4, v6 := ep.hasFamily(false), ep.hasFamily(true)
+	var m keyMask
+	for i, s := range ifaceSettings {
+		if s.v6 && v6 || !s.v6 && v4 {
+			m |= 1 << i
+		}
+	}
+	return m
+}
+
+// ifaceKey returns the key of setting i for the interface name.
+func ifaceKey(i int, name string) string {
+	return ifaceSettings[i].prefix + name + ifaceSettings[i].suffix
+}
+
+// ifaceSysctls returns the settings of the endpoint's host veth.
+func ifaceSysctls(ep Endpoint) []Sysctl {
+	var out []Sysctl
+	m := ifaceMask(ep)
+	for i := range ifaceSettings {
+		if m.has(i) {
+			out = append(out, Sysctl{Key: ifaceKey(i, ep.IfName), Value: ifaceSettings[i].value})
+		}
 	}
 	return out
 }

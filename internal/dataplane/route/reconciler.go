@@ -50,14 +50,20 @@ type Reconciler struct {
 	writes   uint64
 }
 
-// linkState is what the reconciler knows of one link.
+// linkState is what the reconciler knows of one link. Every endpoint has
+// one for the life of its veth, so its sysctls are kept by their index in
+// ifaceSettings, not by key: the keys are made again when needed.
 type linkState struct {
-	link    Link
-	sysctls sysctlVals // per-interface keys read or written
-	// wanted are the per-interface keys the last Update wanted: a
-	// Resync re-reads only those of a link it knows (same name and
-	// index), all Calyx may set of one it does not.
-	wanted []string
+	link Link
+	// vals are the per-interface sysctls' values read or written, by
+	// index in ifaceSettings; known says which it holds.
+	vals  [len(ifaceSettings)]string
+	known keyMask
+	// wanted are the per-interface keys the last Update wanted (wantedSet:
+	// there was one): a Resync re-reads only those of a link it knows
+	// (same name and index), all Calyx may set of one it does not.
+	wanted    keyMask
+	wantedSet bool
 	// fresh says the link appeared since the last Resync, so its
 	// per-interface sysctls were never read: they are written without
 	// reading them first (a new veth has the kernel's defaults, none of
@@ -65,32 +71,11 @@ type linkState struct {
 	fresh bool
 }
 
-// sysctlVals are a link's sysctl values by key: a handful, so a slice,
-// at a third of a map's memory for each of the host's endpoints.
-type sysctlVals []Sysctl
+func (ls *linkState) get(i int) (string, bool) { return ls.vals[i], ls.known.has(i) }
 
-func (v sysctlVals) get(key string) (string, bool) {
-	for _, s := range v {
-		if s.Key == key {
-			return s.Value, true
-		}
-	}
-	return "", false
-}
+func (ls *linkState) set(i int, v string) { ls.vals[i], ls.known = v, ls.known|1<<i }
 
-func (v *sysctlVals) set(key, value string) {
-	for i := range *v {
-		if (*v)[i].Key == key {
-			(*v)[i].Value = value
-			return
-		}
-	}
-	*v = append(*v, Sysctl{Key: key, Value: value})
-}
-
-func (v *sysctlVals) del(key string) {
-	*v = slices.DeleteFunc(*v, func(s Sysctl) bool { return s.Key == key })
-}
+func (ls *linkState) forget(i int) { ls.vals[i], ls.known = "", ls.known&^(1<<i) }
 
 // New returns a reconciler over k. Call Resync before the first Update so
 // that state left by an earlier run is known.
@@ -124,13 +109,17 @@ func (r *Reconciler) Resync(_ context.Context) error {
 	r.mu.Lock()
 	known := make(map[string]knownLink, len(r.links))
 	for name, ls := range r.links {
-		known[name] = knownLink{index: ls.link.Index, wanted: ls.wanted}
+		known[name] = knownLink{index: ls.link.Index, wanted: ls.wanted, wantedSet: ls.wantedSet}
 	}
 	r.mu.Unlock()
 	links := map[string]*linkState{}
 	names := map[int]string{}
 	keys := []string{keyIPv4Forward, keyIPv6Forward}
-	owner := map[string]*linkState{} // sysctl key -> its link
+	type slot struct {
+		ls *linkState
+		i  int // in ifaceSettings
+	}
+	owner := map[string]slot{} // per-interface sysctl key -> its link and index
 	for _, l := range st.Links {
 		k, ok := known[l.Name]
 		if !ok && !strings.HasPrefix(l.Name, InterfacePrefix) {
@@ -139,16 +128,17 @@ func (r *Reconciler) Resync(_ context.Context) error {
 		ls := &linkState{link: l}
 		links[l.Name] = ls
 		names[l.Index] = l.Name
-		lkeys := k.wanted
-		if lkeys != nil && k.index == l.Index {
-			ls.wanted = lkeys
-		} else {
-			lkeys = allIfaceKeys(l.Name)
+		read := allIfaceKeys
+		if k.wantedSet && k.index == l.Index {
+			ls.wanted, ls.wantedSet = k.wanted, true
+			read = k.wanted
 		}
-		ls.sysctls = make(sysctlVals, 0, len(lkeys))
-		for _, k := range lkeys {
-			keys = append(keys, k)
-			owner[k] = ls
+		for i := range ifaceSettings {
+			if read.has(i) {
+				key := ifaceKey(i, l.Name)
+				keys = append(keys, key)
+				owner[key] = slot{ls, i}
+			}
 		}
 	}
 	vals, err := r.k.ReadSysctls(keys)
@@ -157,8 +147,8 @@ func (r *Reconciler) Resync(_ context.Context) error {
 	}
 	global := map[string]string{}
 	for k, v := range vals {
-		if ls := owner[k]; ls != nil {
-			ls.sysctls.set(k, v)
+		if o, ok := owner[k]; ok {
+			o.ls.set(o.i, v)
 		} else {
 			global[k] = v
 		}
@@ -186,8 +176,9 @@ func (r *Reconciler) Resync(_ context.Context) error {
 // knownLink is what Resync carries over from the links the reconciler
 // knew.
 type knownLink struct {
-	index  int
-	wanted []string
+	index     int
+	wanted    keyMask
+	wantedSet bool
 }
 
 // Update makes the kernel hold ep's host side: sysctls, the veth up, its
@@ -278,32 +269,39 @@ func (r *Reconciler) forgetLocked(l Link) {
 // first (in one batch; not the per-interface ones of a fresh link), and
 // writing in one batch.
 func (r *Reconciler) sysctlsLocked(ls *linkState, ep Endpoint) error {
-	iface := ifaceSysctls(ep)
-	if !sameKeys(ls.wanted, iface) {
-		ls.wanted = make([]string, len(iface))
-		for i, s := range iface {
-			ls.wanted[i] = s.Key
+	mask := ifaceMask(ep)
+	ls.wanted, ls.wantedSet = mask, true
+	// want are the global settings (i < 0), then the link's.
+	type setting struct {
+		Sysctl
+		i int // in ifaceSettings; -1 for a global one
+	}
+	var want []setting
+	for _, s := range globalSysctls(ep) {
+		want = append(want, setting{s, -1})
+	}
+	for i := range ifaceSettings {
+		if mask.has(i) {
+			want = append(want, setting{Sysctl{Key: ifaceKey(i, ep.IfName), Value: ifaceSettings[i].value}, i})
 		}
 	}
-	want := append(globalSysctls(ep), iface...)
-	known := func(k string) (string, bool) {
-		if k == keyIPv4Forward || k == keyIPv6Forward {
-			v, ok := r.global[k]
+	known := func(s setting) (string, bool) {
+		if s.i < 0 {
+			v, ok := r.global[s.Key]
 			return v, ok
 		}
-		return ls.sysctls.get(k)
+		return ls.get(s.i)
 	}
-	record := func(k, v string) {
-		if k == keyIPv4Forward || k == keyIPv6Forward {
-			r.global[k] = v
+	record := func(s setting, v string) {
+		if s.i < 0 {
+			r.global[s.Key] = v
 		} else {
-			ls.sysctls.set(k, v)
+			ls.set(s.i, v)
 		}
 	}
 	var unknown []string
 	for _, s := range want {
-		global := s.Key == keyIPv4Forward || s.Key == keyIPv6Forward
-		if _, ok := known(s.Key); !ok && (global || !ls.fresh) {
+		if _, ok := known(s); !ok && (s.i < 0 || !ls.fresh) {
 			unknown = append(unknown, s.Key)
 		}
 	}
@@ -312,14 +310,18 @@ func (r *Reconciler) sysctlsLocked(ls *linkState, ep Endpoint) error {
 		if err != nil {
 			return err
 		}
-		for k, v := range vals {
-			record(k, v)
+		for _, s := range want {
+			if v, ok := vals[s.Key]; ok {
+				record(s, v)
+			}
 		}
 	}
 	var diff []Sysctl
+	var changed []setting
 	for _, s := range want {
-		if v, ok := known(s.Key); !ok || v != s.Value {
-			diff = append(diff, s)
+		if v, ok := known(s); !ok || v != s.Value {
+			diff = append(diff, s.Sysctl)
+			changed = append(changed, s)
 		}
 	}
 	if len(diff) == 0 {
@@ -329,14 +331,17 @@ func (r *Reconciler) sysctlsLocked(ls *linkState, ep Endpoint) error {
 	r.writes += uint64(len(diff))
 	if err != nil {
 		// Some may have been written: read them again next time.
-		for _, s := range diff {
-			ls.sysctls.del(s.Key)
-			delete(r.global, s.Key)
+		for _, s := range changed {
+			if s.i < 0 {
+				delete(r.global, s.Key)
+			} else {
+				ls.forget(s.i)
+			}
 		}
 		return err
 	}
-	for _, s := range diff {
-		record(s.Key, s.Value)
+	for _, s := range changed {
+		record(s, s.Value)
 	}
 	return nil
 }
@@ -550,17 +555,4 @@ func comparePrefix(a, b netip.Prefix) int {
 		return c
 	}
 	return a.Bits() - b.Bits()
-}
-
-// sameKeys reports whether keys are the keys of s, in order.
-func sameKeys(keys []string, s []Sysctl) bool {
-	if len(keys) != len(s) {
-		return false
-	}
-	for i, k := range keys {
-		if s[i].Key != k {
-			return false
-		}
-	}
-	return true
 }
