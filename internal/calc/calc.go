@@ -37,8 +37,11 @@ type Calc struct {
 	ents entityIndex
 	pols policyIndex
 	locs localIndex
-	chs  chainIndex
-	sets setIndex
+	// lists shares the equal lists of the local endpoints' matches and
+	// tiers.
+	lists stringLists
+	chs   chainIndex
+	sets  setIndex
 	// routes is routing's index (routes.go).
 	routes routeIndex
 	dirty  dirtyMarks
@@ -96,6 +99,7 @@ func New(node string, opts ...Option) *Calc {
 		ents:   newEntityIndex(),
 		pols:   policyIndex{byName: map[string]*policyInfo{}},
 		locs:   newLocalIndex(),
+		lists:  newStringLists(),
 		chs:    chainIndex{byID: map[string]*chainInfo{}},
 		sets:   newSetIndex(),
 		routes: newRouteIndex(),

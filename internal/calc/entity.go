@@ -148,14 +148,14 @@ func (c *Calc) refreshEntity(k entityKey) {
 	case entWEP:
 		w := c.res.weps[k.name]
 		isLocal := w != nil && c.node != "" && w.Spec.Node == c.node && w.Spec.InterfaceName != ""
-		c.locs.update(c.locs.weps, k.name, isLocal, e, &c.pols)
+		c.locs.update(c.locs.weps, k.name, isLocal, e, &c.pols, &c.lists)
 		if isLocal || c.state.Endpoints[k.name] != nil {
 			c.dirty.weps[k.name] = struct{}{}
 		}
 	case entHEP:
 		h := c.res.heps[k.name]
 		isLocal := h != nil && c.node != "" && h.Spec.Node == c.node && h.Spec.InterfaceName != ""
-		c.locs.update(c.locs.heps, k.name, isLocal, e, &c.pols)
+		c.locs.update(c.locs.heps, k.name, isLocal, e, &c.pols, &c.lists)
 		if h != nil {
 			c.dirty.hepIfs[h.Spec.InterfaceName] = struct{}{}
 		}

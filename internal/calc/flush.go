@@ -80,6 +80,17 @@ func (c *Calc) flushWEP(name string) {
 	if reflect.DeepEqual(old, ep) {
 		return
 	}
+	if ep != nil {
+		for _, t := range []*Tier{&ep.Ingress, &ep.Egress} {
+			t.Policies, t.Profiles = c.lists.acquire(t.Policies), c.lists.acquire(t.Profiles)
+		}
+	}
+	if old != nil {
+		for _, t := range old.tiers() {
+			c.lists.release(t.Policies)
+			c.lists.release(t.Profiles)
+		}
+	}
 	c.track.noteEndpoint(name, old)
 	if ep == nil {
 		delete(c.state.Endpoints, name)

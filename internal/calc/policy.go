@@ -72,19 +72,25 @@ func comparePolicies(a, b *policyInfo) int {
 type local struct {
 	// matched are the names of the policies selecting it, sorted: a slice
 	// costs a third of a set's memory, and every local endpoint has one.
+	// It is shared (stringLists): never modified, only replaced.
 	matched []string
 }
 
 // setMatched records whether policy name selects l, and reports whether
 // it did.
-func (l *local) setMatched(name string, is bool) (was bool) {
+func (l *local) setMatched(name string, is bool, lists *stringLists) (was bool) {
 	i, was := slices.BinarySearch(l.matched, name)
-	switch {
-	case is && !was:
-		l.matched = slices.Insert(l.matched, i, name)
-	case !is && was:
-		l.matched = slices.Delete(l.matched, i, i+1)
+	if is == was {
+		return was
 	}
+	var next []string
+	if is {
+		next = slices.Concat(l.matched[:i], []string{name}, l.matched[i:])
+	} else {
+		next = slices.Concat(l.matched[:i], l.matched[i+1:])
+	}
+	lists.release(l.matched)
+	l.matched = lists.acquire(next)
 	return was
 }
 
@@ -99,20 +105,22 @@ func newLocalIndex() localIndex {
 
 // update records whether name is local and, if so, re-matches every
 // policy against its entity's labels.
-func (x *localIndex) update(m map[string]*local, name string, isLocal bool, e *entity, pols *policyIndex) {
+func (x *localIndex) update(m map[string]*local, name string, isLocal bool, e *entity, pols *policyIndex, lists *stringLists) {
+	if old := m[name]; old != nil {
+		lists.release(old.matched)
+	}
 	if !isLocal || e == nil {
 		delete(m, name)
 		return
 	}
-	l := &local{}
+	var matched []string
 	for pn, p := range pols.byName {
 		if p.matches(e.labels) {
-			l.matched = append(l.matched, pn)
+			matched = append(matched, pn)
 		}
 	}
-	slices.Sort(l.matched)
-	l.matched = slices.Clip(l.matched)
-	m[name] = l
+	slices.Sort(matched)
+	m[name] = &local{matched: lists.acquire(matched)}
 }
 
 func (c *Calc) applyPolicy(name string, g *api.GlobalNetworkPolicy) {
@@ -136,7 +144,7 @@ func (c *Calc) applyPolicy(name string, g *api.GlobalNetworkPolicy) {
 				continue
 			}
 			is := p.matches(labels)
-			was := l.setMatched(name, is)
+			was := l.setMatched(name, is, &c.lists)
 			if was != is || is && placeChanged {
 				markDirty(ln)
 			}
@@ -173,7 +181,8 @@ func (c *Calc) tiers(l *local, profiles []string) (in, eg Tier) {
 		}
 	}
 	slices.SortFunc(ps, comparePolicies)
-	// Sized once: an endpoint keeps its tiers for its life.
+	// Sized once: an endpoint keeps its tiers (flushWEP shares them among
+	// the endpoints that have the same, stringLists) for its life.
 	if nIn > 0 {
 		in.Policies = make([]string, 0, nIn)
 	}
