@@ -443,8 +443,6 @@ func (v *view) ownWrite(name string, e overlayEntry) {
 	// shares, so that each endpoint is in memory once.
 	if cur, ok := v.res[resKey{api.KindWorkloadEndpoint, name}].(*api.WorkloadEndpoint); ok && e.wep != nil && reflect.DeepEqual(cur, e.wep) {
 		e.wep = cur
-	} else if e.wep != nil {
-		api.ShareStrings(e.wep) // as the syncer does with what it decodes
 	}
 	v.local[name] = e
 	v.pending = append(v.pending, pendingWrite{rev: e.rev, at: e.at})

@@ -196,9 +196,6 @@ func (s *Syncer) decode(kind, name string, value []byte, modRev int64) (api.Reso
 	m := r.GetObjectMeta()
 	m.Name = name
 	m.ResourceVersion = formatRevision(modRev)
-	// The handler may keep what it is given for as long as the resource
-	// exists: the strings resources have in common are kept once.
-	api.ShareStrings(r)
 	return r, nil
 }
 
