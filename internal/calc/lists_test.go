@@ -1,6 +1,7 @@
 package calc
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -34,13 +35,15 @@ func TestStringLists(t *testing.T) {
 	}
 }
 
-// listsInUse counts the distinct lists calc's users hold: the local
-// endpoints' matches and the workload endpoints' tiers.
-func listsInUse(c *Calc) int {
-	seen := map[string]bool{}
+// checkListCounts checks that calc's shared lists are exactly those its
+// users hold, each counted once per holder: the local endpoints' matches
+// and the workload endpoints' tiers.
+func checkListCounts(t *testing.T, c *Calc) {
+	t.Helper()
+	holders := map[string]int{}
 	add := func(l []string) {
 		if len(l) > 0 {
-			seen[strings.Join(l, "\x00")] = true
+			holders[strings.Join(l, "\x00")]++
 		}
 	}
 	for _, m := range []map[string]*local{c.locs.weps, c.locs.heps} {
@@ -54,7 +57,15 @@ func listsInUse(c *Calc) int {
 			add(t.Profiles)
 		}
 	}
-	return len(seen)
+	held := map[string]int{}
+	for _, b := range c.lists.byHash {
+		for _, s := range b {
+			held[strings.Join(s.list, "\x00")] += s.refs
+		}
+	}
+	if !maps.Equal(held, holders) {
+		t.Fatalf("shared lists counted %v, held by %v", held, holders)
+	}
 }
 
 // Endpoints with the same labels share their match and tier lists, and
@@ -79,19 +90,19 @@ func TestEndpointsShareLists(t *testing.T) {
 	if len(db.Ingress.Policies) != 1 || &db.Ingress.Profiles[0] != &a.Ingress.Profiles[0] {
 		t.Errorf("the db endpoint: ingress %v; its profiles should be shared", db.Ingress)
 	}
-	if got, want := c.lists.size(), listsInUse(c); got != want {
-		t.Errorf("%d lists held, %d in use", got, want)
-	}
-	// A policy change rewrites the shared lists, not in place.
-	before := slices.Clone(a.Ingress.Policies)
+	checkListCounts(t, c)
+	// A policy change replaces the shared lists: the slices held before
+	// keep what they held.
+	tier, matched := a.Ingress.Policies, c.locs.weps["h1-a"].matched
 	c.Update(api.KindGlobalNetworkPolicy, "p2", nil)
 	c.TakeDelta()
-	if !slices.Equal(before, []string{ChainID(KindPolicy, "p1", Ingress), ChainID(KindPolicy, "p2", Ingress)}) {
-		t.Errorf("a shared list changed in place: %v", before)
+	if !slices.Equal(tier, []string{ChainID(KindPolicy, "p1", Ingress), ChainID(KindPolicy, "p2", Ingress)}) {
+		t.Errorf("a shared tier changed in place: %v", tier)
 	}
-	if got, want := c.lists.size(), listsInUse(c); got != want {
-		t.Errorf("after a policy went: %d lists held, %d in use", got, want)
+	if !slices.Equal(matched, []string{"p1", "p2"}) || !slices.Equal(c.locs.weps["h1-a"].matched, []string{"p1"}) {
+		t.Errorf("matches: the old list is %v (want p1 p2), the new %v (want p1)", matched, c.locs.weps["h1-a"].matched)
 	}
+	checkListCounts(t, c)
 	for _, n := range []string{"h1-a", "h1-b", "h1-c"} {
 		c.Update(api.KindWorkloadEndpoint, n, nil)
 	}

@@ -278,9 +278,7 @@ func TestPathIndependence(t *testing.T) {
 				if !reflect.DeepEqual(ref.State(), c.State()) {
 					t.Fatalf("seed %d: states render the same but differ", seed)
 				}
-				if got, want := c.lists.size(), listsInUse(c); got != want {
-					t.Fatalf("seed %d: %d shared lists held, %d in use", seed, got, want)
-				}
+				checkListCounts(t, c)
 				// Replace on a calculator holding another state reaches
 				// the same State too, and its delta is exact.
 				r := New(tc.node, WithBGP(tc.bgp))

@@ -270,7 +270,11 @@ func (r *Reconciler) forgetLocked(l Link) {
 // writing in one batch.
 func (r *Reconciler) sysctlsLocked(ls *linkState, ep Endpoint) error {
 	mask := ifaceMask(ep)
-	ls.wanted, ls.wantedSet = mask, true
+	if mask != 0 || ls.wantedSet {
+		// (an endpoint without addresses leaves a link whose keys were
+		// never wanted to be read whole at the next Resync)
+		ls.wanted, ls.wantedSet = mask, true
+	}
 	// want are the global settings (i < 0), then the link's.
 	type setting struct {
 		Sysctl
