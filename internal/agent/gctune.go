@@ -14,44 +14,43 @@ import (
 // calyx-node holds the cluster's routes, policies and endpoints for its
 // whole life. With Go's default GOGC of 100 its heap grows to twice what
 // is live; on a host with many endpoints and policies that doubling is
-// most of its memory. While it serves ADDs and DELs each request would pay
-// for more collections with a lower GOGC, so GOGC stays at 100 then while
-// the live heap is small; but at rest little is allocated, and a heap that
-// grows only by a fixed amount past its live part between collections
-// costs little CPU. So once nothing was asked of calyx-node for a tuning
-// interval and its live heap is large, the tuner sets GOGC for about
-// restHeadroom of growth (50 for a live heap of 16 MiB, 25, the floor,
-// from about 27 MiB), and puts it back to the busy percentage as soon as
-// a request arrives. A fixed headroom, rather than a fixed percentage,
-// keeps what each endpoint costs at rest close to what it keeps live.
+// most of its memory. So once its live heap is large (restHeap), the tuner
+// sets GOGC for about restHeadroom of growth past it (50 for a live heap
+// of 16 MiB, 25, the floor, from about 27 MiB): a fixed headroom, rather
+// than a fixed percentage, keeps what each endpoint costs close to what it
+// keeps live. A smaller heap keeps Go's default while calyx-node serves
+// requests (ADDs would pay for more collections, for a few MB), and gets
+// the rest percentage once nothing was asked of it for a tuning interval.
 //
-// The busy percentage is not 100 for a large live heap either: while
-// calyx-node programs endpoints, what it keeps of each (routes, policy
-// state) is allocated among each request's garbage, and Go never moves an
-// object, so a span that holds one kept object stays in use after the
-// burst. The higher the heap's goal while busy, the more spans the kept
-// objects end up spread over: bench/footprint, attaching 1,000 endpoints
-// with GOGC 100 while busy, measured 8.4 MB of such free room in used
-// spans at rest afterwards; with GOGC 25 throughout, 4.1 MB. So while busy
-// the tuner allows busyHeadroom of growth (16 MiB; GOGC 100 up to a live
-// heap of 16 MiB, down to 50 from 32 MiB): 6.9 MB of that room, 16.3 KiB
-// per endpoint in all, with the 1,000 ADDs taking 7.0 s (ADD p50 51 ms).
-// 8 MiB of busy headroom (down to 25) measured 5.2 MB and 15.4 KiB, but
-// the ADDs took 8.7 s (65 ms) and 30% more CPU.
+// The headroom holds while busy too: while calyx-node programs endpoints,
+// what it keeps of each (routes, policy state) is allocated among each
+// request's garbage, and Go never moves an object, so a span that holds
+// one kept object stays in use after the burst. The higher the heap's goal
+// while busy, the more spans the kept objects end up spread over.
+// bench/footprint, free room in used spans at rest after attaching 1,000
+// endpoints (3.0-3.4 MB at 0 endpoints):
 //
-// bench/footprint, 1,000 endpoints at rest: 116.6 MB RSS and 0.54% of a
-// core with 100; 92.7 MB and 0.68% with GOGC 50 at rest. Later code with
-// smaller caches (a live heap of 29 MiB) measured 105.4 MB without the
-// slack rule below (the free memory not returned was 20 MB); 84.9 MB and
-// 0.64% with it applied at every look; and, with it at most once a minute,
-// 109.7 MB while restHeap was 32 MiB (so GOGC stayed at 100) and 87.2 MB
-// and 0.68% with restHeap at 16 MiB and GOGC 50. bench/cni's bursts
-// measured more CPU per ADD with 50 throughout. With 8 MiB of headroom
-// and slack (at most once a minute) it measured 74.7 and 79.3 MB of RSS,
-// 19.9 and 24.1 KiB per endpoint; with the slack at 4 MiB (at most every
-// 30 s), 72.1 and 73.2 MB, 17.0 and 15.8 KiB, for 0.06-0.08% more of a
-// core (0.67-0.78%). Two runs of the final code: 73.2 and 75.7 MB, 18.5
-// and 18.7 KiB, 0.69% and 0.67%.
+//   - GOGC 100 while busy: 8.2-8.6 MB (four runs), 16-19 KiB of RSS per
+//     endpoint;
+//   - 16 MiB of headroom while busy, GOGC 50 at least: 6.8-7.3 MB (four
+//     runs), 15.5-18.0 KiB;
+//   - the rest percentage while busy: 5.1-5.2 MB (two runs), 15.4-15.5
+//     KiB; the 1,000 ADDs took 7.3 and 8.7 s, against 7.0-8.4 s with 16
+//     MiB (78-79% of a core against 72-76%);
+//   - GOGC 25 throughout (GOGC in the environment): 4.1 MB.
+//
+// Earlier figures (bench/footprint, 1,000 endpoints at rest): 116.6 MB RSS
+// and 0.54% of a core with 100 throughout; 92.7 MB and 0.68% with GOGC 50
+// at rest. Later code with smaller caches (a live heap of 29 MiB) measured
+// 105.4 MB without the slack rule below (the free memory not returned was
+// 20 MB); 84.9 MB and 0.64% with it applied at every look; and, with it at
+// most once a minute, 109.7 MB while restHeap was 32 MiB (so GOGC stayed
+// at 100) and 87.2 MB and 0.68% with restHeap at 16 MiB and GOGC 50.
+// bench/cni's bursts (a live heap under restHeap) measured more CPU per ADD
+// with 50 throughout. With 8 MiB of headroom and slack (at most once a
+// minute) it measured 74.7 and 79.3 MB of RSS, 19.9 and 24.1 KiB per
+// endpoint; with the slack at 4 MiB (at most every 30 s), 72.1 and 73.2
+// MB, 17.0 and 15.8 KiB, for 0.06-0.08% more of a core (0.67-0.78%).
 //
 // At rest the tuner also keeps the heap near its live size: when the heap
 // holds restSlack or more beyond what is live (garbage not yet collected,
@@ -68,22 +67,17 @@ import (
 // besides the one on coming to rest (garbage at 4 MiB per 10 s would make
 // the runtime collect every 20 s on its own with a 8 MiB headroom).
 //
-// The period is the tuner's own, so that the heap at rest holds between 0
-// and restSlack of garbage however fast calyx-node makes it. With 30 s, a
-// host with 1,000 endpoints (350 KiB/s of garbage at rest, against 170
-// with none) reached its GOGC goal between releases, and its runtime kept
-// the freed memory (1.1 MB not returned, none at 0 endpoints); every
-// endpoint seemed to cost that much more. bench/footprint measured 16.3
-// KiB per endpoint then, 15.4 with 10 s (none of the memory kept).
+// That period is the tuner's own, so that at each look the heap holds
+// less than restSlack beyond its live part, however fast calyx-node makes
+// garbage. With 30 s, a host with 1,000 endpoints (350 KiB/s of garbage at
+// rest, against 170 with none) reached its GOGC goal between releases, and
+// its runtime kept the memory that collection freed (1.1 MB not returned
+// at the window's end, none at 0 endpoints).
 const (
 	// gcTuneInterval is how often the tuner looks, and how long calyx-node
 	// must have been at rest before GOGC is lowered.
 	gcTuneInterval = 10 * time.Second
 	busyGCPercent  = 100 // Go's default
-	// While busy, GOGC is set for busyHeadroom of growth past the live
-	// heap, between minBusyGCPercent and busyGCPercent.
-	busyHeadroom     = 16 << 20
-	minBusyGCPercent = 50
 	// At rest GOGC is set for restHeadroom of growth past the live heap,
 	// between minRestGCPercent (a collection at every quarter of the live
 	// heap allocated, however large it is) and maxRestGCPercent, in steps
@@ -103,7 +97,7 @@ const (
 	// rest before the tuner collects and returns it, at most once per
 	// restReleaseEvery.
 	restSlack        = 4 << 20
-	restReleaseEvery = gcTuneInterval
+	restReleaseEvery = gcTuneInterval / 2 // every look
 )
 
 // gcTuner sets the process's GC percentage: see above.
@@ -233,9 +227,11 @@ func restGCPercentFor(live uint64) int {
 }
 
 // busyGCPercentFor is the GC percentage while calyx-node serves requests,
-// for a live heap of live bytes: Go's default up to busyHeadroom, then
-// about busyHeadroom of growth, down to minBusyGCPercent.
+// for a live heap of live bytes: Go's default below restHeap, the rest
+// percentage from it.
 func busyGCPercentFor(live uint64) int {
-	p := int(busyHeadroom * 100 / max(live, 1))
-	return min(max(p/restGCStep*restGCStep, minBusyGCPercent), busyGCPercent)
+	if live < restHeap {
+		return busyGCPercent
+	}
+	return restGCPercentFor(live)
 }

@@ -26,15 +26,16 @@ func TestBusyGCPercent(t *testing.T) {
 	for _, tc := range []struct {
 		live uint64
 		want int
-	}{{0, 100}, {8 << 20, 100}, {16 << 20, 100}, {17 << 20, 90}, {20 << 20, 80}, {29 << 20, 55}, {32 << 20, 50}, {1 << 30, 50}} {
+	}{{0, 100}, {8 << 20, 100}, {15 << 20, 100}, {16 << 20, 50}, {20 << 20, 40}, {29 << 20, 25}, {1 << 30, 25}} {
 		if got := busyGCPercentFor(tc.live); got != tc.want {
 			t.Errorf("busyGCPercentFor(%d MiB) = %d, want %d", tc.live>>20, got, tc.want)
 		}
 	}
 }
 
-// GOGC is lowered at rest with a large live heap, and restored to the busy
-// percentage by the next request at once.
+// A large live heap gets about 8 MiB of headroom, busy or not, and memory
+// is returned on coming to rest; between the thresholds GOGC is lowered
+// only at rest, and restored to Go's default by the next request at once.
 func TestGCTuner(t *testing.T) {
 	var sets []int
 	tu := newGCTuner(slog.New(slog.DiscardHandler))
@@ -54,16 +55,16 @@ func TestGCTuner(t *testing.T) {
 		want []int // percentages set, 0 for a release of memory
 	}{
 		{"small heap at rest", func() { tu.tick(clock(), 10<<20, 0) }, nil},
-		{"a request this interval, a 16 MiB live heap: Go's default", func() { serve(); tu.tick(clock(), 16<<20, 0) }, nil},
-		{"busy, a larger live heap: 16 MiB of headroom", func() { serve(); tu.tick(clock(), 20<<20, 0) }, []int{80}},
-		{"busy, a large live heap: 16 MiB of headroom, at least 50", func() { serve(); tu.tick(clock(), 40<<20, 0) }, []int{50}},
-		{"large heap at rest: lowered, memory released", func() { tu.tick(clock(), 40<<20, 0) }, []int{25, 0}},
+		{"a request this interval, a 15 MiB live heap: Go's default", func() { serve(); tu.tick(clock(), 15<<20, 0) }, nil},
+		{"busy, a larger live heap: 8 MiB of headroom", func() { serve(); tu.tick(clock(), 20<<20, 0) }, []int{40}},
+		{"busy, a large live heap: 8 MiB of headroom, at least 25", func() { serve(); tu.tick(clock(), 40<<20, 0) }, []int{25}},
+		{"large heap at rest: memory released", func() { tu.tick(clock(), 40<<20, 0) }, []int{0}},
 		{"still at rest", func() { tu.tick(clock(), 40<<20, 0) }, nil},
 		{"health and status polls are not work", func() { call(localapi.PathStatus)(); call(localapi.PathHealthz)(); tu.tick(clock(), 40<<20, 0) }, nil},
 		{"between the thresholds at rest: the headroom follows the live heap", func() { tu.tick(clock(), 14<<20, 0) }, []int{50}},
 		{"a request restores the busy percentage at once", call(localapi.PathIPAMDel), []int{100}},
-		{"the next look after it: still busy, the heap large again", func() { tu.tick(clock(), 40<<20, 0) }, []int{50}},
-		{"at rest again", func() { tu.tick(clock(), 40<<20, 0) }, []int{25, 0}},
+		{"the next look after it: still busy, the heap large again", func() { tu.tick(clock(), 40<<20, 0) }, []int{25}},
+		{"at rest again: memory released", func() { tu.tick(clock(), 40<<20, 0) }, []int{0}},
 		{"the heap shrank at rest", func() { tu.tick(clock(), 10<<20, 0) }, []int{100}},
 		{"a smaller large heap at rest: 8 MiB of headroom", func() { tu.tick(clock(), 20<<20, 0) }, []int{40, 0}},
 		{"it grew at rest: lowered again, nothing released", func() { tu.tick(clock(), 40<<20, 0) }, []int{25}},
@@ -72,8 +73,8 @@ func TestGCTuner(t *testing.T) {
 		{"at rest, the heap 3 MiB beyond its live part: kept", func() { tu.tick(clock(), 14<<20, 3<<20) }, nil},
 		{"busy, the heap far beyond its live part: kept", func() { serve(); tu.tick(clock(), 14<<20, 30<<20) }, nil},
 		{"at rest, 4 MiB beyond: collected and returned", func() { tu.tick(clock(), 14<<20, 4<<20) }, []int{0}},
-		{"at rest, 9 MiB beyond 5 s later: not yet again", func() { now = now.Add(-5 * time.Second); tu.tick(clock(), 14<<20, 9<<20) }, nil},
-		{"10 s after the last: returned again", func() { tu.tick(clock(), 14<<20, 9<<20) }, []int{0}},
+		{"at rest, 9 MiB beyond 3 s later: not yet again", func() { now = now.Add(-7 * time.Second); tu.tick(clock(), 14<<20, 9<<20) }, nil},
+		{"13 s after the last: returned again", func() { tu.tick(clock(), 14<<20, 9<<20) }, []int{0}},
 		{"at the next look, 3 MiB beyond: kept", func() { tu.tick(clock(), 14<<20, 3<<20) }, nil},
 		{"a small heap at rest, 9 MiB beyond: returned too", func() { tu.tick(clock(), 8<<20, 9<<20) }, []int{0}},
 		{"a large heap coming to rest with slack: lowered, returned once", func() { tu.tick(clock(), 40<<20, 9<<20) }, []int{25, 0}},
