@@ -79,12 +79,3 @@ func (x *stringLists) release(l []string) {
 		return
 	}
 }
-
-// size returns the number of distinct lists held.
-func (x *stringLists) size() int {
-	n := 0
-	for _, b := range x.byHash {
-		n += len(b)
-	}
-	return n
-}

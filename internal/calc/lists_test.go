@@ -9,6 +9,15 @@ import (
 	"github.com/calyx-net/calyx/internal/api"
 )
 
+// size returns the number of distinct lists held.
+func (x *stringLists) size() int {
+	n := 0
+	for _, b := range x.byHash {
+		n += len(b)
+	}
+	return n
+}
+
 func TestStringLists(t *testing.T) {
 	x := newStringLists()
 	a := x.acquire([]string{"p1", "p2"})
